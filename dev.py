@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""The two commands of the README, for a machine with only Python 3.11 and pip.
+
+    python3 dev.py run     set up, load a synthetic region, run the platform on http://127.0.0.1:8000
+    python3 dev.py test    set up and run the test suite (extra arguments go to pytest)
+
+Set-up is the same for both: a virtual environment in .venv with the exact
+versions of constraints.txt (reinstalled only when pyproject.toml or
+constraints.txt change), then the database migrations. ``run --smoke`` is the
+non-interactive form CI uses: it starts the platform on a fresh SQLite
+database, seeds a small region, checks that it answers, and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.cookiejar
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run(cmd: list, **kwargs) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+
+
+def ensure_venv() -> None:
+    """Creates .venv and installs the pinned dependencies when they changed."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"Python 3.11 is needed (this is {sys.version.split()[0]}): run dev.py with python3.11")
+    if not PY.exists():
+        say("creating the virtual environment in .venv")
+        try:
+            run([sys.executable, "-m", "venv", VENV])
+        except subprocess.CalledProcessError:
+            # Some distributions ship Python without the venv module's pip;
+            # virtualenv from PyPI does the same job.
+            shutil.rmtree(VENV, ignore_errors=True)
+            run([sys.executable, "-m", "pip", "install", "--user", "--quiet", "virtualenv"])
+            run([sys.executable, "-m", "virtualenv", "--quiet", VENV])
+    wanted = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
+    stamp = VENV / ".installed"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    say("installing dependencies (pinned by constraints.txt)")
+    run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([PY, "-m", "pip", "install", "--quiet", "-c", "constraints.txt", "-e", ".[dev,deploy]"])
+    stamp.write_text(wanted)
+
+
+def manage(*args, env=None) -> None:
+    run([PY, "manage.py", *args], env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(env: dict, seed_args: list[str]) -> str:
+    """Migrates, seeds the region if empty, and returns the demo admin's credentials line."""
+    say("applying database migrations")
+    manage("migrate", "--no-input", "-v", "0", env=env)
+    say("loading the synthetic region (first run only)")
+    manage("seed_region", "--if-empty", *seed_args, env=env)
+    out = subprocess.run(
+        [str(PY), "manage.py", "demo_admin"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return out
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the platform did not answer {url} within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def smoke_check(base: str, username: str, password: str) -> None:
+    """Logs in to the admin like a person would and opens the institution list."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"{base}/admin/login/") as response:
+        page = response.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"}
+    ).encode()
+    login = urllib.request.Request(f"{base}/admin/login/", data=form, headers={"Referer": f"{base}/admin/login/"})
+    with opener.open(login) as response:
+        if "/admin/login/" in response.geturl():
+            raise SystemExit("smoke test: the demo admin could not log in")
+    with opener.open(f"{base}/admin/registry/institution/") as response:
+        body = response.read().decode()
+    if "社区卫生服务" not in body and "医院" not in body:
+        raise SystemExit("smoke test: the institution list shows no institutions")
+    say("smoke test passed: /healthz answered, the demo admin logged in and listed institutions")
+
+
+def cmd_run(args) -> None:
+    ensure_venv()
+    env = dict(os.environ)
+    if args.smoke:
+        data_dir = tempfile.mkdtemp(prefix="healthplatform-smoke-")
+        env.update({"PLATFORM_DATA_DIR": data_dir, "DEBUG": "true"})
+        env.pop("DATABASE_URL", None)
+        env.pop("CELERY_BROKER_URL", None)
+        seed_args = ["--institutions", "20", "--physicians", "40", "--nurses", "60", "--residents", "200"]
+        port = free_port()
+    else:
+        seed_args = []
+        port = args.port
+    credentials = prepare(env, seed_args)
+    base = f"http://127.0.0.1:{port}"
+    # The web server; the MLLP listener and a worker join here as they are built.
+    server = subprocess.Popen(
+        [str(PY), "manage.py", "runserver", f"127.0.0.1:{port}", *(["--noreload"] if args.smoke else [])],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for(f"{base}/healthz")
+        print(f"\n  Platform: {base}/admin/\n  {credentials}\n", flush=True)
+        if args.smoke:
+            user, password = re.search(r"user (\S+) password (\S+)", credentials).groups()
+            smoke_check(base, user, password)
+            return
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=20)
+        if args.smoke:
+            shutil.rmtree(env["PLATFORM_DATA_DIR"], ignore_errors=True)
+
+
+def cmd_test(args) -> None:
+    ensure_venv()
+    result = subprocess.run([str(PY), "-m", "pytest", *args.pytest_args], cwd=ROOT)
+    sys.exit(result.returncode)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="set up and run the platform with a synthetic region")
+    p_run.add_argument("--port", type=int, default=8000)
+    p_run.add_argument("--smoke", action="store_true", help="start on a fresh database, check, stop (CI)")
+    p_run.set_defaults(func=cmd_run)
+    p_test = sub.add_parser("test", help="set up and run the tests; extra arguments go to pytest")
+    p_test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p_test.set_defaults(func=cmd_test)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Health archive: longitudinal clinical facts per person (models come with the archive issue)."""

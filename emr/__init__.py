@@ -1,0 +1,1 @@
+"""Shared EMR document store (models come with the archive issue)."""

@@ -1,0 +1,130 @@
+"""Typed reading of settings from the environment.
+
+Every getter names the variable in its error, so a bad deployment fails at
+start with a message an operator can act on. A secret may also be given as
+``NAME_FILE`` (a path whose content is the value), the convention of Docker
+and Kubernetes secrets; the plain variable wins when both are set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+# Database URL schemes we run on. dj-database-url knows more (MySQL, Oracle,
+# CockroachDB ...), but the platform is built and tested on these two.
+DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql", "postgis"}
+BROKER_SCHEMES = {"redis", "rediss", "amqp", "amqps", "pyamqp"}
+
+
+class Env:
+    """Reads typed values from a mapping (``os.environ`` unless told otherwise)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self.environ = os.environ if environ is None else environ
+
+    def raw(self, name: str) -> str | None:
+        """The value of ``name``, or the content of the file named by ``name_FILE``."""
+        if name in self.environ:
+            return self.environ[name]
+        path = self.environ.get(f"{name}_FILE")
+        if path:
+            try:
+                return Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from exc
+        return None
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name)
+        return default if value is None else value.strip()
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{name}: expected a boolean (true/false, 1/0, yes/no), got {value!r}")
+
+    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None or not value.strip():
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: expected an integer, got {value!r}") from exc
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {number}")
+        return number
+
+    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+        value = self.raw(name)
+        if value is None:
+            return list(default or [])
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self.raw(name)
+        return Path(value).expanduser().resolve() if value else default
+
+    def database(self, name: str, default_sqlite: Path) -> dict[str, Any]:
+        """A Django ``DATABASES`` entry from a URL; SQLite at ``default_sqlite`` when unset."""
+        value = self.raw(name)
+        if not value:
+            return {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(default_sqlite),
+                # Tests with a real worker process need a test database that
+                # two processes can open: a file, not :memory:.
+                "TEST": {"NAME": str(default_sqlite.with_name("test-" + default_sqlite.name))},
+                "OPTIONS": {"timeout": 20},
+            }
+        value = value.strip()
+        scheme = urlsplit(value).scheme.lower()
+        if "://" not in value or scheme not in DATABASE_SCHEMES:
+            raise ImproperlyConfigured(
+                f"{name}: expected postgresql://user:password@host:port/dbname or sqlite:///path, "
+                f"got a value with scheme {scheme or 'none'!r}"
+            )
+        try:
+            config = dj_database_url.parse(value, conn_max_age=60, conn_health_checks=True)
+        except (ValueError, KeyError) as exc:
+            # The message never echoes the URL: it may carry a password.
+            raise ImproperlyConfigured(f"{name}: cannot parse the URL ({exc.__class__.__name__})") from exc
+        if config["ENGINE"].endswith("postgresql"):
+            if not config.get("NAME"):
+                raise ImproperlyConfigured(f"{name}: the URL names no database (…/dbname)")
+            try:
+                config.get("PORT") and int(config["PORT"])
+            except ValueError as exc:
+                raise ImproperlyConfigured(f"{name}: the port is not a number") from exc
+        elif not config.get("NAME"):
+            raise ImproperlyConfigured(f"{name}: the SQLite URL names no file (sqlite:///path/to/file)")
+        return config
+
+    def broker_url(self, name: str) -> str | None:
+        """A Celery broker URL, or ``None`` for in-process (eager) tasks."""
+        value = self.str(name)
+        if not value:
+            return None
+        scheme = urlsplit(value).scheme.lower()
+        if "://" not in value or scheme not in BROKER_SCHEMES:
+            raise ImproperlyConfigured(
+                f"{name}: expected redis://host:port/db or amqp://user:password@host:port/vhost, "
+                f"got a value with scheme {scheme or 'none'!r}"
+            )
+        return value

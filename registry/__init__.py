@@ -1,0 +1,1 @@
+"""Registry: institutions, departments, practitioners, source systems, terminology."""

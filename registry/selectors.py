@@ -1,0 +1,89 @@
+"""Reads of the registry: what the intake, API and viewer ask of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+
+from registry.models import (
+    CodeSystem,
+    Concept,
+    ConceptMapEntry,
+    Institution,
+    Practitioner,
+    SourceSystem,
+)
+
+
+def registry_summary() -> dict[str, int]:
+    """How many of each registry entry there are (health checks, the seed report)."""
+    return {
+        "institutions": Institution.objects.count(),
+        "practitioners": Practitioner.objects.count(),
+        "source_systems": SourceSystem.objects.count(),
+        "concepts": Concept.objects.count(),
+    }
+
+
+def institution_list(
+    *, kind: str | None = None, level: str | None = None, licensed_on: dt.date | None = None
+) -> QuerySet[Institution]:
+    """Institutions, optionally of one kind or level, or only those licensed on a day."""
+    qs = Institution.objects.all()
+    if kind:
+        qs = qs.filter(kind=kind)
+    if level:
+        qs = qs.filter(level=level)
+    if licensed_on:
+        qs = qs.filter(active=True, licence_valid_from__lte=licensed_on, licence_valid_until__gte=licensed_on)
+    return qs
+
+
+def institution_get_by_code(*, code: str) -> Institution | None:
+    """The institution with this unified social credit code."""
+    return Institution.objects.filter(code=code.strip().upper()).first()
+
+
+def practitioner_get_by_licence(*, licence_number: str, role: str | None = None) -> QuerySet[Practitioner]:
+    """Practitioners with this registration number (one per role register)."""
+    qs = Practitioner.objects.select_related("institution", "department").filter(
+        licence_number=licence_number.strip().upper()
+    )
+    return qs.filter(role=role) if role else qs
+
+
+def source_system_for_hl7_sender(*, sending_application: str, sending_facility: str) -> SourceSystem | None:
+    """The active feed an HL7 v2 message comes from, by MSH-3 and MSH-4."""
+    return (
+        SourceSystem.objects.select_related("institution")
+        .filter(
+            sending_application=sending_application,
+            sending_facility=sending_facility,
+            active=True,
+            institution__active=True,
+        )
+        .first()
+    )
+
+
+def concept_translate(*, source_system: SourceSystem, local_code: str, local_system: str = "") -> Concept | None:
+    """The standard concept a feed's local code maps to.
+
+    A mapping made without a local code system also serves codes that arrive
+    with one, because many senders fill CWE-3 inconsistently; an exact
+    system match wins.
+    """
+    entries = (
+        ConceptMapEntry.objects.select_related("concept__code_system")
+        .filter(source_system=source_system, local_code=local_code)
+        .filter(Q(local_system=local_system) | Q(local_system=""))
+        .order_by("-local_system")
+    )
+    entry = entries.first()
+    return entry.concept if entry else None
+
+
+def code_system_by_url(*, url: str) -> CodeSystem | None:
+    """A code system by its canonical URL."""
+    return CodeSystem.objects.filter(url=url).first()
