@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from django.conf import settings
@@ -22,6 +23,7 @@ def platform_health() -> dict:
     return {
         "status": "ok",
         "host": socket.gethostname(),
+        "process": os.getpid(),
         "database": {"vendor": connection.vendor, "name": str(connection.settings_dict["NAME"])},
         "tasks": "in-process" if settings.CELERY_TASK_ALWAYS_EAGER else "broker",
         "registry": registry_summary(),

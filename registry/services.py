@@ -175,7 +175,7 @@ def source_system_authenticate(*, client_id: str, secret: str) -> SourceSystem:
     source = SourceSystem.objects.select_related("institution").filter(client_id=client_id).first()
     # check_password runs the hasher even for an unknown client, so timing does
     # not tell which client ids exist.
-    valid = check_password(secret, source.secret_hash if source else None)
+    valid = check_password(secret, source.secret_hash if source else "!")
     if source is None or not valid:
         raise SourceSystemAuthError("unknown client id or wrong secret")
     if not source.active or not source.institution.active:

@@ -1,0 +1,109 @@
+"""The settings loader: typed values, *_FILE secrets, database and broker URLs, production guards."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from healthplatform.envconfig import Env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_booleans_integers_and_lists_are_typed():
+    env = Env({"A": "yes", "B": "0", "N": " 42 ", "L": "a.example, b.example,,"})
+    assert env.bool("A") is True
+    assert env.bool("B", default=True) is False
+    assert env.bool("MISSING", default=True) is True
+    assert env.int("N", default=1) == 42
+    assert env.list("L") == ["a.example", "b.example"]
+
+
+@pytest.mark.parametrize(("name", "value", "getter"), [("DEBUG", "maybe", "bool"), ("WORKERS", "four", "int")])
+def test_a_wrong_value_names_its_variable(name, value, getter):
+    env = Env({name: value})
+    with pytest.raises(ImproperlyConfigured, match=name):
+        env.bool(name) if getter == "bool" else env.int(name, default=1)
+
+
+def test_a_secret_can_come_from_a_file_and_the_plain_variable_wins(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("from-the-file\n")
+    assert Env({"SECRET_KEY_FILE": str(secret)}).str("SECRET_KEY") == "from-the-file"
+    assert Env({"SECRET_KEY_FILE": str(secret), "SECRET_KEY": "plain"}).str("SECRET_KEY") == "plain"
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY_FILE"):
+        Env({"SECRET_KEY_FILE": str(tmp_path / "missing")}).str("SECRET_KEY")
+
+
+def test_database_defaults_to_a_sqlite_file_with_a_file_test_database(tmp_path):
+    config = Env({}).database("DATABASE_URL", default_sqlite=tmp_path / "p.sqlite3")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "p.sqlite3")
+    assert config["TEST"]["NAME"].endswith("test-p.sqlite3")
+
+
+def test_postgresql_url_is_parsed():
+    config = Env({"DATABASE_URL": "postgresql://hp:pw@db.internal:5433/region"}).database("DATABASE_URL", Path("x"))
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "region", "hp")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "postgres//missing-colon/db",
+        "mysql2://user@host/db",
+        "postgresql://user@host:port/db",
+        "postgresql://user@host:5432/",
+    ],
+)
+def test_malformed_database_url_fails_naming_the_variable_without_echoing_it(url):
+    with pytest.raises(ImproperlyConfigured) as err:
+        Env({"DATABASE_URL": url}).database("DATABASE_URL", Path("x"))
+    assert str(err.value).startswith("DATABASE_URL:")
+    assert "user@host" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "amqp://guest:guest@127.0.0.1:5672//"])
+def test_broker_url_accepts_redis_and_rabbitmq(url):
+    assert Env({"CELERY_BROKER_URL": url}).broker_url("CELERY_BROKER_URL") == url
+
+
+def test_no_broker_means_in_process_tasks_and_a_wrong_one_is_refused():
+    assert Env({}).broker_url("CELERY_BROKER_URL") is None
+    with pytest.raises(ImproperlyConfigured, match="CELERY_BROKER_URL"):
+        Env({"CELERY_BROKER_URL": "kafka://somewhere"}).broker_url("CELERY_BROKER_URL")
+
+
+def _manage_check(tmp_path, **overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS"}}
+    env.update({"PLATFORM_DATA_DIR": str(tmp_path), **overrides})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_platform_refuses_to_start_with_a_malformed_database_url(tmp_path):
+    result = _manage_check(tmp_path, DATABASE_URL="postgres//oops")
+    assert result.returncode != 0
+    assert "DATABASE_URL:" in result.stderr
+
+
+def test_production_refuses_to_start_without_secret_key_or_allowed_hosts(tmp_path):
+    no_key = _manage_check(tmp_path, PLATFORM_ENV="production", ALLOWED_HOSTS="hip.example")
+    assert no_key.returncode != 0 and "SECRET_KEY" in no_key.stderr
+    no_hosts = _manage_check(tmp_path, PLATFORM_ENV="production", SECRET_KEY="k" * 50)
+    assert no_hosts.returncode != 0 and "ALLOWED_HOSTS" in no_hosts.stderr
+    both = _manage_check(tmp_path, PLATFORM_ENV="production", SECRET_KEY="k" * 50, ALLOWED_HOSTS="hip.example")
+    assert both.returncode == 0, both.stderr
+
+
+def test_development_generates_and_keeps_a_secret_key(tmp_path):
+    assert _manage_check(tmp_path).returncode == 0
+    first = (tmp_path / "dev-secret-key").read_text()
+    assert _manage_check(tmp_path).returncode == 0
+    assert (tmp_path / "dev-secret-key").read_text() == first and len(first) >= 50
