@@ -133,7 +133,8 @@ def cmd_run(args) -> None:
         env.update({"PLATFORM_DATA_DIR": data_dir, "DEBUG": "true"})
         env.pop("DATABASE_URL", None)
         env.pop("CELERY_BROKER_URL", None)
-        seed_args = ["--institutions", "20", "--physicians", "40", "--nurses", "60", "--residents", "200"]
+        seed_args = ["--institutions", "20", "--physicians", "40", "--nurses", "60", "--pharmacists", "5",
+                     "--technicians", "5", "--residents", "200"]  # fmt: skip
         port = free_port()
     else:
         seed_args = []
@@ -178,9 +179,11 @@ def main() -> None:
     p_run.add_argument("--smoke", action="store_true", help="start on a fresh database, check, stop (CI)")
     p_run.set_defaults(func=cmd_run)
     p_test = sub.add_parser("test", help="set up and run the tests; extra arguments go to pytest")
-    p_test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     p_test.set_defaults(func=cmd_test)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     args.func(args)
 
 
