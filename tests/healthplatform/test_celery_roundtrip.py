@@ -86,9 +86,12 @@ def test_health_check_task_runs_in_a_worker_process_through_the_broker(broker, t
         text=True,
     )  # fmt: skip
     client = Celery("roundtrip-client", broker=broker_url, backend=backend)
+    report, error = None, None
     try:
         result = client.send_task("healthplatform.health_check", queue=queue)
         report = result.get(timeout=90)
+    except Exception as exc:  # the worker's own words explain a timeout better than the timeout
+        error = exc
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=30)
@@ -97,6 +100,7 @@ def test_health_check_task_runs_in_a_worker_process_through_the_broker(broker, t
                 conn.default_channel.queue_delete(queue)
         client.close()
 
+    assert error is None, f"no result from the worker ({error!r}); the worker said:\n{output[-3000:]}"
     assert report["status"] == "ok", output
     assert report["tasks"] == "broker"
     assert report["process"] not in (os.getpid(), None)

@@ -96,3 +96,13 @@ def test_practitioner_list_query_count_does_not_grow_with_rows(admin_client_zh, 
     PractitionerFactory.create_batch(30)
     with django_assert_max_num_queries(12):
         assert admin_client_zh.get(reverse("admin:registry_practitioner_changelist")).status_code == 200
+
+
+def test_admin_speaks_chinese_by_default_with_our_own_labels_and_errors(admin_client_zh):
+    response = admin_client_zh.post(
+        reverse("admin:registry_institution_add"), institution_form(code="124401064552762738")
+    )
+    page = response.content.decode()
+    assert "机构代码的校验码错误" in page  # our validator's message, translated
+    assert "许可证有效期至" in page  # our field label
+    assert not Institution.objects.exists()
