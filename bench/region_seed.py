@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/hp_bench .venv/bin/python bench/region_seed.py
 
-Creates (and drops) its own database: a fresh SQLite file, or the PostgreSQL
-database named in DATABASE_URL (created if missing, emptied by --reset).
+Works on its own database only: a fresh SQLite file in a temporary folder, or
+a PostgreSQL database whose name starts with ``hp_bench`` (created if missing,
+emptied before the run). Any other DATABASE_URL is refused: it could be real.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
-os.environ.setdefault("PLATFORM_DATA_DIR", tempfile.mkdtemp(prefix="hp-bench-"))
+os.environ["PLATFORM_DATA_DIR"] = tempfile.mkdtemp(prefix="hp-bench-")
 
 
 def main() -> None:
@@ -42,8 +43,8 @@ def main() -> None:
     print(f"residents generated: {count:,} in {elapsed:.2f}s = {count / elapsed:,.0f}/s")
 
     if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.base import DatabaseWrapper  # noqa: F401 (driver present)
-
+        if not connection.settings_dict["NAME"].startswith("hp_bench"):
+            sys.exit("bench: DATABASE_URL must name a database starting with hp_bench (it is emptied)")
         with connection._nodb_cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [connection.settings_dict["NAME"]])
             if not cursor.fetchone():

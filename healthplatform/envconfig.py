@@ -34,7 +34,8 @@ class Env:
 
     def raw(self, name: str) -> str | None:
         """The value of ``name``, or the content of the file named by ``name_FILE``."""
-        if name in self.environ:
+        # An empty plain variable counts as unset (compose files often carry NAME=).
+        if self.environ.get(name, "") != "":
             return self.environ[name]
         path = self.environ.get(f"{name}_FILE")
         if path:
@@ -42,6 +43,8 @@ class Env:
                 return Path(path).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise ImproperlyConfigured(f"{name}_FILE: {path!r} is not UTF-8 text") from exc
         return None
 
     def str(self, name: str, default: str | None = None) -> str | None:
@@ -50,7 +53,7 @@ class Env:
 
     def bool(self, name: str, default: bool = False) -> bool:
         value = self.raw(name)
-        if value is None:
+        if value is None or not value.strip():
             return default
         lowered = value.strip().lower()
         if lowered in _TRUE:
@@ -94,7 +97,10 @@ class Env:
                 "OPTIONS": {"timeout": 20},
             }
         value = value.strip()
-        scheme = urlsplit(value).scheme.lower()
+        try:
+            scheme = urlsplit(value).scheme.lower()
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: cannot parse the URL ({exc.__class__.__name__})") from exc
         if "://" not in value or scheme not in DATABASE_SCHEMES:
             raise ImproperlyConfigured(
                 f"{name}: expected postgresql://user:password@host:port/dbname or sqlite:///path, "
@@ -112,7 +118,7 @@ class Env:
                 config.get("PORT") and int(config["PORT"])
             except ValueError as exc:
                 raise ImproperlyConfigured(f"{name}: the port is not a number") from exc
-        elif not config.get("NAME"):
+        elif config.get("NAME") in (None, "", ":memory:"):
             raise ImproperlyConfigured(f"{name}: the SQLite URL names no file (sqlite:///path/to/file)")
         return config
 
@@ -121,7 +127,10 @@ class Env:
         value = self.str(name)
         if not value:
             return None
-        scheme = urlsplit(value).scheme.lower()
+        try:
+            scheme = urlsplit(value).scheme.lower()
+        except ValueError:
+            scheme = ""
         if "://" not in value or scheme not in BROKER_SCHEMES:
             raise ImproperlyConfigured(
                 f"{name}: expected redis://host:port/db or amqp://user:password@host:port/vhost, "

@@ -8,6 +8,7 @@ run in-process (eagerly), documents on the local filesystem. Production is
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -47,9 +48,10 @@ def _development_secret_key() -> str:
 SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 if PRODUCTION:
-    if not SECRET_KEY or len(SECRET_KEY) < 32:
+    if not SECRET_KEY or len(SECRET_KEY) < 32 or "change-me" in SECRET_KEY:
         raise ImproperlyConfigured(
-            "SECRET_KEY: production needs a secret of at least 32 characters (or SECRET_KEY_FILE)"
+            "SECRET_KEY: production needs a random secret of at least 32 characters (or SECRET_KEY_FILE), "
+            "not the example's"
         )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS: production needs the host names it serves, comma-separated")
@@ -63,6 +65,13 @@ if PRODUCTION:
     # Short by default: HSTS cannot be taken back from browsers that saw it.
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600, minimum=0)
 else:
+    # Development mode (DEBUG pages show settings and data) is for this machine only.
+    _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "testserver"}
+    if DEBUG and set(ALLOWED_HOSTS) - _LOCAL_HOSTS:
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS: names other hosts while PLATFORM_ENV is development with DEBUG on; "
+            "set PLATFORM_ENV=production to serve them"
+        )
     SECRET_KEY = SECRET_KEY or _development_secret_key()
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
@@ -124,6 +133,8 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 DATABASES = {"default": env.database("DATABASE_URL", default_sqlite=DATA_DIR / "platform.sqlite3")}
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL: production runs on PostgreSQL (postgresql://…)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Internationalisation --------------------------------------------------
@@ -157,6 +168,8 @@ STORAGES = {
 # Unset broker: tasks run in-process, at the moment they are queued. That keeps
 # the laptop quickstart to one process; production sets a Redis or RabbitMQ URL.
 CELERY_BROKER_URL = env.broker_url("CELERY_BROKER_URL")
+if PRODUCTION and CELERY_BROKER_URL is None:
+    raise ImproperlyConfigured("CELERY_BROKER_URL: production needs a broker (redis://… or amqp://…)")
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND") or (
@@ -192,14 +205,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Messages ---------------------------------------------------------------
+# In the session, not in a cookie: the admin shows a feed's new secret once as a message.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 # --- Logging ----------------------------------------------------------------
 # Patient data never goes to logs: loggers of ours log ids and counts only.
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

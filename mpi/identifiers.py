@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 # ISO 7064 MOD 11-2: weight of position i (1-based from the left) is 2^(18-i) mod 11.
 ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 ID_CHECK_CHARS = "10X98765432"  # check character for (sum of weighted digits) mod 11
 
-_ID18_RE = re.compile(r"^\d{17}[\dX]$")
-_ID15_RE = re.compile(r"^\d{15}$")
+# ASCII digits only: \d would also take Arabic-Indic and other Unicode digits.
+_ID18_RE = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID15_RE = re.compile(r"^[0-9]{15}$")
+# Birth dates are calendar days in China: "today" is the Shanghai date, not the server's (often UTC).
+_CHINA = ZoneInfo("Asia/Shanghai")
 
 
 class ResidentIdError(ValueError):
@@ -56,7 +61,8 @@ def id_check_char(first17: str) -> str:
 
 def normalize_resident_id(value: str) -> str:
     """Upper-cases the check character and drops spaces, as clerks and scanners vary."""
-    return re.sub(r"[\s-]", "", value or "").upper().replace("Ｘ", "X")
+    # NFKC turns the full-width digits and Ｘ that Chinese input methods type into ASCII.
+    return re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", value or "")).upper()
 
 
 def parse_resident_id(value: str, *, today: dt.date | None = None) -> ResidentId:
@@ -72,7 +78,7 @@ def parse_resident_id(value: str, *, today: dt.date | None = None) -> ResidentId
         birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise ResidentIdError("birth_date", "the embedded birth date is not a calendar date") from None
-    today = today or dt.date.today()
+    today = today or dt.datetime.now(_CHINA).date()
     if birth > today or birth.year < 1870:
         raise ResidentIdError("birth_date", "the embedded birth date is in the future or impossibly old")
     return ResidentId(number=number, division_code=number[:6], birth_date=birth, sequence=int(number[14:17]))
@@ -98,4 +104,5 @@ def convert_15_to_18(value: str) -> str:
     if not _ID15_RE.match(number):
         raise ResidentIdError("format", "a legacy resident identity number has 15 digits")
     first17 = number[:6] + "19" + number[6:]
-    return first17 + id_check_char(first17)
+    # Validate the result: a made-up check character must not make a bad date look valid.
+    return parse_resident_id(first17 + id_check_char(first17)).number

@@ -106,6 +106,7 @@ class SourceSystemAdmin(admin.ModelAdmin):
             name=obj.name,
             sending_application=obj.sending_application,
             sending_facility=obj.sending_facility,
+            active=obj.active,
         )
         obj.pk = source.pk
         obj.__dict__.update({f.attname: getattr(source, f.attname) for f in source._meta.concrete_fields})

@@ -194,6 +194,10 @@ class Practitioner(TimestampedModel):
                 errors["licence_number"] = exc.messages
         if self.department_id and self.institution_id and self.department.institution_id != self.institution_id:
             errors["department"] = [_("The department belongs to another institution.")]
+        if self.institution_id and self.valid_from and not self.institution.licence_valid_on(self.valid_from):
+            errors["valid_from"] = [
+                _("The institution is inactive or its licence does not cover this day: renew the licence first.")
+            ]
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
             errors["valid_until"] = [_("The registration cannot end before it starts.")]
         if errors:

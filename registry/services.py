@@ -111,11 +111,6 @@ def practitioner_register(
     name_pinyin: str = "",
 ) -> Practitioner:
     """Registers a practitioner at an institution whose licence covers the start date."""
-    if not institution.licence_valid_on(valid_from):
-        raise RegistryError(
-            f"{institution.name} is inactive or its licence does not cover {valid_from:%Y-%m-%d}: "
-            "renew the licence before registering practitioners"
-        )
     return _validated_save(
         Practitioner(
             licence_number=licence_number.strip().upper(),
@@ -142,6 +137,7 @@ def source_system_register(
     name: str,
     sending_application: str,
     sending_facility: str,
+    active: bool = True,
 ) -> tuple[SourceSystem, str]:
     """Registers a feed; returns it with its client secret, which is not stored and shown only now."""
     secret = _new_secret()
@@ -155,6 +151,7 @@ def source_system_register(
             client_id=f"ss-{secrets.token_hex(8)}",
             secret_hash=make_password(secret),
             secret_rotated_at=timezone.now(),
+            active=active,
         )
     )
     return source, secret

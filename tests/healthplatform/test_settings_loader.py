@@ -59,6 +59,8 @@ def test_postgresql_url_is_parsed():
         "mysql2://user@host/db",
         "postgresql://user@host:port/db",
         "postgresql://user@host:5432/",
+        "postgresql://user@[::1/db",
+        "sqlite://",
     ],
 )
 def test_malformed_database_url_fails_naming_the_variable_without_echoing_it(url):
@@ -79,8 +81,17 @@ def test_no_broker_means_in_process_tasks_and_a_wrong_one_is_refused():
         Env({"CELERY_BROKER_URL": "kafka://somewhere"}).broker_url("CELERY_BROKER_URL")
 
 
+def test_an_empty_variable_counts_as_unset(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("from-the-file")
+    env = Env({"SECRET_KEY": "", "SECRET_KEY_FILE": str(secret), "SECURE_SSL_REDIRECT": ""})
+    assert env.str("SECRET_KEY") == "from-the-file"
+    assert env.bool("SECURE_SSL_REDIRECT", default=True) is True
+
+
 def _manage_check(tmp_path, **overrides):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS"}}
+    ignored = {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "CELERY_BROKER_URL", "PLATFORM_ENV", "LOG_LEVEL"}
+    env = {k: v for k, v in os.environ.items() if k not in ignored}
     env.update({"PLATFORM_DATA_DIR": str(tmp_path), **overrides})
     return subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
@@ -93,13 +104,40 @@ def test_the_platform_refuses_to_start_with_a_malformed_database_url(tmp_path):
     assert "DATABASE_URL:" in result.stderr
 
 
-def test_production_refuses_to_start_without_secret_key_or_allowed_hosts(tmp_path):
-    no_key = _manage_check(tmp_path, PLATFORM_ENV="production", ALLOWED_HOSTS="hip.example")
-    assert no_key.returncode != 0 and "SECRET_KEY" in no_key.stderr
-    no_hosts = _manage_check(tmp_path, PLATFORM_ENV="production", SECRET_KEY="k" * 50)
-    assert no_hosts.returncode != 0 and "ALLOWED_HOSTS" in no_hosts.stderr
-    both = _manage_check(tmp_path, PLATFORM_ENV="production", SECRET_KEY="k" * 50, ALLOWED_HOSTS="hip.example")
-    assert both.returncode == 0, both.stderr
+PRODUCTION = {
+    "PLATFORM_ENV": "production",
+    "SECRET_KEY": "k" * 50,
+    "ALLOWED_HOSTS": "hip.example",
+    "DATABASE_URL": "postgresql://hp@db.internal:5432/region",
+    "CELERY_BROKER_URL": "redis://broker.internal:6379/0",
+}
+
+
+@pytest.mark.parametrize(
+    ("missing", "value", "named"),
+    [
+        ("SECRET_KEY", "", "SECRET_KEY"),
+        ("SECRET_KEY", "change-me-to-a-long-random-string-of-at-least-32-characters", "SECRET_KEY"),
+        ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS"),
+        ("DATABASE_URL", "", "DATABASE_URL"),
+        ("CELERY_BROKER_URL", "", "CELERY_BROKER_URL"),
+        ("LOG_LEVEL", "chatty", "LOG_LEVEL"),
+    ],
+)
+def test_production_refuses_to_start_without_its_settings(tmp_path, missing, value, named):
+    result = _manage_check(tmp_path, **{**PRODUCTION, missing: value})
+    assert result.returncode != 0
+    assert f"{named}:" in result.stderr
+
+
+def test_production_starts_with_all_its_settings(tmp_path):
+    result = _manage_check(tmp_path, **PRODUCTION, LOG_LEVEL="warning")
+    assert result.returncode == 0, result.stderr
+
+
+def test_development_refuses_to_serve_other_hosts_with_debug_on(tmp_path):
+    result = _manage_check(tmp_path, ALLOWED_HOSTS="hip.example")
+    assert result.returncode != 0 and "ALLOWED_HOSTS:" in result.stderr
 
 
 def test_development_generates_and_keeps_a_secret_key(tmp_path):

@@ -82,6 +82,25 @@ def test_impossible_birth_dates_and_wrong_formats_say_which_rule(body, code):
     assert err.value.code == code
 
 
+@given(divisions, births, sequences)
+def test_full_width_digits_from_chinese_input_methods_normalise_to_ascii(division, birth, sequence):
+    number = make_resident_id(division, birth, sequence)
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in number)  # ０-９ and Ｘ
+    assert parse_resident_id(full_width).number == number
+
+
+def test_non_ascii_digits_that_do_not_normalise_are_rejected():
+    arabic_indic = "".join(chr(0x0660 + int(c)) for c in "11010519491231002") + "X"
+    with pytest.raises(ResidentIdError):
+        parse_resident_id(arabic_indic)
+
+
+def test_a_legacy_number_with_an_impossible_date_does_not_become_valid():
+    with pytest.raises(ResidentIdError) as err:
+        convert_15_to_18("110105991399002")
+    assert err.value.code == "birth_date"
+
+
 def test_legacy_15_digit_number_converts_to_the_18_digit_one():
     assert convert_15_to_18("110105491231002") == "11010519491231002X"
 
