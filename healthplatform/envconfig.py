@@ -74,6 +74,15 @@ class Env:
             raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {number}")
         return number
 
+    def float(self, name: str, default: float) -> float:
+        value = self.raw(name)
+        if value is None or not value.strip():
+            return default
+        try:
+            return float(value.strip())
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: expected a number, got {value!r}") from exc
+
     def list(self, name: str, default: list[str] | None = None) -> list[str]:
         value = self.raw(name)
         if value is None:

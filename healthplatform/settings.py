@@ -227,3 +227,17 @@ LOGGING = {
 # The administrative division (GB/T 2260) the platform serves; the generator
 # and the registry's defaults use it.
 REGION_DIVISION_CODE = env.str("REGION_DIVISION_CODE", "440106")
+
+# --- The master patient index ------------------------------------------------
+# Score bands of the matcher (mpi/matching.py): at or above auto_link (and
+# corroborated) an identity is linked automatically; at or above review it
+# goes to the review queue; below, it is a new person. After changing them,
+# run `manage.py rematch`. MPI_MATCH_WEIGHTS may override any field level's
+# (m, u) pair, e.g. {"phone": {"agree": (0.6, 1e-4)}}.
+MPI_MATCH_THRESHOLDS = {
+    "auto_link": env.float("MPI_AUTO_LINK_THRESHOLD", 18.0),
+    "review": env.float("MPI_REVIEW_THRESHOLD", 7.0),
+}
+MPI_MATCH_WEIGHTS: dict = {}
+if MPI_MATCH_THRESHOLDS["review"] > MPI_MATCH_THRESHOLDS["auto_link"]:
+    raise ImproperlyConfigured("MPI_REVIEW_THRESHOLD must not be above MPI_AUTO_LINK_THRESHOLD")

@@ -1,0 +1,220 @@
+"""The MPI's reads: finding persons and identities by identifier or demographics, and the review queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+
+from mpi.demographics import Demographics, profile_build
+from mpi.identifiers import normalize_resident_id
+from mpi.models import Identifier, Identity, LinkEvent, Person, ReviewItem
+from mpi.services import candidates_find
+
+# Identifier systems of national documents (FHIR Identifier.system). The
+# defaults are the OIDs the headers of the national shared-document
+# standard (WS/T 500) use for the resident identity number and the resident
+# health card; a region may configure its own.
+IDENTIFIER_SYSTEMS = {
+    "resident_id": "urn:oid:2.16.156.10011.1.3",
+    "health_card": "urn:oid:2.16.156.10011.1.19",
+    "passport": "urn:platform:id:passport",
+    "hk_macau_permit": "urn:platform:id:hk-macau-permit",
+    "taiwan_permit": "urn:platform:id:taiwan-permit",
+    "foreign_permanent_resident": "urn:platform:id:foreign-permanent-resident",
+}
+# The platform's own namespace for person (golden record) ids.
+PERSON_SYSTEM = "urn:platform:person"
+
+
+def identifier_systems() -> dict[str, str]:
+    return {**IDENTIFIER_SYSTEMS, **getattr(settings, "MPI_IDENTIFIER_SYSTEMS", {})}
+
+
+def identifier_kind_for_system(system: str) -> str | None:
+    """The document kind of a FHIR identifier system (or None if it is an assigning authority's MRN system)."""
+    for kind, uri in identifier_systems().items():
+        if system in (uri, uri.removeprefix("urn:oid:")):
+            return kind
+    return None
+
+
+def authority_of_system(system: str) -> str:
+    """The assigning authority behind a FHIR identifier system: ``urn:oid:X`` and ``X`` name the same one."""
+    return system.removeprefix("urn:oid:")
+
+
+def system_of_authority(authority: str) -> str:
+    head = authority.split(".")[0]
+    return f"urn:oid:{authority}" if head.isdigit() and "." in authority else authority
+
+
+def persons_by_identifier(system: str | None, value: str) -> QuerySet[Person]:
+    """Active persons holding this identifier: a document (resident id, card, passport) or a source's MRN.
+
+    Only *trusted* documents find a person: a mistyped resident id must not
+    open someone else's record.
+    """
+    value = (value or "").strip()
+    if not value:
+        return Person.objects.none()
+    q = Q()
+    kind = identifier_kind_for_system(system) if system else None
+    if kind:
+        if kind == "resident_id":
+            value = normalize_resident_id(value)
+        q = Q(identities__identifiers__kind=kind, identities__identifiers__value=value.upper()) & Q(
+            identities__identifiers__trusted=True, identities__identifiers__current=True
+        )
+    elif system == PERSON_SYSTEM:
+        q = Q(uuid=value) if _is_uuid(value) else Q(pk__in=[])
+    elif system:
+        q = Q(identities__assigning_authority=authority_of_system(system), identities__local_id=value)
+    else:
+        q = Q(identities__local_id=value) | Q(
+            identities__identifiers__value=value.upper(),
+            identities__identifiers__trusted=True,
+            identities__identifiers__current=True,
+        )
+    return Person.objects.filter(q, status=Person.Status.ACTIVE).distinct()
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def identity_get(system: str, value: str) -> Identity | None:
+    """The identity an assigning authority's local id names, if registered."""
+    return (
+        Identity.objects.select_related("person")
+        .filter(assigning_authority=authority_of_system(system), local_id=value)
+        .first()
+    )
+
+
+@dataclass
+class CrossReference:
+    """PIXm (ITI-83): every identifier the person behind one identifier is known by."""
+
+    person: Person
+    identities: list[Identity]
+    documents: list[Identifier]
+
+
+def pix_cross_reference(system: str, value: str) -> CrossReference | None:
+    """Resolves an identifier to its person and lists the person's other identifiers (ITI-83)."""
+    persons = list(persons_by_identifier(system, value)[:2])
+    if len(persons) != 1:
+        return None
+    person = persons[0]
+    identities = list(person.identities.order_by("assigning_authority", "local_id"))
+    documents = list(
+        Identifier.objects.filter(identity__person=person, trusted=True, current=True)
+        .order_by("kind", "value")
+        .distinct()
+    )
+    unique_docs = list({(d.kind, d.value): d for d in documents}.values())
+    return CrossReference(person, identities, unique_docs)
+
+
+def person_search(
+    *,
+    identifier: tuple[str | None, str] | None = None,
+    family: str | None = None,
+    given: str | None = None,
+    name: str | None = None,
+    birthdate: dt.date | None = None,
+    gender: str | None = None,
+    limit: int = 50,
+) -> list[Person]:
+    """PDQm (ITI-78) search over active persons. Names match the golden name or any identity's name,
+    as typed (characters) or in Latin letters, by prefix, without regard to case or accents."""
+    qs = Person.objects.filter(status=Person.Status.ACTIVE)
+    if identifier is not None:
+        qs = qs.filter(pk__in=persons_by_identifier(*identifier).values("pk"))
+    for text in (name, family, given):
+        if text:
+            folded = _fold(text)
+            qs = qs.filter(
+                Q(name__icontains=text)
+                | Q(identities__name__icontains=text)
+                | Q(identities__name_latin__contains=folded)
+            )
+    if birthdate:
+        qs = qs.filter(Q(birth_date=birthdate) | Q(identities__birth_date=birthdate))
+    if gender:
+        qs = qs.filter(Q(sex=gender) | Q(identities__sex=gender))
+    return list(qs.distinct().order_by("pk").prefetch_related(_identities_prefetch())[:limit])
+
+
+def _fold(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())
+
+
+def _identities_prefetch() -> Prefetch:
+    return Prefetch(
+        "identities",
+        queryset=Identity.objects.order_by("assigning_authority", "local_id").prefetch_related(
+            Prefetch("identifiers", queryset=Identifier.objects.filter(current=True))
+        ),
+    )
+
+
+@dataclass
+class MatchResult:
+    """One $match candidate (ITI-119): a person, the score, and a grade."""
+
+    person: Person
+    score: float
+    grade: str  # certain | probable | possible | certainly-not
+    evidence: dict
+
+
+def person_match(demographics: Demographics, *, count: int = 10, only_certain: bool = False) -> list[MatchResult]:
+    """Scores persons against demographics without registering anything (PDQm $match, ITI-119)."""
+    profile = profile_build(demographics)
+    found = candidates_find(profile)
+    results = []
+    persons = Person.objects.in_bulk([c.person_id for c in found[: count * 2]])
+    for c in found:
+        band = c.comparison.band()
+        grade = {"auto_link": "certain", "review": "probable"}.get(band, "possible")
+        if band == "new" and c.comparison.score < 0:
+            grade = "certainly-not"
+        if only_certain and grade != "certain":
+            continue
+        person = persons.get(c.person_id)
+        if person is None or person.status != Person.Status.ACTIVE:
+            continue
+        results.append(MatchResult(person, c.comparison.score, grade, c.comparison.evidence))
+        if len(results) >= count:
+            break
+    if only_certain and len(results) > 1:
+        # ITI-119: onlyCertainMatches returns one certain match, or none when several are certain.
+        return []
+    return results
+
+
+def review_queue(*, institution_code: str | None = None, min_score: float | None = None) -> QuerySet[ReviewItem]:
+    """Open possible matches, best first, optionally for one institution's identities."""
+    qs = ReviewItem.objects.filter(status=ReviewItem.Status.OPEN).select_related("identity", "candidate")
+    if institution_code:
+        qs = qs.filter(identity__source__institution__code=institution_code)
+    if min_score is not None:
+        qs = qs.filter(score__gte=min_score)
+    return qs.order_by("-score", "pk")
+
+
+def person_history(person: Person) -> QuerySet[LinkEvent]:
+    """Every MPI event touching the person, newest first."""
+    return LinkEvent.objects.filter(Q(person=person) | Q(other_person=person)).select_related("identity")

@@ -1,0 +1,726 @@
+"""The MPI's writes: register, link, unlink, merge, unmerge, review decisions and re-matching.
+
+Each service is one transaction and leaves a ``LinkEvent``. Manual decisions
+(links, unlinks, merges, review answers) are marked ``manual`` and no
+automatic step moves such an identity again; do-not-link decisions are checked
+by every operation that can put two identities under one person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
+from mpi.matching import Comparison, compare
+from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, MatchKey, Person, RematchRun, ReviewItem
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "mpi"
+# The most candidate identities compared per registration (those sharing most blocking keys first).
+CANDIDATE_LIMIT = 200
+# Possible matches put in front of reviewers per registration.
+REVIEW_LIMIT = 3
+
+
+class MPIError(Exception):
+    """An MPI operation that cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class Candidate:
+    """A person an identity may belong to, with the best comparison against that person's identities."""
+
+    person_id: int
+    comparison: Comparison
+    identity_id: int
+
+
+@dataclass
+class Registration:
+    """What ``identity_register`` did: the identity, its person, and how the link was decided."""
+
+    identity: Identity
+    person: Person
+    decision: str  # identifier | auto | review | new | unchanged | kept_manual | kept
+    created: bool
+    score: float | None = None
+    evidence: dict = field(default_factory=dict)
+    review_items: list[ReviewItem] = field(default_factory=list)
+
+    @property
+    def flags(self) -> list[dict]:
+        return self.identity.flags
+
+
+# --- candidates --------------------------------------------------------------
+
+
+def candidates_find(profile: Profile, *, exclude_identity_ids: Iterable[int] = ()) -> list[Candidate]:
+    """Persons that may be the resident of ``profile``, best first, from every blocking pass at once."""
+    hashes = [key_hash(k) for k in blocking_keys(profile, query=True)]
+    if not hashes:
+        return []
+    excluded = set(exclude_identity_ids)
+    hits = (
+        MatchKey.objects.filter(key__in=hashes)
+        .values("identity_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "identity_id")[: CANDIDATE_LIMIT + len(excluded)]
+    )
+    ids = [h["identity_id"] for h in hits if h["identity_id"] not in excluded]
+    best: dict[int, Candidate] = {}
+    for row in Identity.objects.filter(id__in=ids).values("id", "person_id", "profile"):
+        comparison = compare(profile, Profile.from_json(row["profile"]))
+        current = best.get(row["person_id"])
+        if current is None or comparison.score > current.comparison.score:
+            best[row["person_id"]] = Candidate(row["person_id"], comparison, row["id"])
+    return sorted(best.values(), key=lambda c: (-c.comparison.score, c.person_id))
+
+
+def _blocked_person_ids(identity_id: int | None) -> set[int]:
+    """Persons holding an identity that a do-not-link decision separates from this one."""
+    if identity_id is None:
+        return set()
+    others = DoNotLink.objects.filter(Q(identity_a_id=identity_id) | Q(identity_b_id=identity_id)).values_list(
+        "identity_a_id", "identity_b_id"
+    )
+    other_ids = {a if b == identity_id else b for a, b in others}
+    if not other_ids:
+        return set()
+    return set(Identity.objects.filter(id__in=other_ids).values_list("person_id", flat=True))
+
+
+def _dnl_crossed(identity_ids_a: Iterable[int], identity_ids_b: Iterable[int]) -> bool:
+    a, b = set(identity_ids_a), set(identity_ids_b)
+    if not a or not b:
+        return False
+    return DoNotLink.objects.filter(
+        Q(identity_a_id__in=a, identity_b_id__in=b) | Q(identity_a_id__in=b, identity_b_id__in=a)
+    ).exists()
+
+
+def _dnl_add(identity_ids_a: Iterable[int], identity_ids_b: Iterable[int], *, actor: str, reason: str) -> int:
+    pairs = {(min(a, b), max(a, b)) for a in identity_ids_a for b in identity_ids_b if a != b}
+    DoNotLink.objects.bulk_create(
+        [DoNotLink(identity_a_id=a, identity_b_id=b, actor=actor, reason=reason) for a, b in sorted(pairs)],
+        ignore_conflicts=True,
+    )
+    return len(pairs)
+
+
+# --- golden record -------------------------------------------------------------
+
+
+def person_refresh(person: Person) -> Person:
+    """Recomputes the golden demographics: per field, the most recently updated identity that has it.
+
+    The resident identity number survives only from identities where it is
+    trusted, so a mistyped number never becomes the person's key.
+    """
+    values = {
+        "name": "",
+        "sex": "",
+        "birth_date": None,
+        "resident_id": "",
+        "health_card": "",
+        "phone": "",
+        "address": "",
+    }
+    found: set[str] = set()
+    for ident in person.identities.order_by("-updated_at", "-id").only("received", "profile", "name"):
+        p, r = ident.profile, ident.received
+        candidates = {
+            "name": ident.name,
+            "sex": p.get("sex") or "",
+            "birth_date": p.get("birth_date") if not p.get("birth_year_only") else None,
+            "resident_id": p.get("resident_id") if p.get("resident_id_valid") else "",
+            "health_card": p.get("health_card") or "",
+            "phone": r.get("phone") or "",
+            "address": r.get("address") or "",
+        }
+        for key, value in candidates.items():
+            if key not in found and value:
+                values[key] = value
+                found.add(key)
+    if isinstance(values["birth_date"], str):
+        values["birth_date"] = dt.date.fromisoformat(values["birth_date"])
+    values["phone"] = values["phone"][:32]
+    values["address"] = values["address"][:300]
+    changed = [k for k, v in values.items() if getattr(person, k) != v]
+    if changed:
+        for k in changed:
+            setattr(person, k, values[k])
+        person.save(update_fields=[*changed, "updated_at"])
+    return person
+
+
+def _golden(person: Person) -> dict:
+    return {
+        "name": person.name,
+        "sex": person.sex,
+        "birth_date": person.birth_date.isoformat() if person.birth_date else None,
+        "resident_id": person.resident_id,
+        "health_card": person.health_card,
+        "phone": person.phone,
+        "address": person.address,
+    }
+
+
+def _person_for(identity_fields: dict, profile: Profile, received: Demographics) -> Person:
+    return Person.objects.create(
+        name=identity_fields["name"],
+        sex=profile.sex or "",
+        birth_date=profile.birth_date if not profile.birth_year_only else None,
+        resident_id=profile.resident_id if profile.resident_id_valid else "",
+        health_card=profile.health_card or "",
+        phone=(received.phone or "")[:32],
+        address=(received.address or "")[:300],
+    )
+
+
+# --- registration ------------------------------------------------------------
+
+
+def _display_fields(profile: Profile, d: Demographics) -> dict:
+    name = (d.name or "").strip()
+    if not name:
+        family, given = (d.family_name or "").strip(), (d.given_name or "").strip()
+        name = family + given if profile.hanzi else f"{family} {given}".strip()
+    return {
+        "name": name[:200],
+        "name_latin": profile.latin[:200],
+        "sex": profile.sex or "",
+        "birth_date": profile.birth_date,
+    }
+
+
+def _identifiers_sync(identity: Identity, profile: Profile, *, now) -> None:
+    """Writes the identifiers the identity now carries; ones it no longer carries are superseded, not deleted."""
+    flags = {f.element: f.code for f in profile.flags}
+    wanted: dict[tuple[str, str], tuple[bool, str]] = {}
+    if profile.resident_id:
+        wanted[("resident_id", profile.resident_id)] = (profile.resident_id_valid, flags.get("resident_id", ""))
+    if profile.health_card:
+        flag = flags.get("health_card", "")
+        wanted[("health_card", profile.health_card)] = (not flag, flag)
+    for kind, value in profile.documents:
+        flag = flags.get(f"documents.{kind}", "")
+        wanted[(kind, value)] = (not flag, flag)
+    existing = {(i.kind, i.value): i for i in identity.identifiers.filter(current=True)} if identity.pk else {}
+    for key, ident in existing.items():
+        if key not in wanted:
+            ident.current, ident.superseded_at = False, now
+            ident.save(update_fields=["current", "superseded_at"])
+        elif (ident.trusted, ident.flag) != wanted[key]:
+            ident.trusted, ident.flag = wanted[key]
+            ident.save(update_fields=["trusted", "flag"])
+    Identifier.objects.bulk_create(
+        [
+            Identifier(identity=identity, kind=kind, value=value, trusted=trusted, flag=flag)
+            for (kind, value), (trusted, flag) in wanted.items()
+            if (kind, value) not in existing
+        ]
+    )
+
+
+def _keys_sync(identity: Identity, profile: Profile, *, fresh: bool) -> None:
+    if not fresh:
+        MatchKey.objects.filter(identity=identity).delete()
+    MatchKey.objects.bulk_create([MatchKey(identity=identity, key=key_hash(k)) for k in sorted(blocking_keys(profile))])
+
+
+def _serialize_lock(profile: Profile) -> None:
+    """On PostgreSQL, registrations carrying the same trusted number wait for each other.
+
+    Without it two hospitals registering one new resident at the same moment
+    would each see no candidate and create two persons.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = []
+    if profile.resident_id and profile.resident_id_valid:
+        keys.append(key_hash(f"id:{profile.resident_id}"))
+    if profile.health_card:
+        keys.append(key_hash(f"hc:{profile.health_card}"))
+    with connection.cursor() as cur:
+        for key in sorted(keys):
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _review_open(identity: Identity, candidates: Iterable[Candidate]) -> list[ReviewItem]:
+    items = []
+    for c in list(candidates)[:REVIEW_LIMIT]:
+        if c.person_id == identity.person_id:
+            continue
+        items.append(
+            ReviewItem(
+                identity=identity, candidate_id=c.person_id, score=c.comparison.score, evidence=c.comparison.evidence
+            )
+        )
+    # An open item for the same pair already exists when a record is resent: keep that one.
+    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
+    return items
+
+
+def _decide(
+    identity_id: int | None, profile: Profile, *, exclude: Iterable[int] = ()
+) -> tuple[Candidate | None, list[Candidate]]:
+    """The person to auto-link to (or None), and the candidates worth a review."""
+    blocked = _blocked_person_ids(identity_id)
+    exclude_ids = set(exclude) | ({identity_id} if identity_id else set())
+    found = [c for c in candidates_find(profile, exclude_identity_ids=exclude_ids) if c.person_id not in blocked]
+    chosen = next((c for c in found if c.comparison.band() == "auto_link"), None)
+    review = [c for c in found if c is not chosen and c.comparison.band() in ("auto_link", "review")]
+    return chosen, review
+
+
+def identity_register(
+    *,
+    assigning_authority: str,
+    local_id: str,
+    demographics: Demographics,
+    source=None,
+    actor: str = SYSTEM_ACTOR,
+    today: dt.date | None = None,
+) -> Registration:
+    """Registers (or updates) how ``assigning_authority`` knows a resident and links it to a person.
+
+    A new identity is linked by a trusted identifier that agrees (after a
+    sanity check of name and birth date), or by a corroborated score in the
+    auto-link band; a score in the review band makes a new person and review
+    items; anything else makes a new person. An update re-checks an automatic
+    link and leaves a manual one alone.
+    """
+    assigning_authority, local_id = (assigning_authority or "").strip(), (local_id or "").strip()
+    if not assigning_authority or not local_id:
+        raise DemographicsError("an identity needs its assigning authority and local id (CX.1 and CX.4)")
+    if len(assigning_authority) > 64 or len(local_id) > 64:
+        raise DemographicsError("assigning authority and local id are at most 64 characters")
+    profile = profile_build(demographics, today=today)
+    if not profile.has_name and not (profile.resident_id or profile.health_card or profile.documents):
+        raise DemographicsError(
+            "a registration needs a name or an identity document (resident id, health card, passport)"
+        )
+    try:
+        with transaction.atomic():
+            return _register(assigning_authority, local_id, demographics, profile, source, actor)
+    except IntegrityError:
+        # A concurrent registration of the same local id won the insert: ours is now an update.
+        with transaction.atomic():
+            return _register(assigning_authority, local_id, demographics, profile, source, actor)
+
+
+def _register(authority, local_id, demographics, profile, source, actor) -> Registration:
+    _serialize_lock(profile)
+    now = timezone.now()
+    received = demographics.as_json()
+    fields = _display_fields(profile, demographics)
+    flags = [f.as_json() for f in profile.flags]
+    identity = Identity.objects.select_for_update().filter(assigning_authority=authority, local_id=local_id).first()
+    if identity is not None:
+        return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
+
+    chosen, review = _decide(None, profile)
+    if chosen is not None:
+        person = Person.objects.get(pk=chosen.person_id)
+        kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
+        score, evidence = chosen.comparison.score, chosen.comparison.evidence
+    else:
+        person = _person_for(fields, profile, demographics)
+        kind = Identity.LinkKind.NEW
+        score, evidence = (review[0].comparison.score, review[0].comparison.evidence) if review else (None, {})
+    identity = Identity.objects.create(
+        assigning_authority=authority,
+        local_id=local_id,
+        source=source,
+        received=received,
+        profile=profile.as_json(),
+        flags=flags,
+        person=person,
+        link_kind=kind,
+        link_score=score,
+        link_evidence=evidence,
+        linked_by=actor,
+        linked_at=now,
+        **fields,
+    )
+    _identifiers_sync(identity, profile, now=now)
+    _keys_sync(identity, profile, fresh=True)
+    items = _review_open(identity, review) if review else []
+    if chosen is not None:
+        person_refresh(person)
+    decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
+    LinkEvent.objects.create(
+        kind=LinkEvent.Kind.REGISTER,
+        identity=identity,
+        person=person,
+        actor=actor,
+        detail={"decision": decision, "score": score, "reviews": [i.candidate_id for i in items]},
+    )
+    return Registration(identity, person, decision, True, score, evidence, items)
+
+
+def _update(identity, demographics, profile, received, fields, flags, source, actor, now) -> Registration:
+    if identity.received == received and identity.profile == profile.as_json():
+        return Registration(identity, identity.person, "unchanged", False, identity.link_score, identity.link_evidence)
+    previous = {"received": identity.received}
+    identity.received, identity.profile, identity.flags = received, profile.as_json(), flags
+    for key, value in fields.items():
+        setattr(identity, key, value)
+    if source is not None:
+        identity.source = source
+    identity.save()
+    _identifiers_sync(identity, profile, now=now)
+    _keys_sync(identity, profile, fresh=False)
+    person = identity.person
+    decision = (
+        "kept_manual" if identity.link_kind == Identity.LinkKind.MANUAL else _relink(identity, profile, actor, now)
+    )
+    person_refresh(identity.person)
+    if identity.person_id != person.pk:
+        _retire_if_empty(person, into=identity.person, actor=actor)
+    LinkEvent.objects.create(
+        kind=LinkEvent.Kind.UPDATE,
+        identity=identity,
+        person=identity.person,
+        other_person=person if identity.person_id != person.pk else None,
+        actor=actor,
+        detail={"decision": decision, **previous},
+    )
+    return Registration(identity, identity.person, decision, False, identity.link_score, identity.link_evidence)
+
+
+def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
+    """Re-checks an automatic link after the identity changed (or the rules did). Returns the decision."""
+    siblings = list(identity.person.identities.exclude(pk=identity.pk).values("id", "profile"))
+    if siblings:
+        best = max((compare(profile, Profile.from_json(s["profile"])) for s in siblings), key=lambda c: c.score)
+        if best.band() == "auto_link":
+            identity.link_score, identity.link_evidence = best.score, best.evidence
+            identity.save(update_fields=["link_score", "link_evidence"])
+            return "kept"
+    chosen, review = _decide(identity.pk, profile)
+    if chosen is not None and chosen.person_id == identity.person_id:
+        return "kept"
+    if chosen is not None:
+        target = Person.objects.get(pk=chosen.person_id)
+        kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
+        _move(identity, target, kind=kind, comparison=chosen.comparison, actor=actor, now=now)
+        decision = str(kind)
+    elif siblings:
+        # It no longer belongs with its person, and nobody else is sure: a new person, and reviewers decide.
+        _move(
+            identity,
+            _person_for(_display_fields(profile, Demographics()), profile, Demographics()),
+            kind=Identity.LinkKind.NEW,
+            comparison=None,
+            actor=actor,
+            now=now,
+        )
+        person_refresh(identity.person)
+        decision = "new"
+    else:
+        decision = "kept"
+    items = _review_open(identity, [c for c in review if c.person_id != identity.person_id])
+    return "review" if items and decision in ("new", "kept") else decision
+
+
+def _move(identity: Identity, person: Person, *, kind: str, comparison: Comparison | None, actor: str, now) -> None:
+    identity.person = person
+    identity.link_kind = kind
+    identity.link_score = comparison.score if comparison else None
+    identity.link_evidence = comparison.evidence if comparison else {}
+    identity.linked_by, identity.linked_at = actor, now
+    identity.save(update_fields=["person", "link_kind", "link_score", "link_evidence", "linked_by", "linked_at"])
+
+
+def _retire_if_empty(person: Person, *, into: Person, actor: str) -> None:
+    """A person left without identities is merged into where its last identity went (history keeps it)."""
+    if person.identities.exists() or person.status != Person.Status.ACTIVE:
+        return
+    person.status, person.merged_into = Person.Status.MERGED, into
+    person.save(update_fields=["status", "merged_into", "updated_at"])
+    Person.objects.filter(merged_into=person).update(merged_into=into)
+    ReviewItem.objects.filter(candidate=person, status=ReviewItem.Status.OPEN).update(status=ReviewItem.Status.OBSOLETE)
+
+
+# --- manual operations -------------------------------------------------------------
+
+
+def _link_state(identity: Identity) -> dict:
+    return {
+        "id": identity.pk,
+        "person": identity.person_id,
+        "link_kind": identity.link_kind,
+        "link_score": identity.link_score,
+        "link_evidence": identity.link_evidence,
+        "linked_by": identity.linked_by,
+        "linked_at": identity.linked_at.isoformat(),
+    }
+
+
+def identity_link(*, identity: Identity, person: Person, actor: str, reason: str = "") -> Identity:
+    """Links an identity to a person by a person's decision (it then outranks every automatic one)."""
+    with transaction.atomic():
+        identity = Identity.objects.select_for_update().get(pk=identity.pk)
+        person = Person.objects.select_for_update().get(pk=person.pk)
+        if person.status != Person.Status.ACTIVE:
+            raise MPIError(f"person {person.uuid} was merged into another; link to the surviving person")
+        if _dnl_crossed([identity.pk], person.identities.values_list("id", flat=True)):
+            raise MPIError("a do-not-link decision separates this identity from that person; remove it first")
+        before, old_person = _link_state(identity), identity.person
+        _move(identity, person, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=timezone.now())
+        ReviewItem.objects.filter(identity=identity, candidate=person, status=ReviewItem.Status.OPEN).update(
+            status=ReviewItem.Status.ACCEPTED, decided_by=actor, decided_at=timezone.now(), reason=reason
+        )
+        person_refresh(person)
+        if old_person.pk != person.pk:
+            person_refresh(old_person)
+            _retire_if_empty(old_person, into=person, actor=actor)
+        LinkEvent.objects.create(
+            kind=LinkEvent.Kind.LINK,
+            identity=identity,
+            person=person,
+            other_person=old_person,
+            actor=actor,
+            reason=reason,
+            detail={"before": before},
+        )
+        return identity
+
+
+def identity_unlink(*, identity: Identity, actor: str, reason: str = "") -> Identity:
+    """Separates an identity from its person: a new person, do-not-link decisions against the identities it
+    leaves, then a fresh match elsewhere (it may join a third person, never the one it left)."""
+    with transaction.atomic():
+        identity = Identity.objects.select_for_update().get(pk=identity.pk)
+        old_person = Person.objects.select_for_update().get(pk=identity.person_id)
+        remaining = list(old_person.identities.exclude(pk=identity.pk).values_list("id", flat=True))
+        if not remaining:
+            raise MPIError("this identity is the person's only identity; there is nothing to unlink it from")
+        now = timezone.now()
+        before = _link_state(identity)
+        profile = Profile.from_json(identity.profile)
+        new_person = _person_for({"name": identity.name}, profile, Demographics.from_json(identity.received))
+        _move(identity, new_person, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=now)
+        _dnl_add([identity.pk], remaining, actor=actor, reason=reason or "unlinked")
+        person_refresh(old_person)
+        LinkEvent.objects.create(
+            kind=LinkEvent.Kind.UNLINK,
+            identity=identity,
+            person=new_person,
+            other_person=old_person,
+            actor=actor,
+            reason=reason,
+            detail={"before": before, "separated_from": remaining},
+        )
+        chosen, review = _decide(identity.pk, profile)
+        if chosen is not None:
+            target = Person.objects.get(pk=chosen.person_id)
+            _move(
+                identity, target, kind=Identity.LinkKind.AUTO, comparison=chosen.comparison, actor=SYSTEM_ACTOR, now=now
+            )
+            person_refresh(target)
+            _retire_if_empty(new_person, into=target, actor=SYSTEM_ACTOR)
+            LinkEvent.objects.create(
+                kind=LinkEvent.Kind.REMATCH,
+                identity=identity,
+                person=target,
+                other_person=new_person,
+                actor=SYSTEM_ACTOR,
+                detail={"decision": "auto", "score": chosen.comparison.score},
+            )
+        _review_open(identity, review)
+        return identity
+
+
+def person_merge(*, survivor: Person, duplicate: Person, actor: str, reason: str = "") -> LinkEvent:
+    """Moves every identity of ``duplicate`` to ``survivor`` (HL7 ADT^A40); ``person_unmerge`` undoes it exactly."""
+    if survivor.pk == duplicate.pk:
+        raise MPIError("a person cannot be merged into itself")
+    with transaction.atomic():
+        locked = {p.pk: p for p in Person.objects.select_for_update().filter(pk__in=[survivor.pk, duplicate.pk])}
+        survivor, duplicate = locked[survivor.pk], locked[duplicate.pk]
+        for p in (survivor, duplicate):
+            if p.status != Person.Status.ACTIVE:
+                raise MPIError(f"person {p.uuid} is already merged; merge its surviving person instead")
+        moved = list(Identity.objects.select_for_update().filter(person=duplicate).order_by("pk"))
+        if _dnl_crossed([i.pk for i in moved], survivor.identities.values_list("id", flat=True)):
+            raise MPIError("a do-not-link decision separates identities of these two persons; they cannot be merged")
+        now = timezone.now()
+        detail = {"identities": [_link_state(i) for i in moved], "survivor_before": _golden(survivor)}
+        for identity in moved:
+            _move(identity, survivor, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=now)
+        duplicate.status, duplicate.merged_into = Person.Status.MERGED, survivor
+        duplicate.save(update_fields=["status", "merged_into", "updated_at"])
+        ReviewItem.objects.filter(
+            Q(candidate=duplicate) | Q(identity__in=moved, candidate=survivor), status=ReviewItem.Status.OPEN
+        ).update(status=ReviewItem.Status.OBSOLETE, decided_by=actor, decided_at=now, reason="merged")
+        person_refresh(survivor)
+        return LinkEvent.objects.create(
+            kind=LinkEvent.Kind.MERGE,
+            person=survivor,
+            other_person=duplicate,
+            actor=actor,
+            reason=reason,
+            detail=detail,
+        )
+
+
+def person_unmerge(*, merge: LinkEvent, actor: str, reason: str = "") -> LinkEvent:
+    """Undoes one merge: the duplicate is active again with exactly the identities and link states it had.
+
+    A do-not-link decision is recorded between the two sides, so no automatic
+    re-match merges them again.
+    """
+    with transaction.atomic():
+        merge = LinkEvent.objects.select_for_update().get(pk=merge.pk)
+        if merge.kind != LinkEvent.Kind.MERGE:
+            raise MPIError("only a merge can be unmerged")
+        if merge.undone_by_id:
+            raise MPIError("this merge was already undone")
+        survivor = Person.objects.select_for_update().get(pk=merge.person_id)
+        duplicate = Person.objects.select_for_update().get(pk=merge.other_person_id)
+        if survivor.status != Person.Status.ACTIVE:
+            raise MPIError("the surviving person was merged again since; unmerge that later merge first")
+        states = {s["id"]: s for s in merge.detail["identities"]}
+        identities = list(Identity.objects.select_for_update().filter(pk__in=states, person=survivor))
+        missing = sorted(set(states) - {i.pk for i in identities})
+        for identity in identities:
+            s = states[identity.pk]
+            identity.person = duplicate
+            identity.link_kind, identity.link_score, identity.link_evidence = (
+                s["link_kind"],
+                s["link_score"],
+                s["link_evidence"],
+            )
+            identity.linked_by, identity.linked_at = s["linked_by"], dt.datetime.fromisoformat(s["linked_at"])
+            identity.save(
+                update_fields=["person", "link_kind", "link_score", "link_evidence", "linked_by", "linked_at"]
+            )
+        duplicate.status, duplicate.merged_into = Person.Status.ACTIVE, None
+        duplicate.save(update_fields=["status", "merged_into", "updated_at"])
+        _dnl_add(
+            [i.pk for i in identities],
+            survivor.identities.values_list("id", flat=True),
+            actor=actor,
+            reason=reason or "unmerged",
+        )
+        person_refresh(survivor)
+        person_refresh(duplicate)
+        event = LinkEvent.objects.create(
+            kind=LinkEvent.Kind.UNMERGE,
+            person=duplicate,
+            other_person=survivor,
+            actor=actor,
+            reason=reason,
+            detail={"merge": merge.pk, "restored": [i.pk for i in identities], "moved_since": missing},
+        )
+        merge.undone_by = event
+        merge.save(update_fields=["undone_by"])
+        return event
+
+
+def review_accept(*, item: ReviewItem, actor: str, reason: str = "") -> Identity:
+    """The reviewer says the identity is that person: a manual link."""
+    if item.status != ReviewItem.Status.OPEN:
+        raise MPIError("this possible match was already decided")
+    return identity_link(identity=item.identity, person=item.candidate, actor=actor, reason=reason)
+
+
+def review_merge(*, item: ReviewItem, actor: str, reason: str = "") -> LinkEvent:
+    """The reviewer says the identity's whole person is that person: merge the identity's person into the candidate."""
+    if item.status != ReviewItem.Status.OPEN:
+        raise MPIError("this possible match was already decided")
+    event = person_merge(survivor=item.candidate, duplicate=item.identity.person, actor=actor, reason=reason)
+    ReviewItem.objects.filter(pk=item.pk).update(
+        status=ReviewItem.Status.ACCEPTED, decided_by=actor, decided_at=timezone.now(), reason=reason
+    )
+    return event
+
+
+def review_reject(*, item: ReviewItem, actor: str, reason: str = "") -> ReviewItem:
+    """The reviewer says they are different residents: a do-not-link decision that no automatic step crosses."""
+    with transaction.atomic():
+        item = ReviewItem.objects.select_for_update().get(pk=item.pk)
+        if item.status != ReviewItem.Status.OPEN:
+            raise MPIError("this possible match was already decided")
+        _dnl_add([item.identity_id], item.candidate.identities.values_list("id", flat=True), actor=actor, reason=reason)
+        item.status, item.decided_by, item.decided_at, item.reason = (
+            ReviewItem.Status.REJECTED,
+            actor,
+            timezone.now(),
+            reason,
+        )
+        item.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+        LinkEvent.objects.create(
+            kind=LinkEvent.Kind.REVIEW,
+            identity=item.identity,
+            person=item.identity.person,
+            other_person=item.candidate,
+            actor=actor,
+            reason=reason,
+            detail={"decision": "rejected", "review_item": item.pk},
+        )
+        return item
+
+
+# --- re-matching ---------------------------------------------------------------------
+
+
+def rematch_start(*, actor: str) -> RematchRun:
+    """Starts a re-match of every automatic link (after a rule or threshold change)."""
+    from mpi.matching import thresholds
+
+    return RematchRun.objects.create(actor=actor, thresholds=thresholds())
+
+
+def rematch_step(*, run: RematchRun, batch_size: int = 500) -> RematchRun:
+    """Re-matches the next batch of identities after ``run.last_identity_id``; one transaction per batch,
+    so a stopped run resumes where it was. Manual links are never touched."""
+    with transaction.atomic():
+        run = RematchRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == RematchRun.Status.DONE:
+            return run
+        batch = list(
+            Identity.objects.filter(pk__gt=run.last_identity_id)
+            .order_by("pk")
+            .values_list("pk", "link_kind")[:batch_size]
+        )
+        counts = dict(run.counts)
+        now = timezone.now()
+        for pk, kind in batch:
+            if kind == Identity.LinkKind.MANUAL:
+                counts["manual_kept"] = counts.get("manual_kept", 0) + 1
+                continue
+            identity = Identity.objects.select_related("person").get(pk=pk)
+            person = identity.person
+            decision = _relink(identity, Profile.from_json(identity.profile), SYSTEM_ACTOR, now)
+            counts[decision] = counts.get(decision, 0) + 1
+            if identity.person_id != person.pk:
+                person_refresh(person)
+                person_refresh(identity.person)
+                _retire_if_empty(person, into=identity.person, actor=SYSTEM_ACTOR)
+                LinkEvent.objects.create(
+                    kind=LinkEvent.Kind.REMATCH,
+                    identity=identity,
+                    person=identity.person,
+                    other_person=person,
+                    actor=SYSTEM_ACTOR,
+                    detail={"decision": decision, "run": run.pk},
+                )
+        run.counts = counts
+        if batch:
+            run.last_identity_id = batch[-1][0]
+        if len(batch) < batch_size:
+            run.status, run.finished_at = RematchRun.Status.DONE, timezone.now()
+        run.save()
+        return run

@@ -1,0 +1,188 @@
+"""The matcher's rules on plain profiles: normalisation, field levels, bands, and its invariants."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mpi.demographics import Demographics, blocking_keys, pinyin_split, profile_build
+from mpi.identifiers import make_resident_id
+from mpi.matching import compare
+
+TODAY = dt.date(2026, 11, 1)
+RID = make_resident_id("440106", dt.date(1980, 5, 3), 123)
+
+
+def p(**kw):
+    return profile_build(Demographics(**kw), today=TODAY)
+
+
+def test_chinese_name_gives_family_and_given_pinyin_with_surname_reading():
+    assert (p(name="曾小明").family, p(name="曾小明").given) == ("zeng", "xiaoming")
+    assert (p(name="欧阳娜娜").family, p(name="欧阳娜娜").given) == ("ouyang", "nana")
+
+
+def test_traditional_characters_sound_like_simplified():
+    assert compare(p(name="張曉明"), p(name="张晓明")).levels["name"] == "sound"
+
+
+def test_homophone_given_name_is_sound_level():
+    assert compare(p(name="王小明"), p(name="王晓明")).levels["name"] == "sound"
+
+
+@pytest.mark.parametrize("latin", ["Wang Xiaoming", "Xiaoming Wang", "WANG XIAO MING", "wang  xiao-ming"])
+def test_pinyin_only_name_in_any_order_sounds_like_the_characters(latin):
+    assert compare(p(name="王小明"), p(name=latin)).levels["name"] == "sound"
+
+
+def test_latin_names_in_either_order_are_exact():
+    assert compare(p(name="John Smith"), p(name="Smith, John")).levels["name"] == "exact"
+    assert compare(p(name="John Smith"), p(family_name="Smith", given_name="John")).levels["name"] == "exact"
+
+
+def test_latin_typo_is_typo_level_and_different_name_disagrees():
+    assert compare(p(name="John Smith"), p(name="Jhon Smith")).levels["name"] in ("typo", "sound")
+    assert compare(p(name="John Smith"), p(name="Mary Jones")).levels["name"] == "disagree"
+    assert compare(p(name="John Smith"), p(name="Peter Smith")).levels["name"] == "family_only"
+
+
+def test_pinyin_split_recognises_pinyin_and_rejects_english():
+    assert pinyin_split("xiaoming") == ("xiao", "ming")
+    assert pinyin_split("smith") is None
+
+
+def test_birth_date_levels():
+    base = p(birth_date="1980-05-03")
+    assert compare(base, p(birth_date="1980-03-05")).levels["birth_date"] == "swap"
+    assert compare(base, p(birth_date="1980-05-08")).levels["birth_date"] == "typo"
+    assert compare(base, p(birth_date="1981-05-03")).levels["birth_date"] == "typo"
+    assert compare(base, p(birth_date="1980")).levels["birth_date"] == "partial"
+    assert compare(base, p(birth_date="1975-11-23")).levels["birth_date"] == "disagree"
+
+
+def test_resident_id_flags_and_trust():
+    good = p(name="王小明", resident_id=RID, birth_date="1980-05-03", sex="male")
+    assert good.resident_id_valid and not [f for f in good.flags if f.element == "resident_id"]
+    typo = p(name="王小明", resident_id=RID[:5] + str((int(RID[5]) + 1) % 10) + RID[6:])
+    assert not typo.resident_id_valid and {f.code for f in typo.flags} == {"resident_id_check"}
+    assert compare(good, typo).levels["resident_id"] == "one_edit"
+    conflict = p(name="王小明", resident_id=RID, birth_date="1981-05-03")
+    assert not conflict.resident_id_valid
+    assert "resident_id_birth_date_conflict" in {f.code for f in conflict.flags}
+    wrong_sex = p(name="王小明", resident_id=RID, sex="female")
+    assert "resident_id_sex_conflict" in {f.code for f in wrong_sex.flags}
+
+
+def test_legacy_15_digit_number_is_converted_and_flagged():
+    legacy = RID[:6] + RID[8:17]
+    prof = p(resident_id=legacy, name="王小明")
+    assert prof.resident_id == RID and prof.resident_id_valid
+    assert "resident_id_converted" in {f.code for f in prof.flags}
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("2030-01-01", "birth_date_future"), ("1980-02-30", "birth_date_invalid"), ("yesterday", "birth_date_invalid")],
+)
+def test_bad_birth_dates_are_flagged_and_not_used(value, code):
+    prof = p(name="王小明", birth_date=value)
+    assert prof.birth_date is None
+    assert code in {f.code for f in prof.flags}
+
+
+def test_valid_resident_id_fills_missing_birth_date_and_sex():
+    prof = p(name="王小明", resident_id=RID)
+    assert prof.birth_date == dt.date(1980, 5, 3) and prof.sex == "male"
+
+
+def test_trusted_identifier_with_conflicting_name_is_not_corroborated():
+    a = p(name="王小明", resident_id=RID, birth_date="1980-05-03")
+    b = p(name="李四", resident_id=RID, birth_date="1980-05-03")
+    c = compare(a, b)
+    assert c.identifier_agrees and not c.corroborated and c.band() != "auto_link"
+
+
+def test_twins_without_identity_numbers_are_never_auto_linked():
+    home = {"birth_date": "2015-06-01", "phone": "13800138000", "address": "天河路1号3栋201房"}
+    c = compare(p(name="王子涵", sex="male", **home), p(name="王子轩", sex="male", **home))
+    assert c.band() != "auto_link"
+
+
+def test_namesakes_with_same_birth_date_but_nothing_else_are_not_auto_linked():
+    a = p(name="王伟", sex="male", birth_date="1980-05-03", phone="13800138000", address="天河路1号")
+    b = p(name="王伟", sex="male", birth_date="1980-05-03", phone="13900139000", address="越秀路9号")
+    assert compare(a, b).band() != "auto_link"
+
+
+def test_same_person_with_changed_phone_and_homophone_links_via_address():
+    a = p(name="王小明", sex="male", birth_date="1980-05-03", phone="13800138000", address="广州市天河区天河路1号")
+    b = p(name="王晓明", sex="male", birth_date="1980-05-03", phone="13900139000", address="天河路1号")
+    assert compare(a, b).band() == "auto_link"
+
+
+def test_two_different_valid_identity_numbers_never_auto_link():
+    other = make_resident_id("440106", dt.date(1980, 5, 3), 125)
+    a = p(name="王小明", resident_id=RID, phone="13800138000")
+    b = p(name="王小明", resident_id=other, phone="13800138000")
+    assert compare(a, b).band() != "auto_link"
+
+
+def test_blocking_finds_a_day_month_swap():
+    stored = blocking_keys(p(name="王小明", birth_date="1980-03-05"))
+    query = blocking_keys(p(name="王小明", birth_date="1980-05-03"), query=True)
+    assert stored & query
+
+
+# --- invariants ------------------------------------------------------------------
+
+names = st.sampled_from(["王小明", "王晓明", "张伟", "Wang Xiaoming", "John Smith", "Jon Smith", "欧阳娜娜", "", "Li"])
+dates = st.one_of(st.none(), st.dates(dt.date(1920, 1, 1), dt.date(2026, 1, 1)).map(dt.date.isoformat))
+sexes = st.sampled_from([None, "male", "female"])
+phones = st.sampled_from([None, "13800138000", "13800138001", "+86 139 0013 9000"])
+addresses = st.sampled_from([None, "广州市天河区天河路1号", "天河路1号", "12 Elm Street, Springfield"])
+rids = st.sampled_from([None, RID, RID[:-1] + "0", make_resident_id("440106", dt.date(1990, 1, 2), 7)])
+demographics = st.builds(
+    Demographics,
+    name=names,
+    sex=sexes,
+    birth_date=dates,
+    phone=phones,
+    address=addresses,
+    resident_id=rids,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(demographics, demographics)
+def test_comparison_is_symmetric(a, b):
+    pa, pb = profile_build(a, today=TODAY), profile_build(b, today=TODAY)
+    ab, ba = compare(pa, pb), compare(pb, pa)
+    assert ab.levels == ba.levels
+    assert ab.score == pytest.approx(ba.score)
+    assert ab.band() == ba.band()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(demographics)
+def test_a_record_always_matches_itself(a):
+    prof = profile_build(a, today=TODAY)
+    c = compare(prof, prof)
+    assert all(level in ("exact", "agree", "same_unverified") for level in c.levels.values())
+    assert c.score >= 0
+    # Anything carrying a name and a birth date with a contact, or a trusted number, links to itself.
+    if (prof.has_name and prof.birth_date and not prof.birth_year_only and (prof.phone or prof.address)) or (
+        prof.resident_id_valid and prof.has_name
+    ):
+        assert c.band() == "auto_link"
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(demographics)
+def test_a_record_finds_itself_through_blocking(a):
+    prof = profile_build(a, today=TODAY)
+    stored, query = blocking_keys(prof), blocking_keys(prof, query=True)
+    if stored:
+        assert stored & query

@@ -1,0 +1,294 @@
+"""MPI services against the database: registration, identifier history, link, unlink, merge, unmerge,
+review decisions, re-matching, and the invariants that no operation may break."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.django import TestCase as HypothesisTestCase
+
+from mpi.demographics import Demographics, DemographicsError
+from mpi.identifiers import make_resident_id
+from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, Person, RematchRun, ReviewItem
+from mpi.services import (
+    MPIError,
+    identity_link,
+    identity_register,
+    identity_unlink,
+    person_merge,
+    person_unmerge,
+    rematch_start,
+    rematch_step,
+    review_accept,
+    review_merge,
+    review_reject,
+)
+
+pytestmark = pytest.mark.django_db
+
+RID = make_resident_id("440106", dt.date(1980, 5, 3), 123)
+XIAOMING = {"name": "王小明", "sex": "male", "birth_date": "1980-05-03", "phone": "13800138000"}
+
+
+def reg(authority, local_id, **kw):
+    return identity_register(assigning_authority=authority, local_id=local_id, demographics=Demographics(**kw))
+
+
+def dnl_crossed() -> list[tuple[int, int]]:
+    """Do-not-link pairs whose two identities share a person (must always be empty)."""
+    return [
+        (d.identity_a_id, d.identity_b_id)
+        for d in DoNotLink.objects.select_related("identity_a", "identity_b")
+        if d.identity_a.person_id == d.identity_b.person_id
+    ]
+
+
+def test_trusted_identity_number_links_across_institutions():
+    first = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    second = reg("H2", "B7", resident_id=RID, name="王小明", birth_date="1980-05-03")
+    assert first.decision == "new" and second.decision == "identifier"
+    assert second.person == first.person
+    assert Person.objects.get(pk=first.person.pk).resident_id == RID
+
+
+def test_same_number_with_a_different_name_goes_to_review_not_auto_link():
+    first = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    other = reg("H2", "B1", resident_id=RID, name="李娜", sex="male", birth_date="1980-05-03")
+    assert other.person != first.person and other.decision == "review"
+    item = ReviewItem.objects.get(identity=other.identity)
+    assert item.candidate == first.person
+    assert item.evidence["fields"]["resident_id"]["level"] == "exact"
+    assert item.evidence["fields"]["name"]["level"] == "disagree"
+
+
+def test_probabilistic_link_without_identity_number_stores_evidence():
+    first = reg("H1", "A1", **XIAOMING)
+    second = reg("C9", "X1", name="王晓明", sex="male", birth_date="1980-03-05", phone="13800138000")
+    assert second.decision == "auto" and second.person == first.person
+    assert second.identity.link_evidence["fields"]["birth_date"]["level"] == "swap"
+    assert second.identity.link_kind == Identity.LinkKind.AUTO
+
+
+def test_resend_of_the_same_registration_changes_nothing():
+    first = reg("H1", "A1", **XIAOMING)
+    again = reg("H1", "A1", **XIAOMING)
+    assert again.decision == "unchanged" and again.identity.pk == first.identity.pk
+    assert Identity.objects.count() == 1 and Person.objects.count() == 1
+
+
+def test_corrected_identity_number_keeps_identifier_history():
+    wrong = make_resident_id("440106", dt.date(1980, 5, 3), 125)
+    reg("H1", "A1", resident_id=wrong, **XIAOMING)
+    reg("H1", "A1", resident_id=RID, **XIAOMING)
+    rows = Identifier.objects.filter(kind="resident_id").order_by("pk")
+    assert [(r.value, r.current) for r in rows] == [(wrong, False), (RID, True)]
+    assert rows[0].superseded_at is not None
+    assert Person.objects.get().resident_id == RID
+
+
+def test_invalid_number_is_kept_flagged_and_not_trusted():
+    bad = RID[:-1] + ("0" if RID[-1] != "0" else "1")
+    r = reg("H1", "A1", resident_id=bad, **XIAOMING)
+    assert "resident_id_check" in {f["code"] for f in r.flags}
+    ident = Identifier.objects.get(identity=r.identity)
+    assert (ident.value, ident.trusted, ident.flag) == (bad, False, "resident_id_check")
+    assert r.person.resident_id == ""
+    # Someone else with the same mistyped number is not linked by it.
+    other = reg("H2", "B1", resident_id=bad, name="李娜", sex="female", birth_date="1990-01-01")
+    assert other.person != r.person
+
+
+def test_number_contradicting_birth_date_is_flagged_and_never_silently_links():
+    reg("H1", "A1", resident_id=RID, **XIAOMING)
+    r = reg("H2", "B1", resident_id=RID, name="王小明", sex="male", birth_date="1985-01-01")
+    assert "resident_id_birth_date_conflict" in {f["code"] for f in r.flags}
+    assert r.decision in ("review", "new")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"sex": "male"}, {"birth_date": "1980-01-01", "phone": "13800138000"}],
+)
+def test_no_name_and_no_identifier_is_a_clear_error(kw):
+    with pytest.raises(DemographicsError, match="needs a name or an identity document"):
+        reg("H1", "A1", **kw)
+    assert Identity.objects.count() == 0
+
+
+def test_missing_local_id_is_a_clear_error():
+    with pytest.raises(DemographicsError, match="assigning authority and local id"):
+        reg("H1", "", **XIAOMING)
+
+
+def test_future_and_impossible_birth_dates_are_flagged_not_crashed():
+    future = reg("H1", "A1", name="王小明", birth_date="2999-01-01")
+    impossible = reg("H2", "A1", name="王小明", birth_date="1980-02-30")
+    assert "birth_date_future" in {f["code"] for f in future.flags}
+    assert "birth_date_invalid" in {f["code"] for f in impossible.flags}
+    assert future.identity.birth_date is None and impossible.identity.birth_date is None
+    # A name alone never links automatically.
+    assert future.person != impossible.person
+
+
+def test_manual_link_survives_update_and_rematch():
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", name="李娜", sex="female", birth_date="1990-01-01")
+    identity_link(identity=b.identity, person=a.person, actor="reviewer", reason="same resident, checked by phone")
+    updated = reg("H2", "B1", name="李娜", sex="female", birth_date="1990-01-02")
+    assert updated.decision == "kept_manual" and updated.person == a.person
+    run = rematch_start(actor="test")
+    while run.status != RematchRun.Status.DONE:
+        run = rematch_step(run=run, batch_size=1)
+    assert Identity.objects.get(pk=b.identity.pk).person_id == a.person.pk
+    assert run.counts["manual_kept"] == 1
+
+
+def test_unlink_creates_new_person_and_do_not_link_that_rematch_respects():
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", **XIAOMING)
+    assert a.person == b.person
+    identity_unlink(identity=b.identity, actor="reviewer", reason="different people")
+    b_identity = Identity.objects.get(pk=b.identity.pk)
+    assert b_identity.person_id != a.person.pk
+    assert DoNotLink.objects.count() == 1
+    assert LinkEvent.objects.filter(kind="unlink").count() == 1
+    # A later update or re-match never puts them back together.
+    reg("H2", "B1", **{**XIAOMING, "address": "天河路1号"})
+    run = rematch_start(actor="test")
+    while run.status != RematchRun.Status.DONE:
+        run = rematch_step(run=run)
+    assert Identity.objects.get(pk=b.identity.pk).person_id != Identity.objects.get(pk=a.identity.pk).person_id
+    with pytest.raises(MPIError, match="do-not-link"):
+        identity_link(identity=b_identity, person=Identity.objects.get(pk=a.identity.pk).person, actor="x")
+
+
+def test_unlink_of_only_identity_is_refused():
+    a = reg("H1", "A1", **XIAOMING)
+    with pytest.raises(MPIError, match="only identity"):
+        identity_unlink(identity=a.identity, actor="x")
+
+
+def test_merge_then_unmerge_restores_exactly():
+    a = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    b = reg("H2", "B1", name="王小明", sex="male", birth_date="1981-05-03", phone="13900000000")
+    b2 = reg("H3", "C1", name="王小明", sex="male", birth_date="1981-05-03", phone="13900000000")
+    assert a.person != b.person and b.person == b2.person
+    before = {i.pk: (i.person_id, i.link_kind, i.link_score, i.linked_by) for i in Identity.objects.all()}
+    golden_before = Person.objects.get(pk=a.person.pk).birth_date
+    merge = person_merge(survivor=a.person, duplicate=b.person, actor="hl7:A40", reason="ADT^A40")
+    dup = Person.objects.get(pk=b.person.pk)
+    assert dup.status == "merged" and dup.merged_into_id == a.person.pk
+    assert set(Identity.objects.values_list("person_id", flat=True)) == {a.person.pk}
+    person_unmerge(merge=merge, actor="admin", reason="wrong merge")
+    after = {i.pk: (i.person_id, i.link_kind, i.link_score, i.linked_by) for i in Identity.objects.all()}
+    assert after == before
+    assert Person.objects.get(pk=b.person.pk).status == "active"
+    assert Person.objects.get(pk=a.person.pk).birth_date == golden_before
+    with pytest.raises(MPIError, match="already undone"):
+        person_unmerge(merge=merge, actor="admin")
+    # The unmerge is a decision: the two sides are never merged again by anyone.
+    with pytest.raises(MPIError, match="do-not-link"):
+        person_merge(survivor=a.person, duplicate=Person.objects.get(pk=b.person.pk), actor="x")
+
+
+def test_merge_of_a_merged_person_is_refused():
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", name="李娜", sex="female", birth_date="1990-01-01")
+    person_merge(survivor=a.person, duplicate=b.person, actor="x")
+    with pytest.raises(MPIError, match="already merged"):
+        person_merge(survivor=a.person, duplicate=Person.objects.get(pk=b.person.pk), actor="x")
+
+
+def test_review_accept_reject_and_merge():
+    a = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    b = reg("H2", "B1", resident_id=RID, name="李娜", sex="male", birth_date="1980-05-03")
+    item = ReviewItem.objects.get(identity=b.identity)
+    review_reject(item=item, actor="reviewer", reason="different people, checked")
+    assert ReviewItem.objects.get(pk=item.pk).status == "rejected"
+    assert DoNotLink.objects.count() == 1
+    with pytest.raises(MPIError, match="already decided"):
+        review_accept(item=ReviewItem.objects.get(pk=item.pk), actor="reviewer")
+    c = reg("H3", "C1", resident_id=RID, name="王建国", sex="male", birth_date="1980-05-03")
+    item = ReviewItem.objects.get(identity=c.identity, candidate=a.person)
+    review_accept(item=item, actor="reviewer", reason="renamed; checked with the resident")
+    assert Identity.objects.get(pk=c.identity.pk).person_id == a.person.pk
+    assert Identity.objects.get(pk=c.identity.pk).link_kind == "manual"
+    d = reg("H4", "D1", resident_id=RID, name="王国强", sex="male", birth_date="1980-05-03")
+    item = ReviewItem.objects.get(identity=d.identity, candidate=a.person)
+    review_merge(item=item, actor="reviewer", reason="same resident")
+    assert Person.objects.get(pk=d.person.pk).status == "merged"
+    assert ReviewItem.objects.get(pk=item.pk).status == "accepted"
+
+
+def test_rematch_after_threshold_change_moves_automatic_links(settings):
+    from mpi.matching import _configured
+
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", name="王晓明", sex="male", birth_date="1980-05-03", phone="13800138000")
+    assert a.person == b.person
+    settings.MPI_MATCH_THRESHOLDS = {"auto_link": 200.0, "review": 7.0}
+    _configured.cache_clear()
+    try:
+        call_command("rematch", "--batch-size", "1", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        assert Identity.objects.get(pk=a.identity.pk).person_id != Identity.objects.get(pk=b.identity.pk).person_id
+        assert ReviewItem.objects.filter(status="open").exists()
+    finally:
+        _configured.cache_clear()
+
+
+def test_rematch_resumes_from_last_batch():
+    for i in range(5):
+        reg("H1", f"A{i}", name=f"测试{i}号", sex="male", birth_date=f"1980-01-0{i + 1}")
+    run = rematch_start(actor="test")
+    run = rematch_step(run=run, batch_size=2)
+    assert run.status == "running" and run.last_identity_id == Identity.objects.order_by("pk")[1].pk
+    call_command("rematch", "--resume", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert RematchRun.objects.get(pk=run.pk).status == "done"
+
+
+# --- the do-not-link invariant under any sequence of operations ------------------------
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["register", "unlink", "merge", "unmerge", "link"]), st.integers(0, 5), st.integers(0, 5)),
+    min_size=1,
+    max_size=12,
+)
+VARIANTS = [
+    XIAOMING,
+    {**XIAOMING, "name": "王晓明"},
+    {**XIAOMING, "birth_date": "1980-03-05"},
+    {"name": "王小红", "sex": "female", "birth_date": "1980-05-03", "phone": "13800138000"},
+    {"name": "Wang Xiaoming", "birth_date": "1980-05-03", "phone": "13800138000"},
+    {**XIAOMING, "resident_id": RID},
+]
+
+
+class DoNotLinkInvariant(HypothesisTestCase):
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(OPS)
+    def test_no_sequence_of_operations_crosses_a_do_not_link_decision(self, ops):
+        for op, i, j in ops:
+            identities = list(Identity.objects.order_by("pk"))
+            persons = list(Person.objects.filter(status="active").order_by("pk"))
+            try:
+                if op == "register" or not identities:
+                    reg(f"H{i}", f"L{j}", **VARIANTS[(i + j) % len(VARIANTS)])
+                elif op == "unlink":
+                    identity_unlink(identity=identities[i % len(identities)], actor="t")
+                elif op == "merge" and len(persons) > 1:
+                    person_merge(survivor=persons[i % len(persons)], duplicate=persons[j % len(persons)], actor="t")
+                elif op == "unmerge":
+                    merge = LinkEvent.objects.filter(kind="merge", undone_by__isnull=True).first()
+                    if merge:
+                        person_unmerge(merge=merge, actor="t")
+                elif op == "link" and persons:
+                    identity_link(identity=identities[i % len(identities)], person=persons[j % len(persons)], actor="t")
+            except MPIError:
+                pass
+            assert dnl_crossed() == []
+            # Every identity belongs to an active person.
+            assert not Identity.objects.exclude(person__status="active").exists()
