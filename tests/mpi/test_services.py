@@ -253,7 +253,9 @@ def test_rematch_resumes_from_last_batch():
 # --- the do-not-link invariant under any sequence of operations ------------------------
 
 OPS = st.lists(
-    st.tuples(st.sampled_from(["register", "unlink", "merge", "unmerge", "link"]), st.integers(0, 5), st.integers(0, 5)),
+    st.tuples(
+        st.sampled_from(["register", "unlink", "merge", "unmerge", "link"]), st.integers(0, 5), st.integers(0, 5)
+    ),
     min_size=1,
     max_size=12,
 )

@@ -1,0 +1,397 @@
+"""Admin pages of the MPI: the review queue of possible matches, persons with their identities, history.
+
+Nothing here writes a model directly: every decision (accept, reject, merge,
+unlink, unmerge) goes through ``mpi.services`` with the administrator as the
+actor and the reason they typed, so it lands in the history like any other.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, Person, ReviewItem
+from mpi.services import (
+    MPIError,
+    identity_unlink,
+    person_merge,
+    person_unmerge,
+    review_accept,
+    review_merge,
+    review_reject,
+)
+
+# The rows of the side-by-side comparison: (label, key in Identity.received / person golden fields).
+COMPARED_FIELDS = [
+    (_("name"), "name"),
+    (_("sex"), "sex"),
+    (_("birth date"), "birth_date"),
+    (_("resident identity number"), "resident_id"),
+    (_("health card number"), "health_card"),
+    (_("phone"), "phone"),
+    (_("address"), "address"),
+]
+FIELD_OF_EVIDENCE = {
+    "name": "name",
+    "sex": "sex",
+    "birth_date": "birth_date",
+    "resident_id": "resident_id",
+    "health_card": "health_card",
+    "phone": "phone",
+    "address": "address",
+}
+
+
+def _actor(request) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("reason"), widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), required=True, max_length=2000
+    )
+
+
+class ScoreBandFilter(admin.SimpleListFilter):
+    title = _("score")
+    parameter_name = "score"
+    BANDS = {"high": (20, None), "mid": (12, 20), "low": (None, 12)}
+
+    def lookups(self, request, model_admin):
+        return [("high", _("20 and above")), ("mid", _("12 to 20")), ("low", _("below 12"))]
+
+    def queryset(self, request, queryset):
+        low, high = self.BANDS.get(self.value(), (None, None))
+        if low is not None:
+            queryset = queryset.filter(score__gte=low)
+        if high is not None:
+            queryset = queryset.filter(score__lt=high)
+        return queryset
+
+
+class OpenFirstStatusFilter(admin.SimpleListFilter):
+    """The queue opens on what still needs a decision."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [*ReviewItem.Status.choices, ("all", _("all"))]
+
+    def choices(self, changelist):
+        value = self.value() or ReviewItem.Status.OPEN
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or ReviewItem.Status.OPEN
+        return queryset if value == "all" else queryset.filter(status=value)
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    list_display = ["identity_name", "candidate_name", "score_display", "institution", "status", "created_at"]
+    list_filter = [
+        OpenFirstStatusFilter,
+        ScoreBandFilter,
+        ("identity__source__institution", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["identity", "identity__source__institution", "candidate"]
+    search_fields = ["identity__name", "identity__local_id", "candidate__name", "candidate__resident_id"]
+    ordering = ["-score", "pk"]
+    list_per_page = 50
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decisions are made on the review page, through the services
+
+    @admin.display(description=_("identity"), ordering="identity__name")
+    def identity_name(self, obj):
+        return f"{obj.identity.name or '—'} ({obj.identity.assigning_authority}|{obj.identity.local_id})"
+
+    @admin.display(description=_("candidate person"), ordering="candidate__name")
+    def candidate_name(self, obj):
+        return str(obj.candidate)
+
+    @admin.display(description=_("score"), ordering="score")
+    def score_display(self, obj):
+        url = reverse("admin:mpi_reviewitem_review", args=[obj.pk])
+        return format_html('<a href="{}" class="review-link">{}</a>', url, f"{obj.score:.1f}")
+
+    @admin.display(description=_("institution"))
+    def institution(self, obj):
+        source = obj.identity.source
+        return source.institution.name if source else obj.identity.assigning_authority
+
+    def get_urls(self):
+        urls = [
+            path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="mpi_reviewitem_review"),
+        ]
+        return urls + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:mpi_reviewitem_review", args=[object_id]))
+
+    def review_view(self, request, pk):
+        """Side by side: the identity as received, the candidate's golden record and identities, the evidence."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        item = get_object_or_404(ReviewItem.objects.select_related("identity", "candidate"), pk=pk)
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST":
+            if not request.user.has_perm("mpi.change_reviewitem") and not request.user.is_superuser:
+                raise PermissionDenied
+            decision = request.POST.get("decision")
+            if decision not in ("accept", "reject", "merge"):
+                messages.error(request, _("Choose accept, reject or merge."))
+            elif form.is_valid():
+                service = {"accept": review_accept, "reject": review_reject, "merge": review_merge}[decision]
+                try:
+                    service(item=item, actor=_actor(request), reason=form.cleaned_data["reason"])
+                except MPIError as exc:
+                    messages.error(request, str(exc))
+                else:
+                    messages.success(request, _("Decision recorded."))
+                    return HttpResponseRedirect(reverse("admin:mpi_reviewitem_changelist"))
+        identity = item.identity
+        received = identity.received
+        golden = {
+            "name": item.candidate.name,
+            "sex": item.candidate.sex,
+            "birth_date": item.candidate.birth_date.isoformat() if item.candidate.birth_date else "",
+            "resident_id": item.candidate.resident_id,
+            "health_card": item.candidate.health_card,
+            "phone": item.candidate.phone,
+            "address": item.candidate.address,
+        }
+        evidence = item.evidence.get("fields", {})
+        rows = []
+        for label, key in COMPARED_FIELDS:
+            value = received.get(key) or ""
+            if key == "name" and not value:
+                value = identity.name
+            ev = evidence.get(key, {})
+            rows.append(
+                {
+                    "label": label,
+                    "key": key,
+                    "identity": value,
+                    "candidate": golden.get(key) or "",
+                    "level": ev.get("level", ""),
+                    "weight": ev.get("weight"),
+                }
+            )
+        for key in ("document",):
+            if key in evidence:
+                rows.append(
+                    {"label": _("other documents"), "key": key, "identity": "", "candidate": "", **evidence[key]}
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Possible match"),
+            "item": item,
+            "identity": identity,
+            "rows": rows,
+            "flags": identity.flags,
+            "candidate_identities": item.candidate.identities.order_by("assigning_authority", "local_id"),
+            "score": item.evidence.get("score", item.score),
+            "corroborated": item.evidence.get("corroborated"),
+            "form": form,
+            "decided": item.status != ReviewItem.Status.OPEN,
+        }
+        return TemplateResponse(request, "admin/mpi/reviewitem/review.html", context)
+
+
+class IdentityInline(admin.TabularInline):
+    model = Identity
+    fk_name = "person"
+    extra = 0
+    fields = ["assigning_authority", "local_id", "name", "sex", "birth_date", "link_kind", "link_score", "linked_by"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MergeForm(forms.Form):
+    survivor = forms.ModelChoiceField(queryset=Person.objects.none(), label=_("surviving person"))
+    reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["name", "sex", "birth_date", "resident_id", "status", "identity_count", "updated_at"]
+    list_filter = ["status", "sex"]
+    search_fields = ["name", "=resident_id", "=health_card", "identities__local_id", "identities__name_latin"]
+    readonly_fields = [
+        "uuid", "status", "merged_into", "name", "sex", "birth_date", "resident_id", "health_card", "phone",
+        "address", "created_at", "updated_at",
+    ]  # fmt: skip
+    inlines = [IdentityInline]
+    actions = ["merge_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(identity_total=Count("identities"))
+
+    @admin.display(description=_("identities"), ordering="identity_total")
+    def identity_count(self, obj):
+        return obj.identity_total
+
+    @admin.action(description=_("Merge the selected persons"))
+    def merge_selected(self, request, queryset):
+        persons = list(queryset.filter(status=Person.Status.ACTIVE))
+        if len(persons) != 2:
+            self.message_user(request, _("Select exactly two active persons to merge."), messages.ERROR)
+            return None
+        form = MergeForm(request.POST if "apply" in request.POST else None)
+        form.fields["survivor"].queryset = queryset
+        if form.is_valid():
+            survivor = form.cleaned_data["survivor"]
+            duplicate = next(p for p in persons if p.pk != survivor.pk)
+            try:
+                person_merge(
+                    survivor=survivor, duplicate=duplicate, actor=_actor(request), reason=form.cleaned_data["reason"]
+                )
+            except MPIError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, _("Merged."), messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/mpi/person/merge.html",
+            {**self.admin_site.each_context(request), "opts": self.model._meta, "persons": persons, "form": form,
+             "title": _("Merge persons")},
+        )  # fmt: skip
+
+
+class IdentifierInline(admin.TabularInline):
+    model = Identifier
+    extra = 0
+    fields = ["kind", "value", "trusted", "flag", "current", "recorded_at", "superseded_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "name", "sex", "birth_date", "person", "link_kind", "link_score", "flag_count"]
+    list_filter = ["link_kind", ("source__institution", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["=local_id", "name", "name_latin"]
+    list_select_related = ["person"]
+    readonly_fields = [
+        "uuid", "assigning_authority", "local_id", "source", "received", "flags", "name", "name_latin", "sex",
+        "birth_date", "person", "link_kind", "link_score", "link_evidence", "linked_by", "linked_at",
+        "created_at", "updated_at",
+    ]  # fmt: skip
+    exclude = ["profile"]
+    inlines = [IdentifierInline]
+    actions = ["unlink_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("flags"))
+    def flag_count(self, obj):
+        return len(obj.flags) or ""
+
+    @admin.action(description=_("Unlink the selected identities from their persons"))
+    def unlink_selected(self, request, queryset):
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for identity in queryset:
+                try:
+                    identity_unlink(identity=identity, actor=_actor(request), reason=form.cleaned_data["reason"])
+                except MPIError as exc:
+                    self.message_user(request, f"{identity}: {exc}", messages.ERROR)
+                else:
+                    self.message_user(request, _("Unlinked %(identity)s.") % {"identity": identity}, messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/mpi/reason_action.html",
+            {**self.admin_site.each_context(request), "opts": self.model._meta, "objects": queryset, "form": form,
+             "action": "unlink_selected", "title": _("Unlink identities")},
+        )  # fmt: skip
+
+
+@admin.register(LinkEvent)
+class LinkEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "kind", "identity", "person", "other_person", "actor", "reason", "undone_by"]
+    list_filter = ["kind"]
+    search_fields = ["actor", "reason", "identity__local_id"]
+    list_select_related = ["identity", "person", "other_person", "undone_by"]
+    actions = ["unmerge_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Unmerge the selected merges"), permissions=["view"])
+    def unmerge_selected(self, request, queryset):
+        if not request.user.has_perm("mpi.change_person"):
+            raise PermissionDenied
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for event in queryset:
+                try:
+                    person_unmerge(merge=event, actor=_actor(request), reason=form.cleaned_data["reason"])
+                except MPIError as exc:
+                    self.message_user(request, f"{event}: {exc}", messages.ERROR)
+                else:
+                    self.message_user(request, _("Unmerged."), messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/mpi/reason_action.html",
+            {**self.admin_site.each_context(request), "opts": self.model._meta, "objects": queryset, "form": form,
+             "action": "unmerge_selected", "title": _("Unmerge")},
+        )  # fmt: skip
+
+
+@admin.register(DoNotLink)
+class DoNotLinkAdmin(admin.ModelAdmin):
+    list_display = ["identity_a", "identity_b", "actor", "reason", "created_at"]
+    search_fields = ["identity_a__local_id", "identity_b__local_id", "actor"]
+    list_select_related = ["identity_a", "identity_b"]
+    readonly_fields = ["identity_a", "identity_b", "actor", "reason", "created_at"]
+
+    def has_add_permission(self, request):
+        return False

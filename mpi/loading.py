@@ -1,0 +1,134 @@
+"""Initial load of the index from a population register: one person per record, no matching.
+
+A region starts its MPI from the population register (or the health card
+register), where each resident appears once, keyed by a verified identity
+number. Matching every such record against the others would only spend time
+confirming what the register already guarantees, so this loader writes them
+directly in large batches; feeds registered afterwards go through
+``identity_register``. Records that fail the register's own promise (no valid
+identity number, or a number already in the index) are not loaded by this
+path: they are returned for ordinary registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from mpi.demographics import Demographics, blocking_keys, key_hash, profile_build
+from mpi.models import Identifier, Identity, LinkEvent, MatchKey, Person
+
+
+@dataclass(frozen=True)
+class RegisterRecord:
+    """One population-register record: the register's own id for the resident and the demographics."""
+
+    local_id: str
+    demographics: Demographics
+
+
+@dataclass
+class LoadResult:
+    loaded: int
+    rejected: list[RegisterRecord]
+
+
+def population_load(
+    records: Iterable[RegisterRecord], *, assigning_authority: str, actor: str, batch_size: int = 2000
+) -> LoadResult:
+    """Loads register records as new persons, one transaction per batch. Returns what was loaded and
+    the records that need ordinary registration (invalid or already-indexed identity numbers)."""
+    loaded, rejected, batch = 0, [], []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= batch_size:
+            n, bad = _load_batch(batch, assigning_authority, actor)
+            loaded, batch = loaded + n, []
+            rejected.extend(bad)
+    if batch:
+        n, bad = _load_batch(batch, assigning_authority, actor)
+        loaded += n
+        rejected.extend(bad)
+    return LoadResult(loaded, rejected)
+
+
+def _load_batch(batch: list[RegisterRecord], authority: str, actor: str) -> tuple[int, list[RegisterRecord]]:
+    profiles, rejected = [], []
+    seen: set[str] = set()
+    for record in batch:
+        profile = profile_build(record.demographics)
+        if not profile.resident_id_valid or profile.resident_id in seen or not profile.has_name:
+            rejected.append(record)
+            continue
+        seen.add(profile.resident_id)
+        profiles.append((record, profile))
+    with transaction.atomic():
+        known = set(
+            Identifier.objects.filter(kind="resident_id", trusted=True, current=True, value__in=seen).values_list(
+                "value", flat=True
+            )
+        )
+        if known:
+            rejected.extend(r for r, p in profiles if p.resident_id in known)
+            profiles = [(r, p) for r, p in profiles if p.resident_id not in known]
+        if not profiles:
+            return 0, rejected
+        now = timezone.now()
+        persons = Person.objects.bulk_create(
+            [
+                Person(
+                    name=(r.demographics.name or "")[:200],
+                    sex=p.sex or "",
+                    birth_date=p.birth_date,
+                    resident_id=p.resident_id,
+                    health_card=p.health_card or "",
+                    phone=(r.demographics.phone or "")[:32],
+                    address=(r.demographics.address or "")[:300],
+                )
+                for r, p in profiles
+            ]
+        )
+        identities = Identity.objects.bulk_create(
+            [
+                Identity(
+                    assigning_authority=authority,
+                    local_id=r.local_id,
+                    received=r.demographics.as_json(),
+                    profile=p.as_json(),
+                    flags=[f.as_json() for f in p.flags],
+                    name=(r.demographics.name or "")[:200],
+                    name_latin=p.latin[:200],
+                    sex=p.sex or "",
+                    birth_date=p.birth_date,
+                    person=person,
+                    link_kind=Identity.LinkKind.NEW,
+                    linked_by=actor,
+                    linked_at=now,
+                )
+                for (r, p), person in zip(profiles, persons, strict=True)
+            ]
+        )
+        identifiers, keys = [], []
+        for (_, p), identity in zip(profiles, identities, strict=True):
+            identifiers.append(Identifier(identity=identity, kind="resident_id", value=p.resident_id, trusted=True))
+            if p.health_card:
+                identifiers.append(Identifier(identity=identity, kind="health_card", value=p.health_card, trusted=True))
+            keys.extend(MatchKey(identity=identity, key=key_hash(k)) for k in blocking_keys(p))
+        Identifier.objects.bulk_create(identifiers)
+        MatchKey.objects.bulk_create(keys, batch_size=10_000)
+        LinkEvent.objects.bulk_create(
+            [
+                LinkEvent(
+                    kind=LinkEvent.Kind.REGISTER,
+                    identity=identity,
+                    person=person,
+                    actor=actor,
+                    detail={"decision": "population_register"},
+                )
+                for identity, person in zip(identities, persons, strict=True)
+            ]
+        )
+    return len(profiles), rejected
