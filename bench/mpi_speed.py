@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="keep an index of the right size from an earlier run")
+    parser.add_argument("--build-only", action="store_true", help="build the index and stop")
     args = parser.parse_args()
 
     _setup()
@@ -153,6 +154,8 @@ def main() -> None:
         # A previous run's registrations are removed so each run measures the same thing.
         print(f"index reused: {loaded:,} persons")
     _cleanup(AUTHORITY)
+    if args.build_only:
+        return
 
     # Residents for the duplicate set: enough that it yields the registrations asked for.
     residents = max(2000, (args.latency + args.bulk) * 2 // 3)

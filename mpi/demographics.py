@@ -95,10 +95,105 @@ SURNAME_READINGS = {
     "折": "she",
     "员": "yun",
 }
+# Common English diminutives and their full forms: registrars type either.
+# A nickname sounds like its full name (matching level "sound", not "exact").
+_NICKNAME_GROUPS = {
+    "william": "bill billy will willy liam",
+    "robert": "bob bobby rob robbie bert",
+    "richard": "dick rick ricky rich richie",
+    "james": "jim jimmy jamie",
+    "john": "jack johnny jon",
+    "joseph": "joe joey",
+    "thomas": "tom tommy",
+    "charles": "charlie chuck chas",
+    "michael": "mike mikey mick mickey",
+    "edward": "ed eddie ted teddy ned",
+    "henry": "harry hank",
+    "anthony": "tony",
+    "daniel": "dan danny",
+    "david": "dave davy",
+    "christopher": "chris kit",
+    "matthew": "matt",
+    "nicholas": "nick nicky",
+    "stephen": "steve stevie",
+    "steven": "steve stevie",
+    "andrew": "andy drew",
+    "benjamin": "ben benny",
+    "samuel": "sam sammy",
+    "alexander": "alex alec sandy",
+    "peter": "pete",
+    "patrick": "pat paddy",
+    "lawrence": "larry",
+    "raymond": "ray",
+    "ronald": "ron ronnie",
+    "donald": "don donnie",
+    "gerald": "gerry jerry",
+    "frederick": "fred freddie",
+    "margaret": "maggie meg peggy marge",
+    "elizabeth": "liz lizzie beth betty betsy eliza libby",
+    "katherine": "kate katie kathy kat kitty",
+    "catherine": "cathy cate",
+    "jennifer": "jen jenny",
+    "susan": "sue susie suzy",
+    "patricia": "pat patty trish tricia",
+    "deborah": "debbie deb",
+    "barbara": "barb babs",
+    "rebecca": "becky becca",
+    "victoria": "vicky tori",
+    "christine": "chris chrissy tina",
+    "jessica": "jess jessie",
+    "abigail": "abby",
+    "dorothy": "dot dottie dolly",
+    "eleanor": "ellie nell nora",
+    "helen": "nell",
+    "alexandra": "alex sasha",
+    "samantha": "sam",
+    "josephine": "jo josie",
+    "theresa": "terri tess",
+    "judith": "judy",
+    "kimberly": "kim",
+    "pamela": "pam",
+    "cynthia": "cindy",
+    "mary": "molly polly mae mamie",
+    "olivia": "liv livvy",
+    "sarah": "sally sadie",
+    "ann": "annie nan nancy",
+    "anne": "annie nan",
+    "frances": "fran frankie fanny",
+    "francis": "frank frankie",
+    "virginia": "ginny",
+    "caroline": "carrie carol",
+    "jacqueline": "jackie",
+    "nathaniel": "nate nat",
+    "nathan": "nate",
+    "zachary": "zach zack",
+    "timothy": "tim timmy",
+    "kenneth": "ken kenny",
+    "gregory": "greg",
+    "jeffrey": "jeff",
+    "philip": "phil",
+    "leonard": "len lenny leo",
+    "walter": "walt wally",
+    "albert": "al bert",
+    "eugene": "gene",
+    "vincent": "vince vinny",
+}
+
+
+def _nickname_index() -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for full, nicks in _NICKNAME_GROUPS.items():
+        for nick in nicks.split():
+            index.setdefault(nick, []).append(full)  # "chris": christopher and christine
+    return {nick: tuple(fulls) for nick, fulls in index.items()}
+
+
+NICKNAMES = _nickname_index()
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_TOKEN_RE = re.compile(r"[a-z]+")
 # Words that are not part of anyone's name but that registrars type into the name field.
-_NAME_NOISE = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "sr", "ii", "iii"})
+_NAME_NOISE = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "sr", "ii", "iii", "iv"})
+_GENERATIONS = {"jr": "jr", "junior": "jr", "ii": "ii", "sr": "sr", "senior": "sr", "iii": "iii", "iv": "iv"}
 
 
 class DemographicsError(ValueError):
@@ -169,7 +264,8 @@ class Profile:
     family: str = ""  # Latin (pinyin) family name, lower case, no spaces, when known
     given: str = ""  # Latin given name(s), joined
     tokens: tuple[str, ...] = ()  # the Latin name tokens in the order received
-    sounds: tuple[str, ...] = ()  # "family given" sound keys, one per plausible order
+    readings: tuple[tuple[str, str], ...] = ()  # plausible (family, given) readings of the name
+    sounds: tuple[str, ...] = ()  # sound keys of the readings (family and given sorted)
     sex: str | None = None
     birth_date: dt.date | None = None
     birth_year_only: bool = False
@@ -180,6 +276,12 @@ class Profile:
     resident_id_valid: bool = False
     health_card: str | None = None
     documents: tuple[tuple[str, str], ...] = ()
+    # A name given before the resident has one ("BABY BOY A SMITH", "李娜之子"): its exact text,
+    # order marks included, or "" for a real name.
+    placeholder: str = ""
+    generation: str = ""  # Jr., Sr., II, III: a father and son can share every other part of the name
+    # Middle names (Latin names of three or more words), for telling "Catherine Patricia" from "Katherine Claire".
+    middle: tuple[str, ...] = ()
     flags: list[Flag] = field(default_factory=list)
 
     @property
@@ -197,6 +299,10 @@ class Profile:
             "family": self.family,
             "given": self.given,
             "tokens": list(self.tokens),
+            "readings": [list(r) for r in self.readings],
+            "placeholder": self.placeholder,
+            "generation": self.generation,
+            "middle": list(self.middle),
             "sounds": list(self.sounds),
             "sex": self.sex,
             "birth_date": self.birth_date.isoformat() if self.birth_date else None,
@@ -218,6 +324,10 @@ class Profile:
             family=data.get("family", ""),
             given=data.get("given", ""),
             tokens=tuple(data.get("tokens", ())),
+            readings=tuple(tuple(r) for r in data.get("readings", ())),
+            placeholder=data.get("placeholder", ""),
+            generation=data.get("generation", ""),
+            middle=tuple(data.get("middle", ())),
             sounds=tuple(data.get("sounds", ())),
             sex=data.get("sex"),
             birth_date=dt.date.fromisoformat(birth) if birth else None,
@@ -299,7 +409,26 @@ def token_sound(token: str) -> str:
 def _latin_tokens(text: str) -> list[str]:
     plain = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in plain if not unicodedata.combining(c))
+    plain = re.sub(r"['’`]", "", plain)  # O'Neill, D’Angelo: one word
     return [t for t in _LATIN_TOKEN_RE.findall(plain) if t not in _NAME_NOISE]
+
+
+# Words of the names hospitals give newborns and unidentified patients before they have a name.
+_PLACEHOLDER_LATIN = frozenset({"baby", "babe", "infant", "newborn", "boy", "girl", "twin", "unknown", "unnamed", "nn"})
+_PLACEHOLDER_CJK = re.compile(r"之子|之女|之儿|婴|宝宝|新生儿|无名|未知|双胎|[大二小]宝")
+
+
+def _placeholder(raw: str) -> str:
+    """The normalised text of a placeholder name (order marks like A/B, 1/2, 大/二 kept), or ""."""
+    text = unicodedata.normalize("NFKC", raw).lower()
+    words = re.findall(r"[a-z]+|[0-9]+", text)
+    if _PLACEHOLDER_CJK.search(text) or (_PLACEHOLDER_LATIN & set(words) and len(words) >= 2):
+        return " ".join(re.findall(r"[a-z]+|[0-9]+|[\u3400-\u9fff]", text))
+    return ""
+
+
+def _without_initials(tokens: list[str]) -> list[str]:
+    return [t for t in tokens if len(t) > 1] or tokens
 
 
 @lru_cache(maxsize=32768)
@@ -317,20 +446,36 @@ def hanzi_pinyin(hanzi: str) -> tuple[str, str]:
     return family, "".join(char_pinyin(c) for c in given)
 
 
-def _name_sounds(family: str, given: str, tokens: list[str], split_known: bool) -> tuple[str, ...]:
-    if split_known or len(tokens) < 2:
-        if not (family or given):
-            return ()
-        return (f"{token_sound(family)} {token_sound(given)}",)
-    # Order unknown ("Xiaoming Wang", "WANG Xiaoming", "Smith John"): the family
-    # name is the first or the last token; offer both readings.
-    first = f"{token_sound(tokens[0])} {token_sound(''.join(tokens[1:]))}"
-    last = f"{token_sound(tokens[-1])} {token_sound(''.join(tokens[:-1]))}"
-    return tuple(dict.fromkeys((first, last)))
+def _sound_pairs(family: str, given: str) -> list[str]:
+    """Sound keys of a (family, given) reading; a nickname also sounds like each full name it stands for.
+    Sorted, so that family and given exchanged (split fields, or "Xiaoming Wang") sound the same."""
+    family_sound = token_sound(family)
+    return [" ".join(sorted((family_sound, token_sound(g)))) for g in (given, *NICKNAMES.get(given, ()))]
+
+
+def _split_readings(family_tokens: list[str], given_tokens: list[str]) -> list[tuple[str, str]]:
+    given_tokens = _without_initials(given_tokens)
+    family = "".join(family_tokens)
+    readings = [(family, "".join(given_tokens))]
+    if len(given_tokens) > 1:
+        readings.append((family, given_tokens[0]))  # the first given name without middle names
+    return readings
+
+
+def _unordered_readings(tokens: list[str]) -> list[tuple[str, str]]:
+    """(family, given) readings of a Latin name whose order is unknown: "Xiaoming Wang", "WANG XIAO MING",
+    "Matthew James Brown", "BROWN MATTHEW". The family name is the first or the last word; middle names
+    may be left out by another registrar."""
+    if len(tokens) == 1:
+        return [(tokens[0], "")]
+    readings = [(tokens[0], "".join(tokens[1:])), (tokens[-1], "".join(tokens[:-1]))]
+    if len(tokens) > 2:
+        readings += [(tokens[-1], tokens[0]), (tokens[0], tokens[1])]
+    return list(dict.fromkeys(readings))
 
 
 def _name_profile(profile: Profile, d: Demographics) -> None:
-    raw = unicodedata.normalize("NFKC", " ".join(p for p in (d.name,) if p) or "").strip()
+    raw = unicodedata.normalize("NFKC", d.name or "").strip()
     family_raw = unicodedata.normalize("NFKC", d.family_name or "").strip()
     given_raw = unicodedata.normalize("NFKC", d.given_name or "").strip()
     if not raw and (family_raw or given_raw):
@@ -346,20 +491,29 @@ def _name_profile(profile: Profile, d: Demographics) -> None:
             family, given = hanzi_pinyin(hanzi)
         profile.family, profile.given = family, given
         profile.tokens = (family, given) if given else (family,)
-        profile.sounds = _name_sounds(family, given, [], split_known=True)
-        return
-    if family_raw or given_raw:
+        profile.readings = ((family, given),)
+    else:
         family_tokens, given_tokens = _latin_tokens(family_raw), _latin_tokens(given_raw)
+        if not (family_tokens and given_tokens) and "," in raw:
+            # "BROWN, Matthew J.": the family name before the comma (HL7 and registrars alike).
+            head, _, tail = raw.partition(",")
+            family_tokens, given_tokens = _latin_tokens(head), _latin_tokens(tail)
         if family_tokens and given_tokens:
-            profile.family, profile.given = "".join(family_tokens), "".join(given_tokens)
             profile.tokens = (*family_tokens, *given_tokens)
-            profile.sounds = _name_sounds(profile.family, profile.given, [], split_known=True)
-            return
-    tokens = [t for t in _latin_tokens(raw) if len(t) > 1] or _latin_tokens(raw)
-    profile.tokens = tuple(tokens)
-    if len(tokens) == 1:
-        profile.family = tokens[0]
-    profile.sounds = _name_sounds(tokens[0] if tokens else "", "", tokens, split_known=len(tokens) < 2)
+            profile.readings = tuple(_split_readings(family_tokens, given_tokens))
+            profile.family, profile.given = profile.readings[0]
+            profile.middle = tuple(_without_initials(given_tokens)[1:])
+        else:
+            tokens = _without_initials(_latin_tokens(raw))
+            profile.tokens = tuple(tokens)
+            profile.readings = tuple(_unordered_readings(tokens)) if tokens else ()
+            if len(tokens) == 1:
+                profile.family = tokens[0]
+            profile.middle = tuple(tokens[1:-1])
+    profile.sounds = tuple(dict.fromkeys(k for f, g in profile.readings for k in _sound_pairs(f, g)))
+    profile.placeholder = _placeholder(raw)
+    words = re.findall(r"[a-z]+", unicodedata.normalize("NFKC", f"{raw} {given_raw}").lower())
+    profile.generation = next((_GENERATIONS[w] for w in words if w in _GENERATIONS), "")
 
 
 # --- other fields ------------------------------------------------------------
@@ -394,12 +548,10 @@ def parse_birth_date(value: str | dt.date | None, *, today: dt.date) -> tuple[dt
 
 
 def normalize_phone(value: str | None) -> str | None:
-    """Digits only, without the +86 / 0086 country prefix: the last 11 digits of a mobile number."""
+    """Digits only, at most the last 10: the number without country code or trunk prefix, so that
+    "+86 138 0013 8000", "13800138000", "+44 7700 900123" and "07700 900123" each compare equal."""
     digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", value or ""))
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) - len(prefix) in (11, 10, 12):
-            digits = digits[len(prefix) :]
-    return digits if len(digits) >= 5 else None
+    return digits[-10:] if len(digits) >= 5 else None
 
 
 # Administrative prefixes that some systems type and others leave out.
@@ -407,17 +559,35 @@ _ADDRESS_PREFIX_RE = re.compile(r"^(.{2,8}?(省|自治区))?(.{2,8}?市)?(.{2,8}
 _ADDRESS_TOKEN_RE = re.compile(r"[0-9]+|[a-z]+|[\u3400-\u9fff]")
 
 
+# Street designators as postal services abbreviate them (USPS Publication 28, Royal Mail): a clerk
+# types either form.
+_STREET_WORDS = {
+    "street": "st", "str": "st", "road": "rd", "avenue": "ave", "av": "ave", "drive": "dr", "lane": "ln",
+    "court": "ct", "place": "pl", "boulevard": "blvd", "terrace": "ter", "crescent": "cres", "close": "cl",
+    "square": "sq", "highway": "hwy", "parkway": "pkwy", "circle": "cir", "apartment": "apt", "suite": "ste",
+    "north": "n", "south": "s", "east": "e", "west": "w", "flat": "apt", "unit": "apt", "no": "",
+}  # fmt: skip
+
+
+def _latin_address_tokens(value: str) -> tuple[str, ...]:
+    plain = unicodedata.normalize("NFKD", value.lower())
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    words = re.findall(r"[a-z]+|[0-9]+", plain)
+    return tuple(w for w in (_STREET_WORDS.get(w, w) for w in words) if w)
+
+
 def normalize_address(value: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """(comparable text, tokens): NFKC, lower case, no spaces or punctuation, CJK province/city/district dropped."""
+    """(comparable text, tokens): NFKC, lower case, no spaces or punctuation; CJK province/city/district
+    dropped; Latin street designators abbreviated the postal way (Lane -> ln)."""
     text = unicodedata.normalize("NFKC", value or "").lower()
-    text = re.sub(r"[\s,，.。#\-/]", "", text)
-    if not text:
+    if not re.sub(r"[\s,，.。#\-/]", "", text):
         return None, ()
     if _CJK_RE.search(text):
+        text = re.sub(r"[\s,，.。#\-/]", "", text)
         text = _ADDRESS_PREFIX_RE.sub("", text, count=1) or text
         return text, tuple(_ADDRESS_TOKEN_RE.findall(text))
-    tokens = tuple(_latin_tokens(value or "")) + tuple(re.findall(r"[0-9]+", value or ""))
-    return text, tokens
+    tokens = _latin_address_tokens(value or "")
+    return " ".join(tokens) or None, tokens
 
 
 def profile_build(d: Demographics, *, today: dt.date | None = None) -> Profile:

@@ -25,7 +25,7 @@ from functools import lru_cache
 import jellyfish
 from django.conf import settings
 
-from mpi.demographics import Profile
+from mpi.demographics import Profile, token_sound
 
 # (m, u) per field and level. Levels are ordered from strongest agreement to
 # strongest disagreement; "missing" (either side absent) weighs 0 and is not listed.
@@ -39,6 +39,9 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
         "one_edit": (0.02, 1e-4),
         # Two valid numbers that differ: different people, or a corrected duplicate number.
         "disagree": (0.004, 0.9999),
+        # Different, and one of them failed its checks: weak evidence, never a conflict on its own
+        # (a mistyped number, or a family member's number used by mistake).
+        "unverified_disagree": (0.05, 0.9999),
     },
     "health_card": {"exact": (0.95, 1e-7), "disagree": (0.04, 0.9999)},
     "document": {"exact": (0.95, 1e-7), "disagree": (0.05, 0.9999)},
@@ -66,6 +69,10 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
     "address": {"agree": (0.55, 2e-4), "similar": (0.15, 5e-3), "disagree": (0.3, 0.995)},
 }
 DEFAULT_THRESHOLDS = {"auto_link": 18.0, "review": 7.0}
+# A name exactly agreeing with an exact birth date links without a contact field only if at most
+# this many identities in the index sound like it: then the expected number of other residents
+# with that name born on the same day (count / ~29,000 birth dates) stays below 0.001.
+RARE_NAME_MAX = 30
 
 NAME_CLOSE = ("exact", "sound", "typo")
 DATE_CLOSE = ("exact", "swap", "typo")
@@ -99,8 +106,20 @@ class Comparison:
     weights: dict[str, float] = field(default_factory=dict)
     score: float = 0.0
     corroborated: bool = False
+    # A field says outright that these are different people (a different valid number, a wholly
+    # different name, middle names or generation that disagree). A person whose
+    # identities conflict with a record is never auto-linked to it, whatever its best identity says.
+    conflict: bool = False
     # A trusted identifier agrees (decides on its own, after a sanity check).
     identifier_agrees: bool = False
+    # Name and birth date agree exactly and nothing contradicts them, but no contact field agrees
+    # either: corroborated only if the name is rare enough in the index (services.candidates_find).
+    rare_name_eligible: bool = False
+    rare_name: bool = False
+    # Name, birth date and sex would corroborate if a contact field agreed: another identity of the
+    # same person may supply it (services._person_verdict).
+    needs_contact: bool = False
+    contact_from_person: bool = False
 
     @property
     def evidence(self) -> dict:
@@ -109,7 +128,13 @@ class Comparison:
             "fields": {f: {"level": lvl, "weight": round(self.weights[f], 2)} for f, lvl in self.levels.items()},
             "score": round(self.score, 2),
             "corroborated": self.corroborated,
+            **({"rare_name": True} if self.rare_name else {}),
+            **({"contact_from_person": True} if self.contact_from_person else {}),
         }
+
+    @property
+    def contact_agrees(self) -> bool:
+        return self.levels.get("phone") in ("agree", "typo") or self.levels.get("address") == "agree"
 
     def band(self) -> str:
         """``auto_link``, ``review`` or ``new``."""
@@ -136,11 +161,13 @@ def compare_resident_id(a: Profile, b: Profile) -> str | None:
     if a.resident_id_valid and b.resident_id_valid:
         return "disagree"
     # One side is invalid: a typing error is likely if they differ by one keystroke.
-    return "one_edit" if _edit1(a.resident_id, b.resident_id) else "disagree"
+    return "one_edit" if _edit1(a.resident_id, b.resident_id) else "unverified_disagree"
 
 
 def _orders(p: Profile) -> list[tuple[str, str]]:
-    """(family, given) readings of a name: known split, or first/last token as the family name."""
+    """(family, given) readings of a name (profiles stored before readings existed fall back to the tokens)."""
+    if p.readings:
+        return [tuple(r) for r in p.readings]
     if p.family and (p.given or len(p.tokens) == 1):
         return [(p.family, p.given)]
     t = p.tokens
@@ -152,11 +179,35 @@ def _orders(p: Profile) -> list[tuple[str, str]]:
 def compare_name(a: Profile, b: Profile) -> str | None:
     if not (a.has_name and b.has_name):
         return None
+    if a.placeholder or b.placeholder:
+        # "BABY BOY A SMITH" and "BABY BOY B SMITH" are twins; a placeholder and a real name say nothing
+        # for or against beyond their difference. Only the same placeholder, marks included, agrees.
+        return "sound" if a.placeholder == b.placeholder else "disagree"
+    level = _name_level(a, b)
+    if level in NAME_CLOSE and _name_parts_conflict(a, b):
+        return "similar"
+    return level
+
+
+def _name_parts_conflict(a: Profile, b: Profile) -> bool:
+    """Middle names (Catherine Patricia, Katherine Claire) or generations (Jr., Sr.) that tell apart two
+    people whose first and family names agree."""
+    if a.middle and b.middle and not _middles_agree(a.middle, b.middle):
+        return True
+    return bool(a.generation and b.generation and a.generation != b.generation)
+
+
+def _middles_agree(x: tuple[str, ...], y: tuple[str, ...]) -> bool:
+    sx, sy = {token_sound(t) for t in x}, {token_sound(t) for t in y}
+    return bool(sx & sy) or any(a[0] == b[0] for a in x for b in y if len(a) == 1 or len(b) == 1)
+
+
+def _name_level(a: Profile, b: Profile) -> str:
     if a.hanzi and b.hanzi and a.hanzi == b.hanzi:
         return "exact"
     pairs = [(x, y) for x in _orders(a) for y in _orders(b)]
-    if not (a.hanzi and b.hanzi) and any(x == y for x, y in pairs):
-        # Same Latin spelling in either order (or pinyin of the characters).
+    if not (a.hanzi and b.hanzi) and any(sorted(x) == sorted(y) for x, y in pairs):
+        # Same Latin spelling, in either order (or the pinyin of the characters).
         return "exact" if not (a.hanzi or b.hanzi) else "sound"
     if set(a.sounds) & set(b.sounds):
         return "sound"
@@ -165,7 +216,14 @@ def compare_name(a: Profile, b: Profile) -> str | None:
             return "similar"
     else:
         for (fa, ga), (fb, gb) in pairs:
-            if fa and fb and ga and gb and len(fa + ga) >= 5 and _edit1(fa + " " + ga, fb + " " + gb):
+            if (
+                fa
+                and fb
+                and ga
+                and gb
+                and len(fa + ga) >= 5
+                and (_edit1(f"{fa} {ga}", f"{fb} {gb}") or _edit1(f"{fa} {ga}", f"{gb} {fb}"))
+            ):
                 return "typo"
     best = max(
         (jellyfish.jaro_winkler_similarity(f"{fa} {ga}", f"{fb} {gb}") for (fa, ga), (fb, gb) in pairs), default=0
@@ -182,8 +240,6 @@ def compare_name(a: Profile, b: Profile) -> str | None:
 
 
 def _sound_eq(x: str, y: str) -> bool:
-    from mpi.demographics import token_sound
-
     return token_sound(x) == token_sound(y)
 
 
@@ -195,6 +251,9 @@ def compare_birth_date(a: Profile, b: Profile) -> str | None:
         return "partial" if da.year == db.year else "disagree"
     if da == db:
         return "exact"
+    # 1 January is what registrars type when only the year is known.
+    if da.year == db.year and ((da.month, da.day) == (1, 1) or (db.month, db.day) == (1, 1)):
+        return "partial"
     if da.year == db.year and da.month == db.day and da.day == db.month:
         return "swap"
     sa, sb = da.strftime("%Y%m%d"), db.strftime("%Y%m%d")
@@ -210,8 +269,9 @@ def compare_birth_date(a: Profile, b: Profile) -> str | None:
 def compare_phone(a: Profile, b: Profile) -> str | None:
     if not (a.phone and b.phone):
         return None
-    if a.phone == b.phone:
-        return "agree"
+    short, long = sorted((a.phone, b.phone), key=len)
+    if a.phone == b.phone or (len(short) >= 7 and long.endswith(short)):
+        return "agree"  # the same number with and without its area code
     return "typo" if len(a.phone) == len(b.phone) and _edit1(a.phone, b.phone) else "disagree"
 
 
@@ -220,8 +280,14 @@ def compare_address(a: Profile, b: Profile) -> str | None:
         return None
     if a.address == b.address or a.address.endswith(b.address) or b.address.endswith(a.address):
         return "agree"
-    ta, tb = set(a.address_tokens), set(b.address_tokens)
-    if ta and tb and len(ta & tb) / min(len(ta), len(tb)) >= 0.8:
+    ta, tb = a.address_tokens, b.address_tokens
+    if not (ta and tb):
+        return "disagree"
+    short, long = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+    # One is the other without its town or postcode: "182 York Ln" and "182 York Ln, Riverton".
+    if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
+        return "agree"
+    if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8:
         return "similar"
     return "disagree"
 
@@ -261,16 +327,36 @@ def compare(a: Profile, b: Profile) -> Comparison:
         levels["health_card"] == "exact" and levels["resident_id"] in (None, "exact")
     )
     identifier_conflict = levels["resident_id"] == "disagree" or levels["health_card"] == "disagree"
+    placeholder = bool(a.placeholder or b.placeholder)
+    c.conflict = (
+        identifier_conflict
+        or (not placeholder and name == "disagree")
+        or (name == "similar" and _name_parts_conflict(a, b))
+    )
     # A trusted identifier is corroborated by a name or birth date that does
     # not contradict it; otherwise (the sanity check) it goes to review.
     if c.identifier_agrees:
         c.corroborated = name not in ("family_only", "given_only", "disagree") and birth != "disagree"
-    elif not identifier_conflict and name in NAME_CLOSE and birth in DATE_CLOSE:
+    elif not identifier_conflict and name in NAME_CLOSE and (birth in DATE_CLOSE or birth == "partial"):
         contact = (
             levels["phone"] in ("agree", "typo")
             or levels["address"] == "agree"
             or levels["document"] == "exact"
             or levels["resident_id"] in ("one_edit", "same_unverified")
         )
-        c.corroborated = contact and levels["sex"] != "disagree"
+        # A birth date known only by its year needs the name to sound the same, not just be close.
+        birth_ok = birth in DATE_CLOSE or name in ("exact", "sound")
+        # A wrong sex is a clerk's slip when name and birth date agree exactly; otherwise a sibling.
+        sex_ok = levels["sex"] != "disagree" or (name == "exact" and birth == "exact")
+        c.corroborated = contact and birth_ok and sex_ok
+        c.needs_contact = not contact and birth_ok and sex_ok
+        contact_conflict = levels["phone"] == "disagree" or levels["address"] == "disagree"
+        c.rare_name_eligible = (
+            not c.corroborated
+            and name == "exact"
+            and birth == "exact"
+            and levels["sex"] != "disagree"
+            and not contact_conflict
+            and levels["document"] != "disagree"
+        )
     return c

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
-from mpi.matching import Comparison, compare
+from mpi.matching import Comparison, compare, thresholds
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, MatchKey, Person, RematchRun, ReviewItem
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,41 @@ def candidates_find(profile: Profile, *, exclude_identity_ids: Iterable[int] = (
         current = best.get(row["person_id"])
         if current is None or comparison.score > current.comparison.score:
             best[row["person_id"]] = Candidate(row["person_id"], comparison, row["id"])
+    if any(c.comparison.rare_name_eligible for c in best.values()) and name_is_rare(profile):
+        for c in best.values():
+            if c.comparison.rare_name_eligible:
+                c.comparison.corroborated = True
+                c.comparison.rare_name = True
     return sorted(best.values(), key=lambda c: (-c.comparison.score, c.person_id))
+
+
+def name_is_rare(profile: Profile) -> bool:
+    """At most ``RARE_NAME_MAX`` identities in the index sound like this name (see mpi.matching)."""
+    from mpi.matching import RARE_NAME_MAX
+
+    limit = getattr(settings, "MPI_RARE_NAME_MAX", RARE_NAME_MAX)
+    for sound in profile.sounds:
+        if MatchKey.objects.filter(key=key_hash(f"n:{sound}"))[: limit + 1].count() > limit:
+            return False
+    return bool(profile.sounds)
+
+
+def _person_verdict(profile: Profile, candidate: Candidate, exclude_ids: set[int]) -> bool:
+    """Whether the candidate person may take the record automatically, judged on all its identities.
+
+    Complete linkage: no identity of the person may conflict with the record, so a chain of records
+    that each resemble the next (Katherine, Catherine Patricia…) never joins two residents. And the
+    person's identities pool their contact fields: a record agreeing on name and birth date with one
+    identity and on the phone with another is corroborated.
+    """
+    rows = Identity.objects.filter(person_id=candidate.person_id).exclude(id__in=exclude_ids)
+    comparisons = [compare(profile, Profile.from_json(p)) for p in rows.values_list("profile", flat=True)]
+    if any(c.conflict for c in comparisons):
+        return False
+    best = candidate.comparison
+    if not best.corroborated and best.needs_contact and any(c.contact_agrees for c in comparisons):
+        best.corroborated = best.contact_from_person = True
+    return best.band() == "auto_link"
 
 
 def _blocked_person_ids(identity_id: int | None) -> set[int]:
@@ -277,7 +312,11 @@ def _decide(
     blocked = _blocked_person_ids(identity_id)
     exclude_ids = set(exclude) | ({identity_id} if identity_id else set())
     found = [c for c in candidates_find(profile, exclude_identity_ids=exclude_ids) if c.person_id not in blocked]
-    chosen = next((c for c in found if c.comparison.band() == "auto_link"), None)
+    auto = thresholds()["auto_link"]
+    chosen = next(
+        (c for c in found if c.comparison.score >= auto and _person_verdict(profile, c, exclude_ids)),
+        None,
+    )
     review = [c for c in found if c is not chosen and c.comparison.band() in ("auto_link", "review")]
     return chosen, review
 
