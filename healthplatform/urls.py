@@ -1,7 +1,7 @@
-"""Root URLs: the admin, health check, and the API description."""
+"""Root URLs: the admin, health check, the FHIR API, and the API description."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
@@ -15,5 +15,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("fhir/", include("healthplatform.fhirapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

@@ -1,0 +1,138 @@
+"""Who is calling the FHIR API: a registered source system (HTTP Basic) or a logged-in staff user.
+
+Every request must be attributable to one of them. The classes are plain DRF
+authentication classes so that the OAuth2 (SMART backend services) class of
+a later issue slots in beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+
+from registry.models import SourceSystem
+from registry.services import SourceSystemAuthError, source_system_authenticate
+
+# check_password runs the slow password hasher (hundreds of ms by design); a
+# source system sends many requests a minute, so a successful check is
+# remembered this long. Revocation is still immediate: see _cached_source.
+CREDENTIALS_CACHE_SECONDS = 60
+REALM = "fhir"
+
+
+@dataclass(frozen=True)
+class SourceSystemClient:
+    """``request.user`` of a source system's request: enough of Django's user protocol for DRF and the logs."""
+
+    source: SourceSystem
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    @property
+    def username(self) -> str:
+        return self.source.client_id
+
+    @property
+    def pk(self) -> str:
+        return self.source.client_id
+
+    def get_username(self) -> str:
+        return self.source.client_id
+
+
+def client_name(user) -> str:
+    """What the access log and the audit call the caller: the source system's client id or the username."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "-"
+    return user.get_username()
+
+
+def _cache_key(client_id: str, secret: str) -> str:
+    # Keyed by the secret's digest, never the secret; HMAC with SECRET_KEY so a
+    # dump of a shared cache does not even give a fast oracle for guesses.
+    digest = hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    client = hashlib.sha256(client_id.encode()).hexdigest()[:32]
+    return f"fhirapi:source-auth:{client}:{digest}"
+
+
+def _stamp(source: SourceSystem) -> str:
+    return source.secret_rotated_at.isoformat() if source.secret_rotated_at else ""
+
+
+def _cached_source(key: str, client_id: str) -> SourceSystem | None:
+    """The source system a cached successful check names, if it still holds.
+
+    Reloaded on every request (one indexed query): a feed deactivated, or its
+    secret rotated, stops working at once rather than after the cache expires.
+    """
+    cached = cache.get(key)
+    if not cached:
+        return None
+    source = SourceSystem.objects.select_related("institution").filter(pk=cached["id"], client_id=client_id).first()
+    if source is None or not (source.active and source.institution.active) or _stamp(source) != cached["stamp"]:
+        cache.delete(key)
+        return None
+    return source
+
+
+class SourceSystemBasicAuthentication(BasicAuthentication):
+    """HTTP Basic with a registered source system's client id and secret (``registry.SourceSystem``)."""
+
+    www_authenticate_realm = REALM
+
+    def authenticate_credentials(self, userid, password, request=None):
+        key = _cache_key(userid, password)
+        source = _cached_source(key, userid)
+        if source is None:
+            try:
+                source = source_system_authenticate(client_id=userid, secret=password)
+            except SourceSystemAuthError as exc:
+                raise exceptions.AuthenticationFailed(f"HTTP Basic: {exc}") from None
+            cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, CREDENTIALS_CACHE_SECONDS)
+        return SourceSystemClient(source), source
+
+
+class StaffSessionAuthentication(SessionAuthentication):
+    """A logged-in Django staff user's session (the viewer and the admin call the API this way).
+
+    A session of a user who is not staff is not a credential here: the request
+    stays anonymous and gets 401. CSRF is enforced on unsafe methods, as for
+    every session-authenticated DRF view.
+    """
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None or not result[0].is_staff:
+            return None
+        return result
+
+
+class SourceSystemBasicScheme(OpenApiAuthenticationExtension):
+    target_class = SourceSystemBasicAuthentication
+    name = "sourceSystemBasic"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "A registered source system's client id and secret.",
+        }
+
+
+class StaffSessionScheme(OpenApiAuthenticationExtension):
+    target_class = StaffSessionAuthentication
+    name = "staffSession"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}

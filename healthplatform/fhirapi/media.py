@@ -1,0 +1,77 @@
+"""FHIR JSON on the wire: the renderer, the parsers, and content negotiation by ``_format`` and ``Accept``.
+
+Only JSON is served. A client that asks for XML (``_format=xml``,
+``Accept: application/fhir+xml``) gets 406 rather than JSON it cannot read
+(FHIR R4 http.html#mime-type: a server that does not support the requested
+format returns 406).
+"""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+
+FHIR_JSON = "application/fhir+json"
+# What every response says it is (FHIR R4 http.html#version-parameter).
+FHIR_JSON_CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion=4.0"
+
+# ``_format`` values meaning JSON (FHIR R4 http.html#mime-type), and Accept media ranges we can satisfy.
+# ``application/json+fhir`` is the DSTU2 name that older clients still send.
+_FORMAT_JSON = frozenset({"json", "application/json", FHIR_JSON, "application/json+fhir"})
+_ACCEPT_JSON = frozenset({FHIR_JSON, "application/json", "application/json+fhir", "application/*", "*/*"})
+
+
+class FHIRJSONRenderer(JSONRenderer):
+    """Renders resources as FHIR JSON (UTF-8, non-ASCII characters kept: Chinese names stay readable)."""
+
+    media_type = FHIR_JSON
+    format = "json"
+    ensure_ascii = False
+
+
+class FHIRJSONParser(JSONParser):
+    """Parses ``application/fhir+json`` request bodies."""
+
+    media_type = FHIR_JSON
+
+
+class LegacyFHIRJSONParser(JSONParser):
+    media_type = "application/json+fhir"
+
+
+PARSERS = [FHIRJSONParser, JSONParser, LegacyFHIRJSONParser]
+
+
+def _accepts_json(accept: str) -> bool:
+    for media_range in accept.split(","):
+        media_type, *params = (p.strip() for p in media_range.split(";"))
+        quality = next((p.split("=", 1)[1] for p in params if p.replace(" ", "").startswith("q=")), "1")
+        try:
+            acceptable = float(quality) > 0
+        except ValueError:
+            acceptable = True
+        if acceptable and media_type.lower() in _ACCEPT_JSON:
+            return True
+    return False
+
+
+class FHIRContentNegotiation(BaseContentNegotiation):
+    """``_format`` wins over ``Accept``; no Accept header means JSON."""
+
+    def select_parser(self, request, parsers):
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        fmt = request.query_params.get("_format")
+        if fmt is not None:
+            # "application/fhir json" is how a "+" arrives when a client did not URL-encode it.
+            if fmt.strip().lower().replace(" ", "+") in _FORMAT_JSON:
+                return renderer, renderer.media_type
+            raise NotAcceptable(f"_format: {fmt[:40]!r} is not served; this server answers in FHIR JSON only")
+        accept = request.META.get("HTTP_ACCEPT", "").strip()
+        if not accept or _accepts_json(accept):
+            return renderer, renderer.media_type
+        raise NotAcceptable("Accept: this server answers in FHIR JSON only (application/fhir+json)")

@@ -1,0 +1,187 @@
+"""Patient: the MPI's person (golden record) as a FHIR R4 Patient, and a FHIR Patient as MPI demographics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from fhir.resources.R4B.patient import Patient as FHIRPatient
+
+from healthplatform.fhirapi.outcome import FHIRError
+from mpi.demographics import Demographics
+from mpi.models import Person
+from mpi.selectors import PERSON_SYSTEM, identifier_kind_for_system, identifier_systems, system_of_authority
+
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+# HL7 v2 table 0203 identifier types where one fits; the permits and the
+# health card have no code of their own there, so they carry text only.
+_IDENTIFIER_TYPES = {
+    "resident_id": {"coding": [{"system": V2_0203, "code": "NI"}], "text": "居民身份证号码"},
+    "health_card": {"text": "居民健康卡号"},
+    "passport": {"coding": [{"system": V2_0203, "code": "PPN"}], "text": "护照号码"},
+    "hk_macau_permit": {"text": "港澳居民来往内地通行证"},
+    "taiwan_permit": {"text": "台湾居民来往大陆通行证"},
+    "foreign_permanent_resident": {"coding": [{"system": V2_0203, "code": "PRC"}], "text": "外国人永久居留身份证"},
+}
+_MR_TYPE = {"coding": [{"system": V2_0203, "code": "MR"}], "text": "病案号/就诊号"}
+FHIR_GENDERS = ("male", "female", "other", "unknown")
+_MOBILE_RE = re.compile(r"^(\+?86)?1\d{10}$")
+
+
+def _document_identifiers(person: Person) -> list[dict]:
+    """The person's trusted, current identity documents, once each, in a fixed order."""
+    systems = identifier_systems()
+    order = {kind: i for i, kind in enumerate(systems)}
+    seen: dict[tuple[str, str], None] = {}
+    for identity in person.identities.all():
+        for ident in identity.identifiers.all():
+            if ident.trusted and ident.current and ident.kind in systems:
+                seen[(ident.kind, ident.value)] = None
+    out = []
+    for kind, value in sorted(seen, key=lambda kv: (order[kv[0]], kv[1])):
+        entry = {"use": "official", "type": _IDENTIFIER_TYPES.get(kind, {"text": kind})}
+        out.append({**entry, "system": systems[kind], "value": value})
+    return out
+
+
+def _mrn_identifiers(person: Person) -> list[dict]:
+    return [
+        {
+            "use": "usual",
+            "type": _MR_TYPE,
+            "system": system_of_authority(identity.assigning_authority),
+            "value": identity.local_id,
+        }
+        for identity in person.identities.all()
+    ]
+
+
+def _human_name(person: Person) -> dict | None:
+    """The golden name; family and given only when a source sent them split (never guessed)."""
+    if not person.name:
+        return None
+    name: dict = {"use": "official", "text": person.name}
+    for identity in person.identities.all():
+        received = identity.received or {}
+        family, given = received.get("family_name"), received.get("given_name")
+        if identity.name == person.name and (family or given):
+            if family:
+                name["family"] = family
+            if given:
+                name["given"] = given.split()
+            break
+    return name
+
+
+def patient_resource(person: Person, *, replaced_by: Person | None = None) -> dict:
+    """A person as a FHIR Patient. ``person.identities`` (with ``identifiers``) should be prefetched.
+
+    A merged person is answered as ``active: false`` with a ``replaced-by``
+    link to the survivor (R4 patient.html#links); its identities have moved there.
+    """
+    resource: dict = {
+        "resourceType": "Patient",
+        "id": str(person.uuid),
+        "meta": {"lastUpdated": person.updated_at.isoformat(timespec="milliseconds")},
+        "identifier": [
+            {"system": PERSON_SYSTEM, "value": str(person.uuid)},
+            *_document_identifiers(person),
+            *_mrn_identifiers(person),
+        ],
+        "active": person.status == Person.Status.ACTIVE,
+    }
+    name = _human_name(person)
+    if name:
+        resource["name"] = [name]
+    if person.phone:
+        phone = {"system": "phone", "value": person.phone}
+        if _MOBILE_RE.match(re.sub(r"[\s\-]", "", person.phone)):
+            phone["use"] = "mobile"
+        resource["telecom"] = [phone]
+    if person.sex in FHIR_GENDERS:
+        resource["gender"] = person.sex
+    if person.birth_date:
+        resource["birthDate"] = person.birth_date.isoformat()
+    if person.address:
+        resource["address"] = [{"text": person.address}]
+    if replaced_by is not None:
+        resource["link"] = [{"other": {"reference": f"Patient/{replaced_by.uuid}"}, "type": "replaced-by"}]
+    return resource
+
+
+# --- FHIR Patient -> MPI demographics ------------------------------------------------
+
+
+def _pick_name(patient: FHIRPatient):
+    names = patient.name or []
+    current = [n for n in names if (n.use or "official") in ("official", "usual")]
+    return (current or names or [None])[0]
+
+
+def _address_text(patient: FHIRPatient) -> str | None:
+    for address in patient.address or []:
+        if address.text:
+            return address.text
+        # Chinese order, largest first; the matcher drops the administrative prefixes anyway.
+        parts = [address.state, address.city, address.district, *(address.line or [])]
+        joined = " ".join(p.strip() for p in parts if p and p.strip())
+        if joined:
+            return joined
+    return None
+
+
+def patient_demographics(patient: FHIRPatient, *, path: str) -> Demographics:
+    """A validated FHIR Patient as the MPI's ``Demographics``; ``path`` is where it sits in the request
+    (for error messages). Raises ``FHIRError`` (400) for what the MPI cannot match on."""
+    name = _pick_name(patient)
+    text = (name.text or "").strip() if name else ""
+    family = (name.family or "").strip() if name else ""
+    given = " ".join(g.strip() for g in (name.given or []) if g and g.strip()) if name else ""
+
+    gender = patient.gender
+    if gender is not None and gender not in FHIR_GENDERS:
+        raise FHIRError.one(
+            400,
+            "code-invalid",
+            f"{path}.gender: expected one of {', '.join(FHIR_GENDERS)}",
+            expression=f"{path}.gender",
+        )
+
+    resident_id = health_card = None
+    documents: list[tuple[str, str]] = []
+    for ident in patient.identifier or []:
+        if not (ident.system and ident.value):
+            continue
+        kind = identifier_kind_for_system(ident.system)
+        if kind == "resident_id":
+            resident_id = resident_id or ident.value
+        elif kind == "health_card":
+            health_card = health_card or ident.value
+        elif kind:
+            documents.append((kind, ident.value))
+
+    if not (text or family or given) and not (resident_id or health_card or documents):
+        # A local MRN alone cannot be matched on demographics; PIXm ($ihe-pix) resolves those.
+        raise FHIRError.one(
+            400,
+            "required",
+            f"{path}: a Patient to match needs a name (name.text or name.family/given) or an identity "
+            "document identifier (resident id, health card, passport, permit); to resolve a local MRN use "
+            "Patient/$ihe-pix",
+            expression=f"{path}.name",
+        )
+
+    phone = next((t.value for t in patient.telecom or [] if t.system in ("phone", "sms") and t.value), None)
+    birth = patient.birthDate
+    return Demographics(
+        name=text or None,
+        family_name=family or None,
+        given_name=given or None,
+        sex=gender if gender in ("male", "female") else None,
+        birth_date=birth if isinstance(birth, dt.date) else (str(birth) if birth else None),
+        phone=phone,
+        address=_address_text(patient),
+        resident_id=resident_id,
+        health_card=health_card,
+        documents=tuple(documents),
+    )

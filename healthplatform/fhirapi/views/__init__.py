@@ -1,0 +1,1 @@
+"""FHIR views, one module per resource type or IHE transaction."""

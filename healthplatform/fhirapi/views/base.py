@@ -1,0 +1,61 @@
+"""The base of every FHIR view: FHIR JSON in and out, attribution, OperationOutcome errors, the access log."""
+
+from __future__ import annotations
+
+import time
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from healthplatform.fhirapi.access_log import access_log
+from healthplatform.fhirapi.authentication import SourceSystemBasicAuthentication, StaffSessionAuthentication
+from healthplatform.fhirapi.exceptions import fhir_exception_handler
+from healthplatform.fhirapi.media import FHIR_JSON_CONTENT_TYPE, PARSERS, FHIRContentNegotiation, FHIRJSONRenderer
+from healthplatform.fhirapi.outcome import FHIRError
+from healthplatform.fhirapi.permissions import IsAttributable
+
+
+class FHIRView(APIView):
+    """A FHIR endpoint. Subclasses implement ``get``/``post`` by calling selectors and services."""
+
+    renderer_classes = [FHIRJSONRenderer]
+    parser_classes = PARSERS
+    content_negotiation_class = FHIRContentNegotiation
+    # Basic first: its WWW-Authenticate challenge is the one a 401 carries.
+    authentication_classes = [SourceSystemBasicAuthentication, StaffSessionAuthentication]
+    permission_classes = [IsAttributable]
+    # No OPTIONS: DRF would answer it with its own (non-FHIR) metadata; FHIR's is CapabilityStatement (/metadata).
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+
+    def get_exception_handler(self):
+        return fhir_exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        # Who is asking is settled before anything else (DRF negotiates content
+        # first), so every answer, a 406 included, is attributed in the log.
+        self.perform_authentication(request)
+        self.check_permissions(request)
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response):
+            response.content_type = FHIR_JSON_CONTENT_TYPE
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        access_log(self.request, response, (time.perf_counter() - started) * 1000)
+        return response
+
+
+@extend_schema(exclude=True)
+class UnknownEndpointView(FHIRView):
+    """Anything under /fhir/ that no endpoint serves: 404 as an OperationOutcome, not an HTML page."""
+
+    def _not_supported(self, request, *args, **kwargs):
+        raise FHIRError.one(404, "not-supported", "this FHIR endpoint or resource type is not served (yet)")
+
+    get = post = put = patch = delete = _not_supported
