@@ -92,8 +92,10 @@ def run(locale: str, residents: int, seed: int, show: int) -> bool:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     reviews = ReviewItem.objects.filter(identity__assigning_authority__startswith=prefix, status="open").count()
 
-    print(f"\n== locale {locale}: {len(regs):,} registrations of {len(truth_sizes):,} residents (seed {seed}), "
-          f"registered in {elapsed:.1f}s ({len(regs) / elapsed:,.0f}/s)")
+    print(
+        f"\n== locale {locale}: {len(regs):,} registrations of {len(truth_sizes):,} residents (seed {seed}), "
+        f"registered in {elapsed:.1f}s ({len(regs) / elapsed:,.0f}/s)"
+    )
     if errors:
         print(f"   refused as unregistrable: {sum(errors.values())} ({dict(errors)})")
     print(f"   true pairs {true_pairs:,}   linked pairs {linked:,}   correct {correct:,}   false links {false_links:,}")
@@ -117,8 +119,10 @@ def run(locale: str, residents: int, seed: int, show: int) -> bool:
         for pid, recs in members.items():
             if len({r.truth for r in recs}) > 1:
                 for r in recs:
-                    print(f"     person {pid}: truth {r.truth} case {r.case} {r.name!r} {r.sex} {r.birth_date} "
-                          f"id={r.resident_id} phone={r.phone}")
+                    print(
+                        f"     person {pid}: truth {r.truth} case {r.case} {r.name!r} {r.sex} {r.birth_date} "
+                        f"id={r.resident_id} phone={r.phone}"
+                    )
                 shown += 1
                 if shown >= show:
                     break
