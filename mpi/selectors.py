@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -42,14 +43,26 @@ def identifier_kind_for_system(system: str) -> str | None:
     return None
 
 
+# Assigning authorities that are neither OIDs nor URIs (an HL7 CX.4 namespace id such as "HOSP2")
+# become URIs in this namespace when they appear as FHIR Identifier.system.
+AUTHORITY_SYSTEM_PREFIX = "urn:platform:authority:"
+
+
 def authority_of_system(system: str) -> str:
     """The assigning authority behind a FHIR identifier system: ``urn:oid:X`` and ``X`` name the same one."""
-    return system.removeprefix("urn:oid:")
+    for prefix in ("urn:oid:", AUTHORITY_SYSTEM_PREFIX):
+        if system.startswith(prefix):
+            return system[len(prefix) :]
+    return system
 
 
 def system_of_authority(authority: str) -> str:
-    head = authority.split(".")[0]
-    return f"urn:oid:{authority}" if head.isdigit() and "." in authority else authority
+    """The FHIR Identifier.system of an assigning authority (inverse of ``authority_of_system``)."""
+    if re.fullmatch(r"[0-2](\.[0-9]+)+", authority):
+        return f"urn:oid:{authority}"
+    if re.match(r"^[a-z][a-z0-9+.-]*:", authority):
+        return authority  # already a URI
+    return AUTHORITY_SYSTEM_PREFIX + authority
 
 
 def persons_by_identifier(system: str | None, value: str) -> QuerySet[Person]:
