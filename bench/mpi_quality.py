@@ -30,7 +30,7 @@ def pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
-def run(locale: str, residents: int, seed: int, show: int) -> bool:
+def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0) -> bool:
     from fixtures.duplicates import DuplicateSetGenerator
     from mpi.demographics import Demographics
     from mpi.models import Identity, ReviewItem
@@ -113,6 +113,18 @@ def run(locale: str, residents: int, seed: int, show: int) -> bool:
                     missed["+".join(sorted({recs[i][1].case, recs[j][1].case}))] += 1
     if missed:
         print("   missed pairs by case: " + ", ".join(f"{k} {v}" for k, v in missed.most_common(12)))
+    shown_missed = 0
+    for recs in by_truth.values():
+        for i in range(len(recs)):
+            for j in range(i + 1, len(recs)):
+                if recs[i][0] != recs[j][0] and shown_missed < show_missed:
+                    shown_missed += 1
+                    print("   missed:")
+                    for _, r in (recs[i], recs[j]):
+                        print(
+                            f"     {r.case}: {r.name!r} {r.family_name}/{r.given_name} {r.sex} {r.birth_date} "
+                            f"id={r.resident_id} phone={r.phone} addr={r.address}"
+                        )
     if false_links:
         print("   FALSE LINKS (records of different residents under one person):")
         shown = 0
@@ -137,6 +149,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--locale", choices=["zh", "generic", "both"], default="both")
     parser.add_argument("--show", type=int, default=20, help="false-link persons to list")
+    parser.add_argument("--show-missed", type=int, default=0, help="missed pairs to list")
     args = parser.parse_args()
 
     import django
@@ -156,7 +169,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
     locales = ["zh", "generic"] if args.locale == "both" else [args.locale]
-    results = [run(locale, args.residents, args.seed, args.show) for locale in locales]
+    results = [run(locale, args.residents, args.seed, args.show, args.show_missed) for locale in locales]
     sys.exit(0 if all(results) else 1)
 
 

@@ -50,6 +50,24 @@ FIELD_OF_EVIDENCE = {
 }
 
 
+# How the review page names each agreement level (mpi.matching levels).
+LEVEL_LABELS = {
+    "exact": _("exact"),
+    "same_unverified": _("same, unverified"),
+    "one_edit": _("one keystroke apart"),
+    "unverified_disagree": _("differs (one unverified)"),
+    "sound": _("sounds the same"),
+    "typo": _("typing error"),
+    "similar": _("similar"),
+    "family_only": _("family name only"),
+    "given_only": _("given name only"),
+    "swap": _("day and month swapped"),
+    "partial": _("partly"),
+    "agree": _("agrees"),
+    "disagree": _("differs"),
+}
+
+
 def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
@@ -66,7 +84,7 @@ class ScoreBandFilter(admin.SimpleListFilter):
     BANDS = {"high": (20, None), "mid": (12, 20), "low": (None, 12)}
 
     def lookups(self, request, model_admin):
-        return [("high", _("20 and above")), ("mid", _("12 to 20")), ("low", _("below 12"))]
+        return [("high", _("20 and above")), ("mid", _("12 to under 20")), ("low", _("below 12"))]
 
     def queryset(self, request, queryset):
         low, high = self.BANDS.get(self.value(), (None, None))
@@ -160,7 +178,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             decision = request.POST.get("decision")
             if decision not in ("accept", "reject", "merge"):
-                messages.error(request, _("Choose accept, reject or merge."))
+                messages.error(request, _("Choose one: link, merge, or never link."))
             elif form.is_valid():
                 service = {"accept": review_accept, "reject": review_reject, "merge": review_merge}[decision]
                 try:
@@ -195,6 +213,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
                     "identity": value,
                     "candidate": golden.get(key) or "",
                     "level": ev.get("level", ""),
+                    "level_label": LEVEL_LABELS.get(ev.get("level", ""), ev.get("level", "")),
                     "weight": ev.get("weight"),
                 }
             )

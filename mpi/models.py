@@ -9,6 +9,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 def uuid7() -> uuid.UUID:
@@ -19,14 +20,17 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value | (rand & ((1 << 62) - 1)))
 
 
+SEX_CHOICES = [("male", _("male")), ("female", _("female"))]
+
+
 class Person(models.Model):
     """One resident: the golden record that every identity of theirs is linked to."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("active")
+        ACTIVE = "active", pgettext_lazy("person status", "active")
         MERGED = "merged", _("merged into another person")
 
-    uuid = models.UUIDField(default=uuid7, unique=True, editable=False)
+    uuid = models.UUIDField(_("person id"), default=uuid7, unique=True, editable=False)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
     merged_into = models.ForeignKey(
         "self",
@@ -37,8 +41,8 @@ class Person(models.Model):
         verbose_name=_("merged into"),
     )
     # Golden demographics: survivorship over the linked identities (services.person_refresh).
-    name = models.CharField(_("name"), max_length=200, blank=True)
-    sex = models.CharField(_("sex"), max_length=8, blank=True)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=200, blank=True)
+    sex = models.CharField(_("sex"), max_length=8, blank=True, choices=SEX_CHOICES)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     resident_id = models.CharField(_("resident identity number"), max_length=18, blank=True, db_index=True)
     health_card = models.CharField(_("health card number"), max_length=24, blank=True)
@@ -58,7 +62,8 @@ class Person(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or '—'} ({self.uuid.hex[:8]})"
+        # The last hex digits: a UUIDv7 starts with its timestamp, so the first ones repeat.
+        return f"{self.name or '—'} ({self.uuid.hex[-8:]})"
 
 
 class Identity(models.Model):
@@ -70,7 +75,7 @@ class Identity(models.Model):
         NEW = "new", _("new person")
         MANUAL = "manual", _("manual decision")
 
-    uuid = models.UUIDField(default=uuid7, unique=True, editable=False)
+    uuid = models.UUIDField(_("identity id"), default=uuid7, unique=True, editable=False)
     # The namespace of local_id: an OID, or the sender's MSH-4 / institution code (HL7 CX.4).
     assigning_authority = models.CharField(_("assigning authority"), max_length=64)
     local_id = models.CharField(_("local id (MRN)"), max_length=64)
@@ -83,9 +88,9 @@ class Identity(models.Model):
     profile = models.JSONField(default=dict)
     flags = models.JSONField(_("flags"), default=list, blank=True)
     # Display columns (also searched by PDQm).
-    name = models.CharField(_("name"), max_length=200, blank=True)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=200, blank=True)
     name_latin = models.CharField(_("name (Latin)"), max_length=200, blank=True, db_index=True)
-    sex = models.CharField(_("sex"), max_length=8, blank=True)
+    sex = models.CharField(_("sex"), max_length=8, blank=True, choices=SEX_CHOICES)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     # The link to the person: how and why it was made.
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="identities", verbose_name=_("person"))
@@ -156,7 +161,7 @@ class LinkEvent(models.Model):
 
     class Kind(models.TextChoices):
         REGISTER = "register", _("registered")
-        UPDATE = "update", _("updated")
+        UPDATE = "update", pgettext_lazy("history", "updated")
         LINK = "link", _("linked")
         UNLINK = "unlink", _("unlinked")
         MERGE = "merge", _("merged")
@@ -165,7 +170,9 @@ class LinkEvent(models.Model):
         REMATCH = "rematch", _("re-matched")
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    identity = models.ForeignKey(
+        Identity, on_delete=models.PROTECT, null=True, blank=True, related_name="events", verbose_name=_("identity")
+    )
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="events", verbose_name=_("person"))
     other_person = models.ForeignKey(
         Person, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("other person")
@@ -174,8 +181,10 @@ class LinkEvent(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     # What changed, enough to undo it (an unmerge reads the merge's detail).
     detail = models.JSONField(_("detail"), default=dict, blank=True)
-    undone_by = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="undoes")
-    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    undone_by = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="undoes", verbose_name=_("undone by")
+    )
+    at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("history entry")
@@ -226,8 +235,10 @@ class ReviewItem(models.Model):
 class DoNotLink(models.Model):
     """A decision that two identities belong to different residents: no link or merge may cross it."""
 
-    identity_a = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+")
-    identity_b = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+")
+    identity_a = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+", verbose_name=_("identity"))
+    identity_b = models.ForeignKey(
+        Identity, on_delete=models.CASCADE, related_name="+", verbose_name=_("other identity")
+    )
     actor = models.CharField(_("decided by"), max_length=150)
     reason = models.TextField(_("reason"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

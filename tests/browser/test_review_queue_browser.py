@@ -36,8 +36,8 @@ def test_reviewer_compares_side_by_side_and_links(admin_page, live_server):
     page.locator("a.review-link").first.click()
     table = page.locator("#review-comparison")
     assert "王小明" in table.inner_text() and "李建国" in table.inner_text()
-    assert page.locator("tr.field-resident_id td.level").inner_text() == "exact"
-    assert page.locator("tr.field-name td.level").inner_text() == "disagree"
+    assert page.locator("tr.field-resident_id td.level").get_attribute("data-level") == "exact"
+    assert page.locator("tr.field-name td.level").get_attribute("data-level") == "disagree"
     assert float(page.locator("tr.field-name td.weight").inner_text()) < 0
     page.fill("textarea[name=reason]", "户籍系统核实：同一人，已改名")
     page.locator("button[value=accept]").click()
