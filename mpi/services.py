@@ -102,22 +102,26 @@ def name_is_rare(profile: Profile) -> bool:
     return bool(profile.sounds)
 
 
-def _person_verdict(profile: Profile, candidate: Candidate, exclude_ids: set[int]) -> bool:
-    """Whether the candidate person may take the record automatically, judged on all its identities.
+def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int]) -> Comparison | None:
+    """The record compared with a whole person: the best comparison over all its identities, or None if
+    any identity conflicts with the record.
 
-    Complete linkage: no identity of the person may conflict with the record, so a chain of records
-    that each resemble the next (Katherine, Catherine Patricia…) never joins two residents. And the
-    person's identities pool their contact fields: a record agreeing on name and birth date with one
-    identity and on the phone with another is corroborated.
+    Complete linkage: no identity of the person may conflict, so a chain of records that each resemble
+    the next (Katherine, Catherine Patricia…) never joins two residents. The person's identities pool
+    their contact fields: a record agreeing on name and birth date with one identity and on the phone
+    with another is corroborated. A rare name corroborates an exact name and birth date on its own.
     """
-    rows = Identity.objects.filter(person_id=candidate.person_id).exclude(id__in=exclude_ids)
+    rows = Identity.objects.filter(person_id=person_id).exclude(id__in=exclude_ids)
     comparisons = [compare(profile, Profile.from_json(p)) for p in rows.values_list("profile", flat=True)]
-    if any(c.conflict for c in comparisons):
-        return False
-    best = candidate.comparison
-    if not best.corroborated and best.needs_contact and any(c.contact_agrees for c in comparisons):
-        best.corroborated = best.contact_from_person = True
-    return best.band() == "auto_link"
+    if not comparisons or any(c.conflict for c in comparisons):
+        return None
+    best = max(comparisons, key=lambda c: c.score)
+    if not best.corroborated:
+        if best.needs_contact and any(c.contact_agrees for c in comparisons):
+            best.corroborated = best.contact_from_person = True
+        elif best.rare_name_eligible and name_is_rare(profile):
+            best.corroborated = best.rare_name = True
+    return best
 
 
 def _blocked_person_ids(identity_id: int | None) -> set[int]:
@@ -312,12 +316,16 @@ def _decide(
     blocked = _blocked_person_ids(identity_id)
     exclude_ids = set(exclude) | ({identity_id} if identity_id else set())
     found = [c for c in candidates_find(profile, exclude_identity_ids=exclude_ids) if c.person_id not in blocked]
-    auto = thresholds()["auto_link"]
-    chosen = next(
-        (c for c in found if c.comparison.score >= auto and _person_verdict(profile, c, exclude_ids)),
-        None,
-    )
-    review = [c for c in found if c is not chosen and c.comparison.band() in ("auto_link", "review")]
+    auto, chosen = thresholds()["auto_link"], None
+    for c in found:
+        if c.comparison.score < auto:
+            break  # best first: no later candidate reaches the band
+        verdict = _person_verdict(profile, c.person_id, exclude_ids)
+        if verdict is not None and verdict.band() == "auto_link":
+            chosen = Candidate(c.person_id, verdict, c.identity_id)
+            break
+    chosen_id = chosen.person_id if chosen else None
+    review = [c for c in found if c.person_id != chosen_id and c.comparison.band() in ("auto_link", "review")]
     return chosen, review
 
 
@@ -472,10 +480,10 @@ def _update(identity, demographics, profile, received, fields, flags, source, ac
 
 def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
     """Re-checks an automatic link after the identity changed (or the rules did). Returns the decision."""
-    siblings = list(identity.person.identities.exclude(pk=identity.pk).values("id", "profile"))
+    siblings = identity.person.identities.exclude(pk=identity.pk).exists()
     if siblings:
-        best = max((compare(profile, Profile.from_json(s["profile"])) for s in siblings), key=lambda c: c.score)
-        if best.band() == "auto_link":
+        best = _person_verdict(profile, identity.person_id, {identity.pk})
+        if best is not None and best.band() == "auto_link":
             identity.link_score, identity.link_evidence = best.score, best.evidence
             identity.save(update_fields=["link_score", "link_evidence"])
             return "kept"

@@ -294,3 +294,25 @@ class DoNotLinkInvariant(HypothesisTestCase):
             assert dnl_crossed() == []
             # Every identity belongs to an active person.
             assert not Identity.objects.exclude(person__status="active").exists()
+
+
+def test_a_chain_of_similar_records_never_joins_two_residents():
+    """Complete linkage: the new record must not conflict with any identity of the person."""
+    home = {"sex": "female", "birth_date": "1978-09-22", "phone": "3035557372"}
+    k = reg("H1", "K1", name="Katherine Claire Green", **home)
+    reg("H2", "K2", name="Katherine Green", **home)
+    c = reg("H3", "C1", name="Catherine Patricia Green", **home)
+    assert Identity.objects.get(local_id="K2").person_id == k.person.pk
+    assert c.person != k.person
+
+
+def test_exact_name_and_birth_date_without_contact_links_only_when_the_name_is_rare(settings):
+    settings.MPI_RARE_NAME_MAX = 3
+    first = reg("H1", "A1", name="欧阳娜娜", sex="female", birth_date="1990-02-03", phone="13800000001")
+    second = reg("H2", "B1", name="欧阳娜娜", sex="female", birth_date="1990-02-03")
+    assert second.decision == "auto" and second.person == first.person
+    assert second.identity.link_evidence["rare_name"] is True
+    for i in range(4):  # the name becomes common: four more residents of that name, other birth dates
+        reg("H9", f"N{i}", name="欧阳娜娜", sex="female", birth_date=f"19{60 + i}-07-0{i + 1}")
+    third = reg("H3", "C1", name="欧阳娜娜", sex="female", birth_date="1990-02-03")
+    assert third.decision == "review" and third.person != first.person
