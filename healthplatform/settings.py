@@ -239,5 +239,8 @@ MPI_MATCH_THRESHOLDS = {
     "review": env.float("MPI_REVIEW_THRESHOLD", 7.0),
 }
 MPI_MATCH_WEIGHTS: dict = {}
+# An exact name and birth date link without any contact field only if at most this many identities
+# sound like the name (0: never). See mpi/matching.py RARE_NAME_MAX.
+MPI_RARE_NAME_MAX = env.int("MPI_RARE_NAME_MAX", 30, minimum=0)
 if MPI_MATCH_THRESHOLDS["review"] > MPI_MATCH_THRESHOLDS["auto_link"]:
     raise ImproperlyConfigured("MPI_REVIEW_THRESHOLD must not be above MPI_AUTO_LINK_THRESHOLD")

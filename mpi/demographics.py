@@ -280,6 +280,9 @@ class Profile:
     # order marks included, or "" for a real name.
     placeholder: str = ""
     generation: str = ""  # Jr., Sr., II, III: a father and son can share every other part of the name
+    # Every word and initial of the name, sorted (or the characters): two names are the same in full
+    # only if these are equal ("Zoë R. Williams" is not "Zoë Williams" in full).
+    full: str = ""
     # Middle names (Latin names of three or more words), for telling "Catherine Patricia" from "Katherine Claire".
     middle: tuple[str, ...] = ()
     flags: list[Flag] = field(default_factory=list)
@@ -302,6 +305,7 @@ class Profile:
             "readings": [list(r) for r in self.readings],
             "placeholder": self.placeholder,
             "generation": self.generation,
+            "full": self.full,
             "middle": list(self.middle),
             "sounds": list(self.sounds),
             "sex": self.sex,
@@ -327,6 +331,7 @@ class Profile:
             readings=tuple(tuple(r) for r in data.get("readings", ())),
             placeholder=data.get("placeholder", ""),
             generation=data.get("generation", ""),
+            full=data.get("full", ""),
             middle=tuple(data.get("middle", ())),
             sounds=tuple(data.get("sounds", ())),
             sex=data.get("sex"),
@@ -512,6 +517,7 @@ def _name_profile(profile: Profile, d: Demographics) -> None:
             profile.middle = tuple(tokens[1:-1])
     profile.sounds = tuple(dict.fromkeys(k for f, g in profile.readings for k in _sound_pairs(f, g)))
     profile.placeholder = _placeholder(raw)
+    profile.full = profile.hanzi or " ".join(sorted(_latin_tokens(raw)))
     words = re.findall(r"[a-z]+", unicodedata.normalize("NFKC", f"{raw} {given_raw}").lower())
     profile.generation = next((_GENERATIONS[w] for w in words if w in _GENERATIONS), "")
 

@@ -354,6 +354,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
         c.rare_name_eligible = (
             not c.corroborated
             and name == "exact"
+            and a.full == b.full  # middle names and initials too: namesakes often differ only there
             and birth == "exact"
             and levels["sex"] != "disagree"
             and not contact_conflict
