@@ -89,7 +89,7 @@ class Identity(models.Model):
     flags = models.JSONField(_("flags"), default=list, blank=True)
     # Display columns (also searched by PDQm).
     name = models.CharField(pgettext_lazy("person", "name"), max_length=200, blank=True)
-    name_latin = models.CharField(_("name (Latin)"), max_length=200, blank=True, db_index=True)
+    name_latin = models.CharField(_("name (Latin)"), max_length=200, blank=True)
     sex = models.CharField(_("sex"), max_length=8, blank=True, choices=SEX_CHOICES)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     # The link to the person: how and why it was made.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -96,8 +97,6 @@ def persons_by_identifier(system: str | None, value: str) -> QuerySet[Person]:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(value)
     except ValueError:
@@ -196,7 +195,7 @@ class MatchResult:
 def person_match(demographics: Demographics, *, count: int = 10, only_certain: bool = False) -> list[MatchResult]:
     """Scores persons against demographics without registering anything (PDQm $match, ITI-119)."""
     profile = profile_build(demographics)
-    found = candidates_find(profile)
+    found = candidates_find(profile, complete=True)
     results = []
     persons = Person.objects.in_bulk([c.person_id for c in found[: count * 2]])
     for c in found:
@@ -231,3 +230,36 @@ def review_queue(*, institution_code: str | None = None, min_score: float | None
 def person_history(person: Person) -> QuerySet[LinkEvent]:
     """Every MPI event touching the person, newest first."""
     return LinkEvent.objects.filter(Q(person=person) | Q(other_person=person)).select_related("identity")
+
+
+# How far a chain of merges (A into B, B into C) is followed to its survivor.
+MAX_MERGE_CHAIN = 20
+
+
+def person_get(person_uuid: str) -> Person | None:
+    """A person by its uuid, active or merged, with its identities and their current identifiers."""
+    try:
+        value = uuid.UUID(str(person_uuid))
+    except ValueError:
+        return None
+    return Person.objects.filter(uuid=value).prefetch_related(_identities_prefetch()).first()
+
+
+def persons_in_bulk(pks: list[int]) -> dict[int, Person]:
+    """Persons by primary key with identities and identifiers prefetched (one query per relation)."""
+    return {p.pk: p for p in Person.objects.filter(pk__in=pks).prefetch_related(_identities_prefetch())}
+
+
+def survivor_of(person: Person) -> Person | None:
+    """The active person a merged one ended in (following merges of merges), or None if it is active."""
+    current, steps = person, 0
+    while current.status == Person.Status.MERGED and current.merged_into_id and steps < MAX_MERGE_CHAIN:
+        current = Person.objects.get(pk=current.merged_into_id)
+        steps += 1
+    return current if current.pk != person.pk else None
+
+
+def assigning_authority_known(system: str) -> bool:
+    """Whether any identity was registered under the assigning authority this FHIR system names
+    (one probe of the unique index on (assigning_authority, local_id))."""
+    return Identity.objects.filter(assigning_authority=authority_of_system(system)).exists()

@@ -9,13 +9,14 @@ by every operation that can put two identities under one person.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
@@ -49,12 +50,16 @@ class Registration:
     """What ``identity_register`` did: the identity, its person, and how the link was decided."""
 
     identity: Identity
-    person: Person
     decision: str  # identifier | auto | review | new | unchanged | kept_manual | kept
     created: bool
     score: float | None = None
     evidence: dict = field(default_factory=dict)
     review_items: list[ReviewItem] = field(default_factory=list)
+
+    @property
+    def person(self) -> Person:
+        """The person the identity is linked to (read when first asked for: most callers need only its id)."""
+        return self.identity.person
 
     @property
     def flags(self) -> list[dict]:
@@ -64,31 +69,57 @@ class Registration:
 # --- candidates --------------------------------------------------------------
 
 
-def candidates_find(profile: Profile, *, exclude_identity_ids: Iterable[int] = ()) -> list[Candidate]:
-    """Persons that may be the resident of ``profile``, best first, from every blocking pass at once."""
+def candidates_find(
+    profile: Profile, *, exclude_identity_ids: Iterable[int] = (), complete: bool = False
+) -> list[Candidate]:
+    """Persons that may be the resident of ``profile``, best first, from every blocking pass at once.
+
+    Identities sharing two or more blocking keys with the record are compared first; those sharing only
+    one (a birth date alone, say) only when the first round found no corroborated automatic link, or when
+    ``complete`` asks for every candidate (PDQm $match). Most registrations carry a number that agrees,
+    and then the one-key tail, the bulk of the candidates, is never parsed.
+    """
     hashes = [key_hash(k) for k in blocking_keys(profile, query=True)]
     if not hashes:
         return []
     excluded = set(exclude_identity_ids)
-    hits = (
-        MatchKey.objects.filter(key__in=hashes)
-        .values("identity_id")
-        .annotate(n=Count("id"))
-        .order_by("-n", "identity_id")[: CANDIDATE_LIMIT + len(excluded)]
-    )
-    ids = [h["identity_id"] for h in hits if h["identity_id"] not in excluded]
     best: dict[int, Candidate] = {}
-    for row in Identity.objects.filter(id__in=ids).values("id", "person_id", "profile"):
-        comparison = compare(profile, Profile.from_json(row["profile"]))
-        current = best.get(row["person_id"])
-        if current is None or comparison.score > current.comparison.score:
-            best[row["person_id"]] = Candidate(row["person_id"], comparison, row["id"])
+    _compare_into(best, profile, _candidate_rows(hashes, excluded, strong=True))
+    auto = thresholds()["auto_link"]
+    decided = any(c.comparison.corroborated and c.comparison.score >= auto for c in best.values())
+    if complete or not decided:
+        _compare_into(best, profile, _candidate_rows(hashes, excluded, strong=False))
     if any(c.comparison.rare_name_eligible for c in best.values()) and name_is_rare(profile):
         for c in best.values():
             if c.comparison.rare_name_eligible:
                 c.comparison.corroborated = True
                 c.comparison.rare_name = True
     return sorted(best.values(), key=lambda c: (-c.comparison.score, c.person_id))
+
+
+def _candidate_rows(hashes: list[int], excluded: set[int], *, strong: bool) -> list[tuple]:
+    """(identity id, person id, profile as JSON text) of the identities sharing two or more keys
+    (``strong``) or exactly one, most shared first. One round trip each: this is the hot path of every
+    registration, hence SQL rather than two ORM queries."""
+    having = "COUNT(*) >= 2" if strong else "COUNT(*) = 1"
+    # Only table names (from the models) and the fixed HAVING clause are formatted in; values are parameters.
+    sql = (
+        f"SELECT i.id, i.person_id, CAST(i.profile AS TEXT) FROM (SELECT identity_id, COUNT(*) AS n "  # noqa: S608
+        f"FROM {MatchKey._meta.db_table} WHERE key IN ({', '.join(['%s'] * len(hashes))}) "
+        f"GROUP BY identity_id HAVING {having} ORDER BY n DESC, identity_id LIMIT %s) k "
+        f"JOIN {Identity._meta.db_table} i ON i.id = k.identity_id"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [*hashes, CANDIDATE_LIMIT + len(excluded)])
+        return [r for r in cur.fetchall() if r[0] not in excluded]
+
+
+def _compare_into(best: dict[int, Candidate], profile: Profile, rows: list[tuple]) -> None:
+    for identity_id, person_id, stored in rows:
+        comparison = compare(profile, Profile.from_json(json.loads(stored)))
+        current = best.get(person_id)
+        if current is None or comparison.score > current.comparison.score:
+            best[person_id] = Candidate(person_id, comparison, identity_id)
 
 
 def name_is_rare(profile: Profile) -> bool:
@@ -201,6 +232,22 @@ def person_refresh(person: Person) -> Person:
     return person
 
 
+def _person_absorb(person_id: int, profile: Profile, fields: dict, received: Demographics, now) -> None:
+    """Updates the golden record for a newly registered identity that joins it: that identity is now the
+    most recent, so each field it carries wins (``person_refresh`` without reading the other identities,
+    in one UPDATE)."""
+    values = {
+        "name": fields["name"],
+        "sex": profile.sex or "",
+        "birth_date": profile.birth_date if not profile.birth_year_only else None,
+        "resident_id": profile.resident_id if profile.resident_id_valid else "",
+        "health_card": profile.health_card or "",
+        "phone": (received.phone or "")[:32],
+        "address": (received.address or "")[:300],
+    }
+    Person.objects.filter(pk=person_id).update(**{k: v for k, v in values.items() if v}, updated_at=now)
+
+
 def _golden(person: Person) -> dict:
     return {
         "name": person.name,
@@ -241,7 +288,7 @@ def _display_fields(profile: Profile, d: Demographics) -> dict:
     }
 
 
-def _identifiers_sync(identity: Identity, profile: Profile, *, now) -> None:
+def _identifiers_sync(identity: Identity, profile: Profile, *, now, fresh: bool = False) -> None:
     """Writes the identifiers the identity now carries; ones it no longer carries are superseded, not deleted."""
     flags = {f.element: f.code for f in profile.flags}
     wanted: dict[tuple[str, str], tuple[bool, str]] = {}
@@ -253,7 +300,7 @@ def _identifiers_sync(identity: Identity, profile: Profile, *, now) -> None:
     for kind, value in profile.documents:
         flag = flags.get(f"documents.{kind}", "")
         wanted[(kind, value)] = (not flag, flag)
-    existing = {(i.kind, i.value): i for i in identity.identifiers.filter(current=True)} if identity.pk else {}
+    existing = {} if fresh else {(i.kind, i.value): i for i in identity.identifiers.filter(current=True)}
     for key, ident in existing.items():
         if key not in wanted:
             ident.current, ident.superseded_at = False, now
@@ -289,9 +336,9 @@ def _serialize_lock(profile: Profile) -> None:
         keys.append(key_hash(f"id:{profile.resident_id}"))
     if profile.health_card:
         keys.append(key_hash(f"hc:{profile.health_card}"))
-    with connection.cursor() as cur:
-        for key in sorted(keys):
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    if keys:
+        with connection.cursor() as cur:
+            cur.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), sorted(keys))
 
 
 def _review_open(identity: Identity, candidates: Iterable[Candidate]) -> list[ReviewItem]:
@@ -410,7 +457,8 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
 
     chosen, review = _decide(None, profile)
     if chosen is not None:
-        person = Person.objects.get(pk=chosen.person_id)
+        _person_absorb(chosen.person_id, profile, fields, demographics, now)
+        person = None
         kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
         score, evidence = chosen.comparison.score, chosen.comparison.evidence
     else:
@@ -425,6 +473,7 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         profile=profile.as_json(),
         flags=flags,
         person=person,
+        person_id=chosen.person_id if chosen else person.pk,
         link_kind=kind,
         link_score=score,
         link_evidence=evidence,
@@ -432,25 +481,23 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         linked_at=now,
         **fields,
     )
-    _identifiers_sync(identity, profile, now=now)
+    _identifiers_sync(identity, profile, now=now, fresh=True)
     _keys_sync(identity, profile, fresh=True)
     items = _review_open(identity, review) if review else []
-    if chosen is not None:
-        person_refresh(person)
     decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
     LinkEvent.objects.create(
         kind=LinkEvent.Kind.REGISTER,
         identity=identity,
-        person=person,
+        person_id=identity.person_id,
         actor=actor,
         detail={"decision": decision, "score": score, "reviews": [i.candidate_id for i in items]},
     )
-    return Registration(identity, person, decision, True, score, evidence, items)
+    return Registration(identity, decision, True, score, evidence, items)
 
 
 def _update(identity, demographics, profile, received, fields, flags, source, actor, now) -> Registration:
     if identity.received == received and identity.profile == profile.as_json():
-        return Registration(identity, identity.person, "unchanged", False, identity.link_score, identity.link_evidence)
+        return Registration(identity, "unchanged", False, identity.link_score, identity.link_evidence)
     previous = {"received": identity.received}
     identity.received, identity.profile, identity.flags = received, profile.as_json(), flags
     for key, value in fields.items():
@@ -475,7 +522,7 @@ def _update(identity, demographics, profile, received, fields, flags, source, ac
         actor=actor,
         detail={"decision": decision, **previous},
     )
-    return Registration(identity, identity.person, decision, False, identity.link_score, identity.link_evidence)
+    return Registration(identity, decision, False, identity.link_score, identity.link_evidence)
 
 
 def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:

@@ -9,7 +9,6 @@ Layout, meant to grow resource by resource:
 - ``access_log``: one line per request on ``healthplatform.access`` (who, what path, status, time, counts);
 - ``search``: parsing of FHIR search parameters (token, date, _count, lenient/strict handling);
 - ``match``: the PDQm $match request (Parameters) and the 0..1 score reported for the MPI's raw score;
-- ``mpi_reads``: MPI reads that ``mpi.selectors`` does not offer yet (to be replaced by selectors);
 - ``resources/``: mapping between the stores' rows and FHIR resources, one module per resource type;
 - ``views/``: thin views, one module per resource type or IHE transaction, calling the stores' selectors/services.
 """

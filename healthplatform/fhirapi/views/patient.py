@@ -9,12 +9,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from healthplatform.fhirapi import mpi_reads, search
+from healthplatform.fhirapi import search
 from healthplatform.fhirapi.match import GRADE_ORDER, match_request, normalised_score
 from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.patient import FHIR_GENDERS, patient_resource
 from healthplatform.fhirapi.views.base import FHIRView
+from mpi import selectors as mpi_selectors
 from mpi.models import Person
 from mpi.selectors import person_match, person_search
 
@@ -79,10 +80,10 @@ class PatientReadView(FHIRView):
 
     @extend_schema(operation_id="fhir_patient_read", summary="Read a Patient (golden record)", responses=_FHIR_OBJECT)
     def get(self, request, id):
-        person = mpi_reads.person_get(id)
+        person = mpi_selectors.person_get(id)
         if person is None:
             raise FHIRError.one(404, "not-found", f"Patient/{id} is not known")
-        replaced_by = mpi_reads.survivor_of(person) if person.status == Person.Status.MERGED else None
+        replaced_by = mpi_selectors.survivor_of(person) if person.status == Person.Status.MERGED else None
         return Response(patient_resource(person, replaced_by=replaced_by))
 
 
@@ -107,7 +108,7 @@ class PatientMatchView(FHIRView):
             (r for r in results if r.grade != "certainly-not"),
             key=lambda r: (GRADE_ORDER.get(r.grade, len(GRADE_ORDER)), -r.score),
         )
-        persons = mpi_reads.persons_in_bulk([r.person.pk for r in results])
+        persons = mpi_selectors.persons_in_bulk([r.person.pk for r in results])
         entries = [
             SearchEntry(
                 patient_resource(persons[r.person.pk]),

@@ -6,9 +6,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from healthplatform.fhirapi import mpi_reads, search
+from healthplatform.fhirapi import search
 from healthplatform.fhirapi.outcome import FHIRError, Issue, invalid_parameter
 from healthplatform.fhirapi.views.base import FHIRView
+from mpi import selectors as mpi_selectors
 from mpi.selectors import (
     PERSON_SYSTEM,
     authority_of_system,
@@ -35,7 +36,7 @@ def _recognised(system: str) -> bool:
     """A document system of the region, the platform's person ids, or an authority some identity was registered
     under."""
     kind, _ = _domain(system)
-    return kind != "authority" or mpi_reads.assigning_authority_known(system)
+    return kind != "authority" or mpi_selectors.assigning_authority_known(system)
 
 
 def _source_identifier(request) -> tuple[str, str]:
