@@ -32,31 +32,13 @@ def pairs(n: int) -> int:
 
 def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0) -> bool:
     from fixtures.duplicates import DuplicateSetGenerator
-    from mpi.demographics import Demographics
+    from fixtures.loading import registration_request
     from mpi.models import Identity, ReviewItem
-    from mpi.services import RegistrationRequest, identity_register_batch
+    from mpi.services import identity_register_batch
 
     regs = DuplicateSetGenerator(seed=seed, residents=residents, locale=locale).registrations()
     prefix = f"{locale}:"
-    requests = [
-        RegistrationRequest(
-            prefix + r.assigning_authority,
-            r.local_id,
-            Demographics(
-                name=r.name,
-                family_name=r.family_name,
-                given_name=r.given_name,
-                sex=r.sex,
-                birth_date=r.birth_date,
-                phone=r.phone,
-                address=r.address,
-                resident_id=r.resident_id,
-                health_card=r.health_card,
-                documents=tuple(r.documents),
-            ),
-        )
-        for r in regs
-    ]
+    requests = [registration_request(r, prefix=prefix) for r in regs]
     started = time.perf_counter()
     errors = Counter()
     for i in range(0, len(requests), 500):

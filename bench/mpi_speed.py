@@ -46,57 +46,21 @@ def _load_slice(args: tuple[int, int, int, int]) -> int:
     """Worker: loads residents whose index % workers == part."""
     seed, persons, part, workers = args
     _setup()
+    from fixtures.loading import register_record
     from fixtures.region import RegionGenerator, RegionSizes
-    from mpi.demographics import Demographics
-    from mpi.loading import RegisterRecord, population_load
+    from mpi.loading import population_load
 
     gen = RegionGenerator(seed=seed, sizes=RegionSizes(residents=persons, **SIZES))
-
-    def records():
-        for i, r in enumerate(gen.residents()):
-            if i % workers == part:
-                yield RegisterRecord(
-                    r.key,
-                    Demographics(
-                        name=r.name,
-                        sex=r.sex,
-                        birth_date=r.birth_date,
-                        phone=r.phone,
-                        address=r.address,
-                        resident_id=r.id_number,
-                        health_card=r.health_card_number,
-                    ),
-                )
-
-    result = population_load(records(), assigning_authority=AUTHORITY, actor="bench")
-    return result.loaded
+    records = (register_record(r) for i, r in enumerate(gen.residents()) if i % workers == part)
+    return population_load(records, assigning_authority=AUTHORITY, actor="bench").loaded
 
 
 def _requests(seed: int, residents: int, start: int, stop: int, prefix: str):
     from fixtures.duplicates import DuplicateSetGenerator
-    from mpi.demographics import Demographics
-    from mpi.services import RegistrationRequest
+    from fixtures.loading import registration_request
 
     regs = DuplicateSetGenerator(seed=seed, residents=residents).registrations()[start:stop]
-    return [
-        RegistrationRequest(
-            f"{prefix}{r.assigning_authority}",
-            r.local_id,
-            Demographics(
-                name=r.name,
-                family_name=r.family_name,
-                given_name=r.given_name,
-                sex=r.sex,
-                birth_date=r.birth_date,
-                phone=r.phone,
-                address=r.address,
-                resident_id=r.resident_id,
-                health_card=r.health_card,
-                documents=tuple(r.documents),
-            ),
-        )
-        for r in regs
-    ]
+    return [registration_request(r, prefix=prefix) for r in regs]
 
 
 def _bulk_slice(args: tuple[int, int, int, int, int]) -> tuple[int, float]:

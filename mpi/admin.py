@@ -72,6 +72,26 @@ def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
+def _reason_action(model_admin, request, queryset, action, title, service, done_message):
+    """An admin action that asks for a reason first, then calls ``service(obj, actor, reason)`` per object."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if not form.is_valid():
+        return TemplateResponse(
+            request,
+            "admin/mpi/reason_action.html",
+            {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "objects": queryset,
+             "form": form, "action": action, "title": title},
+        )  # fmt: skip
+    for obj in queryset:
+        try:
+            service(obj, _actor(request), form.cleaned_data["reason"])
+        except MPIError as exc:
+            model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{obj}: {done_message}", messages.SUCCESS)
+    return None
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=_("reason"), widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), required=True, max_length=2000
@@ -348,21 +368,10 @@ class IdentityAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Unlink the selected identities from their persons"))
     def unlink_selected(self, request, queryset):
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            for identity in queryset:
-                try:
-                    identity_unlink(identity=identity, actor=_actor(request), reason=form.cleaned_data["reason"])
-                except MPIError as exc:
-                    self.message_user(request, f"{identity}: {exc}", messages.ERROR)
-                else:
-                    self.message_user(request, _("Unlinked %(identity)s.") % {"identity": identity}, messages.SUCCESS)
-            return None
-        return TemplateResponse(
-            request,
-            "admin/mpi/reason_action.html",
-            {**self.admin_site.each_context(request), "opts": self.model._meta, "objects": queryset, "form": form,
-             "action": "unlink_selected", "title": _("Unlink identities")},
+        return _reason_action(
+            self, request, queryset, "unlink_selected", _("Unlink identities"),
+            lambda identity, actor, reason: identity_unlink(identity=identity, actor=actor, reason=reason),
+            _("Unlinked."),
         )  # fmt: skip
 
 
@@ -387,21 +396,10 @@ class LinkEventAdmin(admin.ModelAdmin):
     def unmerge_selected(self, request, queryset):
         if not request.user.has_perm("mpi.change_person"):
             raise PermissionDenied
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            for event in queryset:
-                try:
-                    person_unmerge(merge=event, actor=_actor(request), reason=form.cleaned_data["reason"])
-                except MPIError as exc:
-                    self.message_user(request, f"{event}: {exc}", messages.ERROR)
-                else:
-                    self.message_user(request, _("Unmerged."), messages.SUCCESS)
-            return None
-        return TemplateResponse(
-            request,
-            "admin/mpi/reason_action.html",
-            {**self.admin_site.each_context(request), "opts": self.model._meta, "objects": queryset, "form": form,
-             "action": "unmerge_selected", "title": _("Unmerge")},
+        return _reason_action(
+            self, request, queryset, "unmerge_selected", _("Unmerge"),
+            lambda event, actor, reason: person_unmerge(merge=event, actor=actor, reason=reason),
+            _("Unmerged."),
         )  # fmt: skip
 
 
