@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, Person, ReviewItem
 from mpi.services import (
@@ -31,7 +32,7 @@ from mpi.services import (
 
 # The rows of the side-by-side comparison: (label, key in Identity.received / person golden fields).
 COMPARED_FIELDS = [
-    (_("name"), "name"),
+    (pgettext_lazy("person", "name"), "name"),
     (_("sex"), "sex"),
     (_("birth date"), "birth_date"),
     (_("resident identity number"), "resident_id"),
@@ -225,6 +226,11 @@ class ReviewItemAdmin(admin.ModelAdmin):
             value = received.get(key) or ""
             if key == "name" and not value:
                 value = identity.name
+            if key == "sex":
+                value, golden[key] = (
+                    identity.get_sex_display() if identity.sex else value,
+                    item.candidate.get_sex_display(),
+                )
             ev = evidence.get(key, {})
             rows.append(
                 {
