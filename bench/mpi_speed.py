@@ -92,7 +92,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from mpi.models import Identity, MatchKey, Person
+    from mpi.models import Identity
 
     if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("hp_bench"):
         sys.exit("bench: set DATABASE_URL to a PostgreSQL database whose name starts with hp_bench (it is emptied)")
@@ -131,6 +131,15 @@ def main() -> None:
     # Residents for the duplicate set: enough that it yields the registrations asked for.
     residents = max(2000, (args.latency + args.bulk) * 2 // 3)
     residents = min(residents, args.persons)
+    if args.latency:
+        _latency(args, residents)
+    if args.bulk:
+        _bulk(args, residents)
+    _sizes()
+
+
+def _latency(args, residents: int) -> None:
+    from mpi.models import Person
     from mpi.services import identity_register
 
     requests = _requests(args.seed, residents, 0, args.latency + args.warmup, "L-")
@@ -161,6 +170,8 @@ def main() -> None:
     )
     print("  decisions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
 
+
+def _bulk(args, residents: int) -> None:
     if args.bulk:
         started = time.perf_counter()
         with mp.get_context("spawn").Pool(args.workers) as pool:
@@ -174,6 +185,12 @@ def main() -> None:
             f"bulk registration: {done:,} identities by {args.workers} processes, 500 per transaction: "
             f"{done / busy:,.0f}/s (registering {busy:.0f}s; {wall:.0f}s with generating the records)"
         )
+
+
+def _sizes() -> None:
+    from django.db import connection
+
+    from mpi.models import Identity, MatchKey, Person
 
     with connection.cursor() as cur:
         cur.execute(

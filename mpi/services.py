@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
 from mpi.matching import Comparison, compare, thresholds
@@ -323,19 +324,25 @@ def _keys_sync(identity: Identity, profile: Profile, *, fresh: bool) -> None:
     MatchKey.objects.bulk_create([MatchKey(identity=identity, key=key_hash(k)) for k in sorted(blocking_keys(profile))])
 
 
-def _serialize_lock(profile: Profile) -> None:
-    """On PostgreSQL, registrations carrying the same trusted number wait for each other.
+def _serialize_lock(profiles: list[Profile]) -> None:
+    """On PostgreSQL, registrations that may be the same resident wait for each other: those carrying
+    the same trusted number or health card, and those with the same birth date.
 
     Without it two hospitals registering one new resident at the same moment
-    would each see no candidate and create two persons.
+    would each see no candidate and create two persons. The locks are taken in
+    one statement, in sorted order, so two transactions never wait on each other
+    in a cycle (a batch takes all of its locks at its start).
     """
     if connection.vendor != "postgresql":
         return
-    keys = []
-    if profile.resident_id and profile.resident_id_valid:
-        keys.append(key_hash(f"id:{profile.resident_id}"))
-    if profile.health_card:
-        keys.append(key_hash(f"hc:{profile.health_card}"))
+    keys: set[int] = set()
+    for profile in profiles:
+        if profile.resident_id and profile.resident_id_valid:
+            keys.add(key_hash(f"id:{profile.resident_id}"))
+        if profile.health_card:
+            keys.add(key_hash(f"hc:{profile.health_card}"))
+        if profile.birth_date and not profile.birth_year_only:
+            keys.add(key_hash(f"dob:{profile.birth_date.isoformat()}"))
     if keys:
         with connection.cursor() as cur:
             cur.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), sorted(keys))
@@ -422,13 +429,34 @@ class RegistrationRequest:
     source: object = None
 
 
+BATCH_ATTEMPTS = 3
+
+
 def identity_register_batch(
     requests: Iterable[RegistrationRequest], *, actor: str = SYSTEM_ACTOR
 ) -> list[Registration | DemographicsError]:
     """Registers many identities in one transaction (one commit instead of one per record), each in its
-    own savepoint: a record that cannot be registered is answered with its error, the others still land."""
+    own savepoint: a record that cannot be registered is answered with its error, the others still land.
+
+    Concurrent batches may hold rows the other needs (two clinics' records of one resident): the
+    advisory locks of the whole batch are taken first, in one global order, and a deadlock that still
+    happens on rows rolls the batch back and runs it again.
+    """
+    requests = list(requests)
+    for attempt in range(BATCH_ATTEMPTS):
+        try:
+            return _register_batch(requests, actor)
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, psycopg_errors.DeadlockDetected) or attempt == BATCH_ATTEMPTS - 1:
+                raise
+            logger.warning("registration batch deadlocked with another; retrying (attempt %d)", attempt + 2)
+    raise AssertionError("unreachable")
+
+
+def _register_batch(requests: list[RegistrationRequest], actor: str) -> list[Registration | DemographicsError]:
     results: list[Registration | DemographicsError] = []
     with transaction.atomic():
+        _serialize_lock([profile_build(r.demographics) for r in requests])
         for r in requests:
             try:
                 results.append(
@@ -446,7 +474,7 @@ def identity_register_batch(
 
 
 def _register(authority, local_id, demographics, profile, source, actor) -> Registration:
-    _serialize_lock(profile)
+    _serialize_lock([profile])
     now = timezone.now()
     received = demographics.as_json()
     fields = _display_fields(profile, demographics)
