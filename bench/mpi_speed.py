@@ -12,7 +12,7 @@
    one ``identity_register`` call and commit each, timed around the call,
    after a vacuum, a checkpoint and ``--warmup`` untimed registrations.
 3. Bulk: ``--bulk`` more registrations through ``identity_register_batch``
-   (500 per transaction) by ``--workers`` processes; prints identities/s.
+   (``BATCH`` per transaction) by ``--workers`` processes; prints identities/s.
 
 Refuses any database whose name does not start with ``hp_bench``.
 """
@@ -33,6 +33,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
 os.environ.setdefault("PLATFORM_DATA_DIR", tempfile.mkdtemp(prefix="hp-bench-"))
 
 AUTHORITY = "POPULATION-REGISTER"
+BATCH = 100  # registrations per transaction in the bulk figure
 SIZES = {"institutions": 60, "physicians": 0, "nurses": 0, "pharmacists": 0, "technicians": 0}
 
 
@@ -71,8 +72,8 @@ def _bulk_slice(args: tuple[int, int, int, int, int]) -> tuple[int, float]:
     requests = _requests(seed, residents, 0, total, "B-")[part::workers]
     started = time.perf_counter()
     done = 0
-    for i in range(0, len(requests), 500):
-        done += len(identity_register_batch(requests[i : i + 500], actor="bench"))
+    for i in range(0, len(requests), BATCH):
+        done += len(identity_register_batch(requests[i : i + BATCH], actor="bench"))
     return done, time.perf_counter() - started
 
 
@@ -182,7 +183,7 @@ def _bulk(args, residents: int) -> None:
         done = sum(n for n, _ in parts)
         busy = max(t for _, t in parts)
         print(
-            f"bulk registration: {done:,} identities by {args.workers} processes, 500 per transaction: "
+            f"bulk registration: {done:,} identities by {args.workers} processes, {BATCH} per transaction: "
             f"{done / busy:,.0f}/s (registering {busy:.0f}s; {wall:.0f}s with generating the records)"
         )
 
