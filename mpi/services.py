@@ -511,6 +511,8 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     )
     _identifiers_sync(identity, profile, now=now, fresh=True)
     _keys_sync(identity, profile, fresh=True)
+    if chosen is not None and review:
+        review = _bridge(identity, profile, review, actor)
     items = _review_open(identity, review) if review else []
     decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
     LinkEvent.objects.create(
@@ -521,6 +523,42 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         detail={"decision": decision, "score": score, "reviews": [i.candidate_id for i in items]},
     )
     return Registration(identity, decision, True, score, evidence, items)
+
+
+def _bridge(identity: Identity, profile: Profile, others: list[Candidate], actor: str) -> list[Candidate]:
+    """A new record that links automatically to its person *and* to another: the two persons are one
+    resident registered twice before this record tied them together. The other person is merged in
+    (automatically, undoable) when the record is auto-linkable to it on its own, no do-not-link
+    decision separates them, and no identity of one conflicts with any identity of the other.
+    Returns the candidates left for review."""
+    auto, left = thresholds()["auto_link"], []
+    for c in others:
+        verdict = None
+        if c.comparison.score >= auto:
+            verdict = _person_verdict(profile, c.person_id, {identity.pk})
+        # A bridge needs evidence beyond an exact name and birth date (the rare-name rule): a record
+        # with nothing else would tie two namesakes together.
+        bridged = verdict is not None and verdict.band() == "auto_link" and not verdict.rare_name
+        if not bridged or not _persons_compatible(identity.person_id, c.person_id):
+            left.append(c)
+            continue
+        person_merge(
+            survivor=Person(pk=identity.person_id),
+            duplicate=Person(pk=c.person_id),
+            actor=actor,
+            reason=f"bridged by {identity.assigning_authority}|{identity.local_id} (score {verdict.score:.1f})",
+            automatic=True,
+        )
+    return left
+
+
+def _persons_compatible(person_a: int, person_b: int) -> bool:
+    rows = list(Identity.objects.filter(person_id__in=[person_a, person_b]).values_list("id", "person_id", "profile"))
+    side_a = [(i, Profile.from_json(p)) for i, pid, p in rows if pid == person_a]
+    side_b = [(i, Profile.from_json(p)) for i, pid, p in rows if pid == person_b]
+    if _dnl_crossed([i for i, _ in side_a], [i for i, _ in side_b]):
+        return False
+    return not any(compare(pa, pb).conflict for _, pa in side_a for _, pb in side_b)
 
 
 def _update(identity, demographics, profile, received, fields, flags, source, actor, now) -> Registration:
@@ -697,8 +735,14 @@ def identity_unlink(*, identity: Identity, actor: str, reason: str = "") -> Iden
         return identity
 
 
-def person_merge(*, survivor: Person, duplicate: Person, actor: str, reason: str = "") -> LinkEvent:
-    """Moves every identity of ``duplicate`` to ``survivor`` (HL7 ADT^A40); ``person_unmerge`` undoes it exactly."""
+def person_merge(
+    *, survivor: Person, duplicate: Person, actor: str, reason: str = "", automatic: bool = False
+) -> LinkEvent:
+    """Moves every identity of ``duplicate`` to ``survivor`` (HL7 ADT^A40); ``person_unmerge`` undoes it exactly.
+
+    A merge by a person (or a sending system) makes the moved links manual; an ``automatic`` merge (a
+    record that bridges two persons) keeps them automatic, so a later re-match may still revisit them.
+    """
     if survivor.pk == duplicate.pk:
         raise MPIError("a person cannot be merged into itself")
     with transaction.atomic():
@@ -713,7 +757,11 @@ def person_merge(*, survivor: Person, duplicate: Person, actor: str, reason: str
         now = timezone.now()
         detail = {"identities": [_link_state(i) for i in moved], "survivor_before": _golden(survivor)}
         for identity in moved:
-            _move(identity, survivor, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=now)
+            if automatic:
+                identity.person, identity.linked_by, identity.linked_at = survivor, actor, now
+                identity.save(update_fields=["person", "linked_by", "linked_at"])
+            else:
+                _move(identity, survivor, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=now)
         duplicate.status, duplicate.merged_into = Person.Status.MERGED, survivor
         duplicate.save(update_fields=["status", "merged_into", "updated_at"])
         ReviewItem.objects.filter(

@@ -316,3 +316,30 @@ def test_exact_name_and_birth_date_without_contact_links_only_when_the_name_is_r
         reg("H9", f"N{i}", name="欧阳娜娜", sex="female", birth_date=f"19{60 + i}-07-0{i + 1}")
     third = reg("H3", "C1", name="欧阳娜娜", sex="female", birth_date="1990-02-03")
     assert third.decision == "review" and third.person != first.person
+
+
+def test_a_record_that_links_to_two_persons_bridges_them_and_the_merge_can_be_undone():
+    a = reg(
+        "H1", "A1", name="Robert Miller", sex="male", birth_date="1995-09-23", address="17 Albert Road, Springfield"
+    )
+    b = reg("H2", "B1", name="Robert T. Miller", sex="male", birth_date="1995-09-23", phone="+44 7700 960109")
+    assert a.person != b.person  # nothing but name and birth date in common: not linked on its own
+    c = reg(
+        "H3", "C1", name="Robert Miller", sex="male", birth_date="1995-09-23",
+        phone="07700 960109", address="17 Albert Rd",
+    )  # fmt: skip
+    assert c.decision == "auto"
+    assert len({i.person_id for i in Identity.objects.all()}) == 1
+    merge = LinkEvent.objects.get(kind="merge")
+    assert merge.actor == "mpi" and "bridged by H3|C1" in merge.reason
+    assert Identity.objects.get(pk=b.identity.pk).link_kind != "manual"  # automatic: a re-match may revisit it
+    person_unmerge(merge=merge, actor="admin", reason="two people after all")
+    assert len({i.person_id for i in Identity.objects.all()}) == 2
+
+
+def test_a_bridge_never_merges_persons_that_conflict():
+    home = {"sex": "female", "birth_date": "1978-09-22"}
+    reg("H1", "K1", name="Katherine Claire Green", address="5 Elm Street, Riverton", **home)
+    reg("H2", "C1", name="Catherine Patricia Green", phone="3035557372", **home)
+    reg("H3", "X1", name="Katherine Green", phone="3035557372", address="5 Elm Street", **home)
+    assert not LinkEvent.objects.filter(kind="merge").exists()
