@@ -285,6 +285,7 @@ class Profile:
     full: str = ""
     # Middle names (Latin names of three or more words), for telling "Catherine Patricia" from "Katherine Claire".
     middle: tuple[str, ...] = ()
+    middle_all: tuple[str, ...] = ()  # middle names with initials kept ("Patricia J." -> ("j",))
     flags: list[Flag] = field(default_factory=list)
 
     @property
@@ -307,6 +308,7 @@ class Profile:
             "generation": self.generation,
             "full": self.full,
             "middle": list(self.middle),
+            "middle_all": list(self.middle_all),
             "sounds": list(self.sounds),
             "sex": self.sex,
             "birth_date": self.birth_date.isoformat() if self.birth_date else None,
@@ -333,6 +335,7 @@ class Profile:
             generation=data.get("generation", ""),
             full=data.get("full", ""),
             middle=tuple(data.get("middle", ())),
+            middle_all=tuple(data.get("middle_all", ())),
             sounds=tuple(data.get("sounds", ())),
             sex=data.get("sex"),
             birth_date=dt.date.fromisoformat(birth) if birth else None,
@@ -508,6 +511,7 @@ def _name_profile(profile: Profile, d: Demographics) -> None:
             profile.readings = tuple(_split_readings(family_tokens, given_tokens))
             profile.family, profile.given = profile.readings[0]
             profile.middle = tuple(_without_initials(given_tokens)[1:])
+            profile.middle_all = tuple(given_tokens[1:])
         else:
             tokens = _without_initials(_latin_tokens(raw))
             profile.tokens = tuple(tokens)
@@ -515,6 +519,7 @@ def _name_profile(profile: Profile, d: Demographics) -> None:
             if len(tokens) == 1:
                 profile.family = tokens[0]
             profile.middle = tuple(tokens[1:-1])
+            profile.middle_all = tuple(_latin_tokens(raw)[1:-1])
     profile.sounds = tuple(dict.fromkeys(k for f, g in profile.readings for k in _sound_pairs(f, g)))
     profile.placeholder = _placeholder(raw)
     profile.full = profile.hanzi or " ".join(sorted(_latin_tokens(raw)))

@@ -197,6 +197,19 @@ def _name_parts_conflict(a: Profile, b: Profile) -> bool:
     return bool(a.generation and b.generation and a.generation != b.generation)
 
 
+def _full_names_agree(a: Profile, b: Profile) -> bool:
+    """The whole name agrees, middle names included: the same words, or the same number of middle names
+    where each is spelled out on one side and its initial on the other (Patricia J. / Patricia Jessica)."""
+    if a.full == b.full:
+        return True
+    if a.hanzi or b.hanzi or not a.middle_all or len(a.middle_all) != len(b.middle_all):
+        return False
+    return all(
+        x == y or (len(x) == 1 and y.startswith(x)) or (len(y) == 1 and x.startswith(y))
+        for x, y in zip(a.middle_all, b.middle_all, strict=True)
+    )
+
+
 def _middles_agree(x: tuple[str, ...], y: tuple[str, ...]) -> bool:
     sx, sy = {token_sound(t) for t in x}, {token_sound(t) for t in y}
     return bool(sx & sy) or any(a[0] == b[0] for a in x for b in y if len(a) == 1 or len(b) == 1)
@@ -354,7 +367,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
         c.rare_name_eligible = (
             not c.corroborated
             and name == "exact"
-            and a.full == b.full  # middle names and initials too: namesakes often differ only there
+            and _full_names_agree(a, b)  # middle names and initials too: namesakes often differ only there
             and birth == "exact"
             and levels["sex"] != "disagree"
             and not contact_conflict

@@ -186,3 +186,12 @@ def test_a_record_finds_itself_through_blocking(a):
     stored, query = blocking_keys(prof), blocking_keys(prof, query=True)
     if stored:
         assert stored & query
+
+
+def test_rare_name_rule_needs_the_whole_name_initials_may_stand_for_middle_names():
+    base = {"sex": "female", "birth_date": "1970-09-22"}
+    full = p(name="Patricia Jessica Jackson", phone="8085552717", **base)
+    assert compare(full, p(name="JACKSON, Patricia J.", address="3 Elm Drive", **base)).rare_name_eligible
+    # A middle name on one side only: a namesake as likely as the same person.
+    assert not compare(p(name="Barbara Thompson", **base), p(name="Barbara Mary Thompson", **base)).rare_name_eligible
+    assert not compare(full, p(name="Patricia K. Jackson", **base)).rare_name_eligible
