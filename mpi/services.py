@@ -21,7 +21,7 @@ from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
-from mpi.matching import Comparison, compare, thresholds
+from mpi.matching import NAME_CLOSE, Comparison, compare, thresholds
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, MatchKey, Person, RematchRun, ReviewItem
 
 logger = logging.getLogger(__name__)
@@ -484,6 +484,13 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
 
     chosen, review = _decide(None, profile)
+    bridges: list[Candidate] = []
+    if chosen is not None and review:
+        bridges, ambiguous = _second_links(profile, chosen, review)
+        if ambiguous:
+            chosen, review = None, [chosen, *review]
+        bridged = {c.person_id for c in bridges}
+        review = [c for c in review if c.person_id not in bridged]
     if chosen is not None:
         _person_absorb(chosen.person_id, profile, fields, demographics, now)
         person = None
@@ -511,8 +518,7 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     )
     _identifiers_sync(identity, profile, now=now, fresh=True)
     _keys_sync(identity, profile, fresh=True)
-    if chosen is not None and review:
-        review = _bridge(identity, profile, review, actor)
+    _bridge(identity, bridges, actor)
     items = _review_open(identity, review) if review else []
     decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
     LinkEvent.objects.create(
@@ -525,31 +531,46 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     return Registration(identity, decision, True, score, evidence, items)
 
 
-def _bridge(identity: Identity, profile: Profile, others: list[Candidate], actor: str) -> list[Candidate]:
-    """A new record that links automatically to its person *and* to another: the two persons are one
-    resident registered twice before this record tied them together. The other person is merged in
-    (automatically, undoable) when the record is auto-linkable to it on its own, no do-not-link
-    decision separates them, and no identity of one conflicts with any identity of the other.
-    Returns the candidates left for review."""
-    auto, left = thresholds()["auto_link"], []
+def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) -> tuple[list[Candidate], bool]:
+    """Other persons the record would also link to automatically, and whether that is ambiguous.
+
+    Such a person is the same resident registered twice before this record tied them together (a
+    bridge, merged in afterwards) when no do-not-link decision separates the two persons and no
+    identity of one conflicts with any identity of the other. If it conflicts (twins, one using the
+    other's number), the record cannot say which of the two it is: nothing links automatically.
+    A bridge needs evidence beyond an exact name and birth date (the rare-name rule), which would tie
+    two namesakes together.
+    """
+    auto, bridges = thresholds()["auto_link"], []
+    chosen_levels = chosen.comparison.levels
+    if chosen.comparison.identifier_agrees and chosen_levels.get("name") not in NAME_CLOSE:
+        # The number agrees but the name only resembles; if another person has this very name and birth
+        # date, the record is more likely that person using a sibling's number (twins, parents' cards).
+        for c in others:
+            levels = c.comparison.levels
+            if levels.get("name") in ("exact", "sound") and levels.get("birth_date") == "exact":
+                return [], True
     for c in others:
-        verdict = None
-        if c.comparison.score >= auto:
-            verdict = _person_verdict(profile, c.person_id, {identity.pk})
-        # A bridge needs evidence beyond an exact name and birth date (the rare-name rule): a record
-        # with nothing else would tie two namesakes together.
-        bridged = verdict is not None and verdict.band() == "auto_link" and not verdict.rare_name
-        if not bridged or not _persons_compatible(identity.person_id, c.person_id):
-            left.append(c)
+        if c.comparison.score < auto:
             continue
+        verdict = _person_verdict(profile, c.person_id, set())
+        if verdict is None or verdict.band() != "auto_link" or verdict.rare_name:
+            continue
+        if not _persons_compatible(chosen.person_id, c.person_id):
+            return [], True
+        bridges.append(Candidate(c.person_id, verdict, c.identity_id))
+    return bridges, False
+
+
+def _bridge(identity: Identity, bridges: list[Candidate], actor: str) -> None:
+    for c in bridges:
         person_merge(
             survivor=Person(pk=identity.person_id),
             duplicate=Person(pk=c.person_id),
             actor=actor,
-            reason=f"bridged by {identity.assigning_authority}|{identity.local_id} (score {verdict.score:.1f})",
+            reason=f"bridged by {identity.assigning_authority}|{identity.local_id} (score {c.comparison.score:.1f})",
             automatic=True,
         )
-    return left
 
 
 def _persons_compatible(person_a: int, person_b: int) -> bool:

@@ -343,3 +343,19 @@ def test_a_bridge_never_merges_persons_that_conflict():
     reg("H2", "C1", name="Catherine Patricia Green", phone="3035557372", **home)
     reg("H3", "X1", name="Katherine Green", phone="3035557372", address="5 Elm Street", **home)
     assert not LinkEvent.objects.filter(kind="merge").exists()
+
+
+def test_a_twin_using_the_other_twins_number_is_not_linked_to_either():
+    birth = dt.date(2017, 3, 7)
+    rid_a, rid_b = make_resident_id("440106", birth, 659), make_resident_id("440106", birth, 661)
+    home = {"sex": "male", "birth_date": "2017-03-07", "phone": "13378416344"}
+    a = reg("H1", "A1", name="崔鹏新", resident_id=rid_a, **home)
+    b = reg("H1", "B1", name="崔鹏墨", resident_id=rid_b, **home)
+    assert a.person != b.person
+    borrowed = reg("H2", "X1", name="崔鹏墨", resident_id=rid_a, **home)
+    assert borrowed.decision == "review"
+    assert borrowed.person not in (a.person, b.person)
+    assert set(ReviewItem.objects.filter(identity=borrowed.identity).values_list("candidate", flat=True)) == {
+        a.person.pk,
+        b.person.pk,
+    }
