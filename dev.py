@@ -129,7 +129,15 @@ def smoke_check(base: str, username: str, password: str) -> None:
     rows = len(re.findall(r'<th class="field-name">', body))
     if rows == 0:
         raise SystemExit("smoke test: the institution list shows no institutions")
-    say(f"smoke test passed: /healthz answered, the demo admin logged in and listed {rows} institutions")
+    # The seeded duplicates leave possible matches for review; the queue must list them.
+    with opener.open(f"{base}/admin/mpi/reviewitem/") as response:
+        reviews = response.read().decode().count('class="review-link"')
+    if reviews == 0:
+        raise SystemExit("smoke test: the MPI review queue is empty after seeding")
+    say(
+        f"smoke test passed: /healthz answered, the demo admin logged in, listed {rows} institutions "
+        f"and {reviews} possible duplicate residents to review"
+    )
 
 
 def cmd_run(args) -> None:
