@@ -69,6 +69,24 @@ LEVEL_LABELS = {
 }
 
 
+# What each flag on received demographics means (mpi.demographics.Flag codes).
+FLAG_LABELS = {
+    "name_missing": _("no name was sent"),
+    "birth_date_invalid": _("birth date is not a valid date"),
+    "birth_date_future": _("birth date is in the future"),
+    "resident_id_format": _("resident identity number has the wrong form"),
+    "resident_id_check": _("resident identity number fails its check character"),
+    "resident_id_division": _("resident identity number has no valid address code"),
+    "resident_id_birth_date": _("resident identity number holds an impossible birth date"),
+    "resident_id_birth_date_conflict": _("resident identity number contradicts the birth date"),
+    "resident_id_sex_conflict": _("resident identity number contradicts the sex"),
+    "resident_id_converted": _("15-digit number converted to 18 digits"),
+    "health_card_invalid": _("health card number has the wrong form"),
+    "document_invalid": _("document number has an unexpected form"),
+    "document_type_unknown": _("unknown identity document type"),
+}
+
+
 def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
@@ -255,7 +273,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
             "item": item,
             "identity": identity,
             "rows": rows,
-            "flags": identity.flags,
+            "flags": [{**f, "label": FLAG_LABELS.get(f["code"], f["message"])} for f in identity.flags],
             "candidate_identities": item.candidate.identities.order_by("assigning_authority", "local_id"),
             "score": item.evidence.get("score", item.score),
             "corroborated": item.evidence.get("corroborated"),
