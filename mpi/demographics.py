@@ -189,7 +189,8 @@ def _nickname_index() -> dict[str, tuple[str, ...]]:
 
 
 NICKNAMES = _nickname_index()
-_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# CJK unified ideographs, compatibility ideographs, and extensions B-H (rare characters in names: 𬌗).
+_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _LATIN_TOKEN_RE = re.compile(r"[a-z]+")
 # Words that are not part of anyone's name but that registrars type into the name field.
 _NAME_NOISE = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "sr", "ii", "iii", "iv"})
@@ -275,6 +276,7 @@ class Profile:
     resident_id: str | None = None  # as received, normalised; trusted only if resident_id_valid
     resident_id_valid: bool = False
     health_card: str | None = None
+    health_card_valid: bool = False
     documents: tuple[tuple[str, str], ...] = ()
     # A name given before the resident has one ("BABY BOY A SMITH", "李娜之子"): its exact text,
     # order marks included, or "" for a real name.
@@ -319,6 +321,7 @@ class Profile:
             "resident_id": self.resident_id,
             "resident_id_valid": self.resident_id_valid,
             "health_card": self.health_card,
+            "health_card_valid": self.health_card_valid,
             "documents": [list(d) for d in self.documents],
         }
 
@@ -346,6 +349,8 @@ class Profile:
             resident_id=data.get("resident_id"),
             resident_id_valid=data.get("resident_id_valid", False),
             health_card=data.get("health_card"),
+            # Profiles stored before validity was kept: a stored card was valid if it has the card's form.
+            health_card_valid=data.get("health_card_valid", bool(HEALTH_CARD_RE.match(data.get("health_card") or ""))),
             documents=tuple(tuple(d) for d in data.get("documents", ())),
         )
 
@@ -408,6 +413,8 @@ def _fuzzy_syllable(syllable: str) -> str:
 @lru_cache(maxsize=65536)
 def token_sound(token: str) -> str:
     """A sound key for one name token: fuzzy pinyin if the token is pinyin, else Metaphone."""
+    if not token.isascii():
+        return token  # another script: the word itself is its sound key
     syllables = pinyin_split(token)
     if syllables:
         return "".join(_fuzzy_syllable(s) for s in syllables)
@@ -418,7 +425,8 @@ def _latin_tokens(text: str) -> list[str]:
     plain = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in plain if not unicodedata.combining(c))
     plain = re.sub(r"['’`]", "", plain)  # O'Neill, D’Angelo: one word
-    return [t for t in _LATIN_TOKEN_RE.findall(plain) if t not in _NAME_NOISE]
+    # Letters of any script (Cyrillic, Hangul, Arabic…) make words too; only Latin ones get phonetic keys.
+    return [t for t in re.findall(r"[^\W\d_]+", plain) if t not in _NAME_NOISE]
 
 
 # Words of the names hospitals give newborns and unidentified patients before they have a name.
@@ -540,7 +548,11 @@ def parse_birth_date(value: str | dt.date | None, *, today: dt.date) -> tuple[dt
         parsed, year_only = value, False
     else:
         text = unicodedata.normalize("NFKC", str(value)).strip()
-        digits = re.sub(r"[\s/.\-年月日]", "", text)
+        parts = [p for p in re.split(r"[\s/.\-年月日]+", text) if p]
+        if len(parts) in (2, 3) and all(p.isdigit() for p in parts) and len(parts[0]) == 4:
+            # "2001-1-1", "1980/5/3", "1980年5月3日": separators make unpadded parts unambiguous.
+            parts = [parts[0], *(p.zfill(2) for p in parts[1:])]
+        digits = "".join(parts)
         if not digits.isdigit() or len(digits) not in (4, 6, 8):
             return None, False, Flag("birth_date_invalid", "birth_date", "birth date is not a date (YYYY-MM-DD)")
         try:
@@ -601,8 +613,17 @@ def normalize_address(value: str | None) -> tuple[str | None, tuple[str, ...]]:
     return " ".join(tokens) or None, tokens
 
 
+MAX_IDENTIFIER_LENGTH = 64
+
+
 def profile_build(d: Demographics, *, today: dt.date | None = None) -> Profile:
-    """Normalises and checks demographics; what is wrong is flagged in ``profile.flags``, never fixed silently."""
+    """Normalises and checks demographics; what is wrong is flagged in ``profile.flags``, never fixed silently.
+    An identifier too long to be one (over 64 characters) is refused with ``DemographicsError``."""
+    for element, value in [("resident_id", d.resident_id), ("health_card", d.health_card)] + [
+        (f"documents.{kind}", value) for kind, value in d.documents
+    ]:
+        if value and len(str(value).strip()) > MAX_IDENTIFIER_LENGTH:
+            raise DemographicsError(f"{element} is longer than {MAX_IDENTIFIER_LENGTH} characters")
     today = today or dt.date.today()
     p = Profile()
     _name_profile(p, d)
@@ -621,7 +642,8 @@ def profile_build(d: Demographics, *, today: dt.date | None = None) -> Profile:
     card = re.sub(r"\s", "", unicodedata.normalize("NFKC", d.health_card or "")).upper()
     if card:
         p.health_card = card
-        if not HEALTH_CARD_RE.match(card):
+        p.health_card_valid = bool(HEALTH_CARD_RE.match(card))
+        if not p.health_card_valid:
             p.flags.append(Flag("health_card_invalid", "health_card", "health card number is not 8-24 digits/letters"))
     docs = []
     for kind, value in d.documents:
@@ -700,7 +722,7 @@ def blocking_keys(p: Profile, *, query: bool = False) -> set[str]:
     keys: set[str] = set()
     if p.resident_id:
         keys.add(f"id:{p.resident_id}")
-    if p.health_card:
+    if p.health_card and p.health_card_valid:
         keys.add(f"hc:{p.health_card}")
     for kind, value in p.documents:
         keys.add(f"doc:{kind}:{value}")

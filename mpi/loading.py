@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from mpi.demographics import Demographics, blocking_keys, key_hash, profile_build
+from mpi.demographics import Demographics, DemographicsError, blocking_keys, key_hash, profile_build
 from mpi.models import Identifier, Identity, LinkEvent, MatchKey, Person
+from mpi.services import _display_fields
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,19 @@ def population_load(
 def _load_batch(batch: list[RegisterRecord], authority: str, actor: str) -> tuple[int, list[RegisterRecord]]:
     profiles, rejected = [], []
     seen: set[str] = set()
+    local_ids: set[str] = set()
     for record in batch:
-        profile = profile_build(record.demographics)
-        if not profile.resident_id_valid or profile.resident_id in seen or not profile.has_name:
+        try:
+            profile = profile_build(record.demographics)
+        except DemographicsError:
+            rejected.append(record)
+            continue
+        usable = profile.resident_id_valid and profile.has_name and record.local_id not in local_ids
+        if not usable or profile.resident_id in seen:
             rejected.append(record)
             continue
         seen.add(profile.resident_id)
+        local_ids.add(record.local_id)
         profiles.append((record, profile))
     with transaction.atomic():
         known = set(
@@ -71,24 +79,30 @@ def _load_batch(batch: list[RegisterRecord], authority: str, actor: str) -> tupl
                 "value", flat=True
             )
         )
-        if known:
-            rejected.extend(r for r, p in profiles if p.resident_id in known)
-            profiles = [(r, p) for r, p in profiles if p.resident_id not in known]
+        taken = set(
+            Identity.objects.filter(assigning_authority=authority, local_id__in=local_ids).values_list(
+                "local_id", flat=True
+            )
+        )
+        if known or taken:
+            rejected.extend(r for r, p in profiles if p.resident_id in known or r.local_id in taken)
+            profiles = [(r, p) for r, p in profiles if p.resident_id not in known and r.local_id not in taken]
         if not profiles:
             return 0, rejected
         now = timezone.now()
+        fields = [_display_fields(p, r.demographics) for r, p in profiles]
         persons = Person.objects.bulk_create(
             [
                 Person(
-                    name=(r.demographics.name or "")[:200],
+                    name=f["name"],
                     sex=p.sex or "",
                     birth_date=p.birth_date,
                     resident_id=p.resident_id,
-                    health_card=p.health_card or "",
+                    health_card=p.health_card if p.health_card_valid else "",
                     phone=(r.demographics.phone or "")[:32],
                     address=(r.demographics.address or "")[:300],
                 )
-                for r, p in profiles
+                for (r, p), f in zip(profiles, fields, strict=True)
             ]
         )
         identities = Identity.objects.bulk_create(
@@ -99,23 +113,28 @@ def _load_batch(batch: list[RegisterRecord], authority: str, actor: str) -> tupl
                     received=r.demographics.as_json(),
                     profile=p.as_json(),
                     flags=[f.as_json() for f in p.flags],
-                    name=(r.demographics.name or "")[:200],
-                    name_latin=p.latin[:200],
-                    sex=p.sex or "",
-                    birth_date=p.birth_date,
+                    **f,
                     person=person,
                     link_kind=Identity.LinkKind.NEW,
                     linked_by=actor,
                     linked_at=now,
                 )
-                for (r, p), person in zip(profiles, persons, strict=True)
+                for (r, p), person, f in zip(profiles, persons, fields, strict=True)
             ]
         )
         identifiers, keys = [], []
         for (_, p), identity in zip(profiles, identities, strict=True):
             identifiers.append(Identifier(identity=identity, kind="resident_id", value=p.resident_id, trusted=True))
             if p.health_card:
-                identifiers.append(Identifier(identity=identity, kind="health_card", value=p.health_card, trusted=True))
+                identifiers.append(
+                    Identifier(
+                        identity=identity,
+                        kind="health_card",
+                        value=p.health_card,
+                        trusted=p.health_card_valid,
+                        flag="" if p.health_card_valid else "health_card_invalid",
+                    )
+                )
             keys.extend(MatchKey(identity=identity, key=key_hash(k)) for k in blocking_keys(p))
         Identifier.objects.bulk_create(identifiers)
         MatchKey.objects.bulk_create(keys, batch_size=10_000)

@@ -19,6 +19,7 @@ too. Everything else that scores high goes to review, never to a silent link.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -75,6 +76,7 @@ DEFAULT_THRESHOLDS = {"auto_link": 18.0, "review": 7.0}
 RARE_NAME_MAX = 30
 
 NAME_CLOSE = ("exact", "sound", "typo")
+_CJK_ADDRESS = re.compile(r"[\u3400-\u9fff]")
 DATE_CLOSE = ("exact", "swap", "typo")
 
 
@@ -234,7 +236,7 @@ def _name_level(a: Profile, b: Profile) -> str:
                 and fb
                 and ga
                 and gb
-                and len(fa + ga) >= 5
+                and min(len(fa + ga), len(fb + gb)) >= 5
                 and (_edit1(f"{fa} {ga}", f"{fb} {gb}") or _edit1(f"{fa} {ga}", f"{gb} {fb}"))
             ):
                 return "typo"
@@ -291,8 +293,16 @@ def compare_phone(a: Profile, b: Profile) -> str | None:
 def compare_address(a: Profile, b: Profile) -> str | None:
     if not (a.address and b.address):
         return None
-    if a.address == b.address or a.address.endswith(b.address) or b.address.endswith(a.address):
+    if a.address == b.address:
         return "agree"
+    short_text, long_text = sorted((a.address, b.address), key=len)
+    if (
+        _CJK_ADDRESS.search(short_text)
+        and len(short_text) >= 6
+        and long_text.endswith(short_text)
+        and not long_text[-len(short_text) - 1].isdigit()
+    ):
+        return "agree"  # the same address with and without its province/city/district (CJK, no spaces)
     ta, tb = a.address_tokens, b.address_tokens
     if not (ta and tb):
         return "disagree"
@@ -319,8 +329,9 @@ def compare(a: Profile, b: Profile) -> Comparison:
     c = Comparison()
     levels = {
         "resident_id": compare_resident_id(a, b),
+        # A card number that failed its form check ("N/A", "0") neither agrees nor conflicts.
         "health_card": None
-        if not (a.health_card and b.health_card)
+        if not (a.health_card and b.health_card and a.health_card_valid and b.health_card_valid)
         else ("exact" if a.health_card == b.health_card else "disagree"),
         "document": compare_documents(a, b),
         "name": compare_name(a, b),

@@ -213,7 +213,7 @@ def person_refresh(person: Person) -> Person:
             "sex": p.get("sex") or "",
             "birth_date": p.get("birth_date") if not p.get("birth_year_only") else None,
             "resident_id": p.get("resident_id") if p.get("resident_id_valid") else "",
-            "health_card": p.get("health_card") or "",
+            "health_card": (p.get("health_card") or "") if p.get("health_card_valid", True) else "",
             "phone": r.get("phone") or "",
             "address": r.get("address") or "",
         }
@@ -233,20 +233,23 @@ def person_refresh(person: Person) -> Person:
     return person
 
 
-def _person_absorb(person_id: int, profile: Profile, fields: dict, received: Demographics, now) -> None:
+def _person_absorb(person_id: int, profile: Profile, fields: dict, received: Demographics, now) -> bool:
     """Updates the golden record for a newly registered identity that joins it: that identity is now the
     most recent, so each field it carries wins (``person_refresh`` without reading the other identities,
-    in one UPDATE)."""
+    in one UPDATE). False if the person is no longer active (merged meanwhile)."""
     values = {
         "name": fields["name"],
         "sex": profile.sex or "",
         "birth_date": profile.birth_date if not profile.birth_year_only else None,
         "resident_id": profile.resident_id if profile.resident_id_valid else "",
-        "health_card": profile.health_card or "",
+        "health_card": profile.health_card if profile.health_card_valid else "",
         "phone": (received.phone or "")[:32],
         "address": (received.address or "")[:300],
     }
-    Person.objects.filter(pk=person_id).update(**{k: v for k, v in values.items() if v}, updated_at=now)
+    updated = Person.objects.filter(pk=person_id, status=Person.Status.ACTIVE).update(
+        **{k: v for k, v in values.items() if v}, updated_at=now
+    )
+    return updated == 1
 
 
 def _golden(person: Person) -> dict:
@@ -267,7 +270,7 @@ def _person_for(identity_fields: dict, profile: Profile, received: Demographics)
         sex=profile.sex or "",
         birth_date=profile.birth_date if not profile.birth_year_only else None,
         resident_id=profile.resident_id if profile.resident_id_valid else "",
-        health_card=profile.health_card or "",
+        health_card=profile.health_card if profile.health_card_valid else "",
         phone=(received.phone or "")[:32],
         address=(received.address or "")[:300],
     )
@@ -339,7 +342,7 @@ def _serialize_lock(profiles: list[Profile]) -> None:
     for profile in profiles:
         if profile.resident_id and profile.resident_id_valid:
             keys.add(key_hash(f"id:{profile.resident_id}"))
-        if profile.health_card:
+        if profile.health_card and profile.health_card_valid:
             keys.add(key_hash(f"hc:{profile.health_card}"))
         if profile.birth_date and not profile.birth_year_only:
             keys.add(key_hash(f"dob:{profile.birth_date.isoformat()}"))
@@ -483,16 +486,21 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     if identity is not None:
         return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
 
-    chosen, review = _decide(None, profile)
-    bridges: list[Candidate] = []
-    if chosen is not None and review:
-        bridges, ambiguous = _second_links(profile, chosen, review)
-        if ambiguous:
-            chosen, review = None, [chosen, *review]
-        bridged = {c.person_id for c in bridges}
-        review = [c for c in review if c.person_id not in bridged]
+    for _ in range(3):
+        chosen, review = _decide(None, profile)
+        bridges: list[Candidate] = []
+        if chosen is not None and review:
+            bridges, ambiguous = _second_links(profile, chosen, review)
+            if ambiguous:
+                chosen, review = None, [chosen, *review]
+            bridged = {c.person_id for c in bridges}
+            review = [c for c in review if c.person_id not in bridged]
+        # The UPDATE locks the person; if a merge took it meanwhile (0 rows), decide again on what is now.
+        if chosen is None or _person_absorb(chosen.person_id, profile, fields, demographics, now):
+            break
+    else:
+        chosen = None
     if chosen is not None:
-        _person_absorb(chosen.person_id, profile, fields, demographics, now)
         person = None
         kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
         score, evidence = chosen.comparison.score, chosen.comparison.evidence
@@ -556,7 +564,7 @@ def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) 
         verdict = _person_verdict(profile, c.person_id, set())
         if verdict is None or verdict.band() != "auto_link" or verdict.rare_name:
             continue
-        if not _persons_compatible(chosen.person_id, c.person_id):
+        if not all(_persons_compatible(other.person_id, c.person_id) for other in (chosen, *bridges)):
             return [], True
         bridges.append(Candidate(c.person_id, verdict, c.identity_id))
     return bridges, False
@@ -564,6 +572,8 @@ def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) 
 
 def _bridge(identity: Identity, bridges: list[Candidate], actor: str) -> None:
     for c in bridges:
+        if Identity.objects.filter(person_id=c.person_id, link_kind=Identity.LinkKind.MANUAL).exists():
+            continue  # a person's decision shaped that person: reviewers merge it, not a bridge
         person_merge(
             survivor=Person(pk=identity.person_id),
             duplicate=Person(pk=c.person_id),
@@ -600,6 +610,7 @@ def _update(identity, demographics, profile, received, fields, flags, source, ac
     )
     person_refresh(identity.person)
     if identity.person_id != person.pk:
+        person_refresh(person)
         _retire_if_empty(person, into=identity.person, actor=actor)
     LinkEvent.objects.create(
         kind=LinkEvent.Kind.UPDATE,
@@ -615,6 +626,8 @@ def _update(identity, demographics, profile, received, fields, flags, source, ac
 def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
     """Re-checks an automatic link after the identity changed (or the rules did). Returns the decision."""
     siblings = identity.person.identities.exclude(pk=identity.pk).exists()
+    if siblings and identity.person.identities.filter(link_kind=Identity.LinkKind.MANUAL).exists():
+        return "kept_manual"  # a person's decision holds this person together; only a person splits it
     if siblings:
         best = _person_verdict(profile, identity.person_id, {identity.pk})
         if best is not None and best.band() == "auto_link":
@@ -624,8 +637,8 @@ def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
     chosen, review = _decide(identity.pk, profile)
     if chosen is not None and chosen.person_id == identity.person_id:
         return "kept"
-    if chosen is not None:
-        target = Person.objects.get(pk=chosen.person_id)
+    target = _active_locked(chosen.person_id) if chosen is not None else None
+    if target is not None:
         kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
         _move(identity, target, kind=kind, comparison=chosen.comparison, actor=actor, now=now)
         decision = str(kind)
@@ -647,6 +660,11 @@ def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
     return "review" if items and decision in ("new", "kept") else decision
 
 
+def _active_locked(person_id: int) -> Person | None:
+    """The person, locked for this transaction, if it is still active (a merge may have taken it)."""
+    return Person.objects.select_for_update().filter(pk=person_id, status=Person.Status.ACTIVE).first()
+
+
 def _move(identity: Identity, person: Person, *, kind: str, comparison: Comparison | None, actor: str, now) -> None:
     identity.person = person
     identity.link_kind = kind
@@ -654,6 +672,10 @@ def _move(identity: Identity, person: Person, *, kind: str, comparison: Comparis
     identity.link_evidence = comparison.evidence if comparison else {}
     identity.linked_by, identity.linked_at = actor, now
     identity.save(update_fields=["person", "link_kind", "link_score", "link_evidence", "linked_by", "linked_at"])
+    # A possible match with the person it now belongs to is no longer a question.
+    ReviewItem.objects.filter(identity=identity, candidate=person, status=ReviewItem.Status.OPEN).update(
+        status=ReviewItem.Status.OBSOLETE, decided_by=actor, decided_at=now, reason="linked"
+    )
 
 
 def _retire_if_empty(person: Person, *, into: Person, actor: str) -> None:
@@ -684,17 +706,24 @@ def _link_state(identity: Identity) -> dict:
 def identity_link(*, identity: Identity, person: Person, actor: str, reason: str = "") -> Identity:
     """Links an identity to a person by a person's decision (it then outranks every automatic one)."""
     with transaction.atomic():
+        # Persons first, in id order, then the identity: the order person_merge locks in (no deadlock).
+        current = Identity.objects.values_list("person_id", flat=True).get(pk=identity.pk)
+        locked = {
+            p.pk: p for p in Person.objects.select_for_update().filter(pk__in=[current, person.pk]).order_by("pk")
+        }
+        person = locked[person.pk]
         identity = Identity.objects.select_for_update().get(pk=identity.pk)
-        person = Person.objects.select_for_update().get(pk=person.pk)
+        if identity.person_id != current:
+            raise MPIError("the identity moved while this decision was made; look again and retry")
         if person.status != Person.Status.ACTIVE:
             raise MPIError(f"person {person.uuid} was merged into another; link to the surviving person")
         if _dnl_crossed([identity.pk], person.identities.values_list("id", flat=True)):
             raise MPIError("a do-not-link decision separates this identity from that person; remove it first")
         before, old_person = _link_state(identity), identity.person
-        _move(identity, person, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=timezone.now())
         ReviewItem.objects.filter(identity=identity, candidate=person, status=ReviewItem.Status.OPEN).update(
             status=ReviewItem.Status.ACCEPTED, decided_by=actor, decided_at=timezone.now(), reason=reason
         )
+        _move(identity, person, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=timezone.now())
         person_refresh(person)
         if old_person.pk != person.pk:
             person_refresh(old_person)
@@ -737,8 +766,8 @@ def identity_unlink(*, identity: Identity, actor: str, reason: str = "") -> Iden
             detail={"before": before, "separated_from": remaining},
         )
         chosen, review = _decide(identity.pk, profile)
-        if chosen is not None:
-            target = Person.objects.get(pk=chosen.person_id)
+        target = _active_locked(chosen.person_id) if chosen is not None else None
+        if target is not None:
             _move(
                 identity, target, kind=Identity.LinkKind.AUTO, comparison=chosen.comparison, actor=SYSTEM_ACTOR, now=now
             )
@@ -853,30 +882,42 @@ def person_unmerge(*, merge: LinkEvent, actor: str, reason: str = "") -> LinkEve
         return event
 
 
-def review_accept(*, item: ReviewItem, actor: str, reason: str = "") -> Identity:
-    """The reviewer says the identity is that person: a manual link."""
+def _review_open_item(item: ReviewItem, actor: str) -> ReviewItem:
+    """The item, locked, if it still asks a question; an ``MPIError`` otherwise."""
+    item = ReviewItem.objects.select_for_update().select_related("identity", "candidate").get(pk=item.pk)
     if item.status != ReviewItem.Status.OPEN:
         raise MPIError("this possible match was already decided")
-    return identity_link(identity=item.identity, person=item.candidate, actor=actor, reason=reason)
+    if item.identity.person_id == item.candidate_id:
+        item.status, item.decided_by, item.decided_at, item.reason = (
+            ReviewItem.Status.OBSOLETE, actor, timezone.now(), "already linked",
+        )  # fmt: skip
+        item.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+        raise MPIError("the identity has been linked to that person since; nothing left to decide")
+    return item
+
+
+def review_accept(*, item: ReviewItem, actor: str, reason: str = "") -> Identity:
+    """The reviewer says the identity is that person: a manual link."""
+    with transaction.atomic():
+        item = _review_open_item(item, actor)
+        return identity_link(identity=item.identity, person=item.candidate, actor=actor, reason=reason)
 
 
 def review_merge(*, item: ReviewItem, actor: str, reason: str = "") -> LinkEvent:
     """The reviewer says the identity's whole person is that person: merge the identity's person into the candidate."""
-    if item.status != ReviewItem.Status.OPEN:
-        raise MPIError("this possible match was already decided")
-    event = person_merge(survivor=item.candidate, duplicate=item.identity.person, actor=actor, reason=reason)
-    ReviewItem.objects.filter(pk=item.pk).update(
-        status=ReviewItem.Status.ACCEPTED, decided_by=actor, decided_at=timezone.now(), reason=reason
-    )
-    return event
+    with transaction.atomic():
+        item = _review_open_item(item, actor)
+        event = person_merge(survivor=item.candidate, duplicate=item.identity.person, actor=actor, reason=reason)
+        ReviewItem.objects.filter(pk=item.pk).update(
+            status=ReviewItem.Status.ACCEPTED, decided_by=actor, decided_at=timezone.now(), reason=reason
+        )
+        return event
 
 
 def review_reject(*, item: ReviewItem, actor: str, reason: str = "") -> ReviewItem:
     """The reviewer says they are different residents: a do-not-link decision that no automatic step crosses."""
     with transaction.atomic():
-        item = ReviewItem.objects.select_for_update().get(pk=item.pk)
-        if item.status != ReviewItem.Status.OPEN:
-            raise MPIError("this possible match was already decided")
+        item = _review_open_item(item, actor)
         _dnl_add([item.identity_id], item.candidate.identities.values_list("id", flat=True), actor=actor, reason=reason)
         item.status, item.decided_by, item.decided_at, item.reason = (
             ReviewItem.Status.REJECTED,
@@ -910,6 +951,8 @@ def rematch_start(*, actor: str) -> RematchRun:
 def rematch_step(*, run: RematchRun, batch_size: int = 500) -> RematchRun:
     """Re-matches the next batch of identities after ``run.last_identity_id``; one transaction per batch,
     so a stopped run resumes where it was. Manual links are never touched."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     with transaction.atomic():
         run = RematchRun.objects.select_for_update().get(pk=run.pk)
         if run.status == RematchRun.Status.DONE:
@@ -921,11 +964,12 @@ def rematch_step(*, run: RematchRun, batch_size: int = 500) -> RematchRun:
         )
         counts = dict(run.counts)
         now = timezone.now()
-        for pk, kind in batch:
-            if kind == Identity.LinkKind.MANUAL:
+        for pk, _ in batch:
+            # Re-read under lock: a person may have linked it by hand since the batch was listed.
+            identity = Identity.objects.select_for_update().select_related("person").get(pk=pk)
+            if identity.link_kind == Identity.LinkKind.MANUAL:
                 counts["manual_kept"] = counts.get("manual_kept", 0) + 1
                 continue
-            identity = Identity.objects.select_related("person").get(pk=pk)
             person = identity.person
             decision = _relink(identity, Profile.from_json(identity.profile), SYSTEM_ACTOR, now)
             counts[decision] = counts.get(decision, 0) + 1

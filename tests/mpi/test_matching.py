@@ -195,3 +195,28 @@ def test_rare_name_rule_needs_the_whole_name_initials_may_stand_for_middle_names
     # A middle name on one side only: a namesake as likely as the same person.
     assert not compare(p(name="Barbara Thompson", **base), p(name="Barbara Mary Thompson", **base)).rare_name_eligible
     assert not compare(full, p(name="Patricia K. Jackson", **base)).rare_name_eligible
+
+
+def test_review_findings_on_plain_profiles():
+    # A placeholder card number neither agrees nor conflicts.
+    c = compare(p(name="张伟", health_card="N/A"), p(name="张伟", health_card="N/A"))
+    assert "health_card" not in c.levels and not c.identifier_agrees
+    # House numbers are whole tokens: 1 Main Street is not 21 Main Street.
+    assert compare(p(address="1 Main Street"), p(address="21 Main Street")).levels["address"] != "agree"
+    assert compare(p(address="天河路1号"), p(address="天河路21号")).levels["address"] != "agree"
+    # The typo rule looks at both names' lengths.
+    a, b = p(name="Li Bo"), p(name="Li Boa")
+    assert compare(a, b).levels["name"] == compare(b, a).levels["name"]
+    # Unpadded dates with separators are full dates, not year-and-month.
+    assert p(birth_date="2001-1-1").birth_date == dt.date(2001, 1, 1) and not p(birth_date="2001-1-1").birth_year_only
+    # Rare characters outside the basic CJK block are part of the name.
+    assert compare(p(name="王𬌗"), p(name="王𬍛")).levels["name"] != "exact"
+    # Names in other scripts are names.
+    assert p(name="Иван Петров").has_name
+
+
+def test_identifier_longer_than_any_document_is_refused():
+    from mpi.demographics import DemographicsError
+
+    with pytest.raises(DemographicsError, match="health_card is longer than 64"):
+        p(name="张伟", health_card="1" * 70)

@@ -359,3 +359,55 @@ def test_a_twin_using_the_other_twins_number_is_not_linked_to_either():
         a.person.pk,
         b.person.pk,
     }
+
+
+def test_review_item_is_settled_when_its_identity_joins_the_candidate():
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", name="王小明", sex="male", birth_date="1980-05-03", phone="13900000000")
+    item = ReviewItem.objects.filter(identity=b.identity, candidate=a.person).first()
+    assert item is not None and b.person != a.person
+    reg("H2", "B1", **XIAOMING)  # resent with the phone: now links automatically
+    assert Identity.objects.get(pk=b.identity.pk).person_id == a.person.pk
+    assert ReviewItem.objects.get(pk=item.pk).status == "obsolete"
+    with pytest.raises(MPIError, match="already decided"):
+        review_reject(item=item, actor="reviewer", reason="late")
+    assert dnl_crossed() == []
+
+
+def test_rematch_never_splits_a_person_a_reviewer_put_together():
+    a = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    b = reg("H2", "B1", resident_id=RID, name="王建国", sex="male", birth_date="1980-05-03")
+    review_accept(item=ReviewItem.objects.get(identity=b.identity), actor="reviewer", reason="renamed")
+    run = rematch_start(actor="test")
+    while run.status != RematchRun.Status.DONE:
+        run = rematch_step(run=run)
+    assert Identity.objects.get(pk=a.identity.pk).person_id == Identity.objects.get(pk=b.identity.pk).person_id
+
+
+def test_a_bridge_between_persons_that_conflict_with_each_other_links_nothing():
+    birth = dt.date(1980, 5, 3)
+    r1, r2 = make_resident_id("440106", birth, 121), make_resident_id("440106", birth, 125)
+    base = {"name": "王小明", "sex": "male", "birth_date": "1980-05-03"}
+    reg("H1", "A1", phone="13800138000", **base)
+    reg("H2", "B1", phone="13911111111", address="天河路1号3栋201房", resident_id=r1, **base)
+    reg("H3", "C1", phone="13922222222", address="天河路1号3栋201房", resident_id=r2, **base)
+    reg("H4", "X1", phone="13800138000", address="天河路1号3栋201房", **base)
+    persons = {i.local_id: i.person_id for i in Identity.objects.all()}
+    assert persons["B1"] != persons["C1"]
+    assert not LinkEvent.objects.filter(kind="merge").exists() or persons["B1"] != persons["C1"]
+
+
+def test_population_load_keeps_split_names_and_untrusted_cards_and_rejects_repeated_local_ids():
+    from mpi.loading import RegisterRecord, population_load
+
+    rid = make_resident_id("440106", dt.date(1990, 1, 2), 7)
+    other = make_resident_id("440106", dt.date(1991, 1, 2), 9)
+    records = [
+        RegisterRecord("P1", Demographics(family_name="王", given_name="小明", resident_id=rid, health_card="N/A")),
+        RegisterRecord("P1", Demographics(name="李四", resident_id=other)),
+    ]
+    result = population_load(records, assigning_authority="POP", actor="test")
+    assert result.loaded == 1 and [r.local_id for r in result.rejected] == ["P1"]
+    person = Person.objects.get()
+    assert person.name == "王小明" and person.health_card == ""
+    assert Identifier.objects.get(kind="health_card").trusted is False
