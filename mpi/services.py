@@ -686,6 +686,14 @@ def _retire_if_empty(person: Person, *, into: Person, actor: str) -> None:
     person.save(update_fields=["status", "merged_into", "updated_at"])
     Person.objects.filter(merged_into=person).update(merged_into=into)
     ReviewItem.objects.filter(candidate=person, status=ReviewItem.Status.OPEN).update(status=ReviewItem.Status.OBSOLETE)
+    LinkEvent.objects.create(
+        kind=LinkEvent.Kind.REMATCH,
+        person=into,
+        other_person=person,
+        actor=actor,
+        reason="its last identity moved here",
+        detail={"retired": person.pk},
+    )
 
 
 # --- manual operations -------------------------------------------------------------
@@ -814,9 +822,11 @@ def person_merge(
                 _move(identity, survivor, kind=Identity.LinkKind.MANUAL, comparison=None, actor=actor, now=now)
         duplicate.status, duplicate.merged_into = Person.Status.MERGED, survivor
         duplicate.save(update_fields=["status", "merged_into", "updated_at"])
-        ReviewItem.objects.filter(
+        settled = ReviewItem.objects.filter(
             Q(candidate=duplicate) | Q(identity__in=moved, candidate=survivor), status=ReviewItem.Status.OPEN
-        ).update(status=ReviewItem.Status.OBSOLETE, decided_by=actor, decided_at=now, reason="merged")
+        )
+        detail["review_items"] = list(settled.values_list("pk", flat=True))
+        settled.update(status=ReviewItem.Status.OBSOLETE, decided_by=actor, decided_at=now, reason="merged")
         person_refresh(survivor)
         return LinkEvent.objects.create(
             kind=LinkEvent.Kind.MERGE,
@@ -869,6 +879,19 @@ def person_unmerge(*, merge: LinkEvent, actor: str, reason: str = "") -> LinkEve
         )
         person_refresh(survivor)
         person_refresh(duplicate)
+        # The possible matches the merge settled are questions again (unless now on both sides of a decision).
+        for item in ReviewItem.objects.filter(
+            pk__in=merge.detail.get("review_items", []), status=ReviewItem.Status.OBSOLETE, reason="merged"
+        ).select_related("identity"):
+            if item.identity.person_id != item.candidate_id and not _dnl_crossed(
+                [item.identity_id], item.candidate.identities.values_list("id", flat=True)
+            ):
+                item.status, item.decided_by, item.decided_at, item.reason = ReviewItem.Status.OPEN, "", None, ""
+                try:
+                    with transaction.atomic():
+                        item.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+                except IntegrityError:
+                    pass  # an open item for the same pair exists already
         event = LinkEvent.objects.create(
             kind=LinkEvent.Kind.UNMERGE,
             person=duplicate,

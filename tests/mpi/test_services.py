@@ -411,3 +411,27 @@ def test_population_load_keeps_split_names_and_untrusted_cards_and_rejects_repea
     person = Person.objects.get()
     assert person.name == "王小明" and person.health_card == ""
     assert Identifier.objects.get(kind="health_card").trusted is False
+
+
+def test_unmerge_reopens_the_possible_matches_the_merge_settled():
+    a = reg("H1", "A1", resident_id=RID, **XIAOMING)
+    b = reg("H2", "B1", resident_id=RID, name="李建国", sex="male", birth_date="1980-05-03")
+    c = reg("H3", "C1", name="李建军", sex="male", birth_date="1980-05-03")
+    between = ReviewItem.objects.get(identity=b.identity, candidate=a.person)
+    third = ReviewItem.objects.get(identity=c.identity, candidate=b.person)
+    merge = person_merge(survivor=a.person, duplicate=b.person, actor="admin", reason="same")
+    assert ReviewItem.objects.get(pk=third.pk).status == "obsolete"
+    person_unmerge(merge=merge, actor="admin", reason="not the same")
+    # The third record's question about B is open again; the question between A and B was answered by
+    # the unmerge's do-not-link decision and stays closed.
+    assert ReviewItem.objects.get(pk=third.pk).status == "open"
+    assert ReviewItem.objects.get(pk=between.pk).status == "obsolete"
+
+
+def test_a_person_left_empty_is_retired_with_a_history_entry():
+    a = reg("H1", "A1", **XIAOMING)
+    b = reg("H2", "B1", name="李娜", sex="female", birth_date="1990-01-01")
+    identity_link(identity=b.identity, person=a.person, actor="reviewer", reason="checked")
+    retired = Person.objects.get(pk=b.person.pk)
+    assert retired.status == "merged" and retired.merged_into_id == a.person.pk
+    assert LinkEvent.objects.filter(kind="rematch", other_person=retired, detail__retired=retired.pk).exists()
