@@ -7,6 +7,8 @@ actor and the reason they typed, so it lands in the history like any other.
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -87,6 +89,35 @@ FLAG_LABELS = {
 }
 
 
+# Every read of a resident's record is attributable: the admin's reads go to the same access log as
+# the FHIR API's (who, what kind of record, which id; never names or identifiers).
+access_log = logging.getLogger("healthplatform.access")
+
+
+def _log_read(request, kind: str, object_id) -> None:
+    access_log.info(
+        "admin read user=%s record=%s id=%s",
+        request.user.get_username(),
+        kind,
+        object_id,
+        extra={"client": f"admin:{request.user.get_username()}", "record": kind, "record_id": str(object_id)},
+    )
+
+
+class ReadLoggedAdmin(admin.ModelAdmin):
+    """A model admin whose list and detail pages are logged as reads of resident records."""
+
+    record_kind = ""
+
+    def changelist_view(self, request, extra_context=None):
+        _log_read(request, f"{self.record_kind}-list", "-")
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        _log_read(request, self.record_kind, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
@@ -158,7 +189,8 @@ class OpenFirstStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ReviewItem)
-class ReviewItemAdmin(admin.ModelAdmin):
+class ReviewItemAdmin(ReadLoggedAdmin):
+    record_kind = "possible-match"
     list_display = ["identity_name", "candidate_name", "score_display", "institution", "status", "created_at"]
     list_filter = [
         OpenFirstStatusFilter,
@@ -211,6 +243,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         item = get_object_or_404(ReviewItem.objects.select_related("identity", "candidate"), pk=pk)
+        _log_read(request, "possible-match", pk)
         form = ReasonForm(request.POST or None)
         if request.method == "POST":
             if not request.user.has_perm("mpi.change_reviewitem") and not request.user.is_superuser:
@@ -302,7 +335,8 @@ class MergeForm(forms.Form):
 
 
 @admin.register(Person)
-class PersonAdmin(admin.ModelAdmin):
+class PersonAdmin(ReadLoggedAdmin):
+    record_kind = "person"
     list_display = ["name", "sex", "birth_date", "resident_id", "status", "identity_count", "updated_at"]
     list_filter = ["status", "sex"]
     search_fields = ["name", "=resident_id", "=health_card", "identities__local_id", "identities__name_latin"]
@@ -366,7 +400,8 @@ class IdentifierInline(admin.TabularInline):
 
 
 @admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
+class IdentityAdmin(ReadLoggedAdmin):
+    record_kind = "identity"
     list_display = ["__str__", "name", "sex", "birth_date", "person", "link_kind", "link_score", "flag_count"]
     list_filter = ["link_kind", ("source__institution", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=local_id", "name", "name_latin"]

@@ -80,3 +80,17 @@ def test_pages_render(admin_client_zh, review_item, url):
     assert admin_client_zh.get(url).status_code == 200
     obj = {"person": Person, "identity": Identity, "linkevent": LinkEvent}[url.split("/")[3]].objects.first()
     assert admin_client_zh.get(f"{url}{obj.pk}/change/").status_code == 200
+
+
+def test_admin_reads_of_resident_records_are_logged_without_patient_data(admin_client_zh, review_item, caplog):
+    person = Person.objects.first()
+    with caplog.at_level("INFO", logger="healthplatform.access"):
+        admin_client_zh.get(f"/admin/mpi/person/{person.pk}/change/")
+        admin_client_zh.get(f"/admin/mpi/reviewitem/{review_item.pk}/review/")
+        admin_client_zh.get("/admin/mpi/identity/")
+    lines = [r.getMessage() for r in caplog.records if r.name == "healthplatform.access"]
+    assert f"admin read user=root record=person id={person.pk}" in lines
+    assert f"admin read user=root record=possible-match id={review_item.pk}" in lines
+    assert "admin read user=root record=identity-list id=-" in lines
+    text = "\n".join(lines)
+    assert RID not in text and "王小明" not in text and "李建国" not in text
