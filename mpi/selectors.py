@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
-from mpi.demographics import Demographics, profile_build
+from mpi.demographics import Demographics, Profile, profile_build
 from mpi.identifiers import normalize_resident_id
+from mpi.matching import compare, thresholds
 from mpi.models import Identifier, Identity, LinkEvent, Person, ReviewItem
 from mpi.services import candidates_find
 
@@ -192,11 +193,28 @@ class MatchResult:
     evidence: dict
 
 
-def person_match(demographics: Demographics, *, count: int = 10, only_certain: bool = False) -> list[MatchResult]:
-    """Scores persons against demographics without registering anything (PDQm $match, ITI-119)."""
+def person_match(
+    demographics: Demographics,
+    *,
+    count: int = 10,
+    only_certain: bool = False,
+    local_ids: list[tuple[str, str]] | tuple = (),
+) -> list[MatchResult]:
+    """Scores persons against demographics without registering anything (PDQm $match, ITI-119).
+
+    ``local_ids`` are (system, value) MRNs the query carries: the person an assigning authority's own id
+    is linked to comes first and is certain, unless the demographics conflict with it (then probable).
+    """
     profile = profile_build(demographics)
-    found = candidates_find(profile, complete=True)
+    found = candidates_find(profile, complete=True) if profile.has_name or profile.resident_id else []
+    by_mrn = _persons_by_local_ids(profile, local_ids)
     results = []
+    for person, comparison in by_mrn:
+        grade = "probable" if comparison is not None and comparison.conflict else "certain"
+        score = max(comparison.score if comparison else 0.0, thresholds()["auto_link"])
+        if grade == "certain" or not only_certain:
+            results.append(MatchResult(person, score, grade, comparison.evidence if comparison else {}))
+    found = [c for c in found if c.person_id not in {p.pk for p, _ in by_mrn}]
     persons = Person.objects.in_bulk([c.person_id for c in found[: count * 2]])
     for c in found:
         band = c.comparison.band()
@@ -211,10 +229,33 @@ def person_match(demographics: Demographics, *, count: int = 10, only_certain: b
         results.append(MatchResult(person, c.comparison.score, grade, c.comparison.evidence))
         if len(results) >= count:
             break
+    results = results[:count]
     if only_certain and len(results) > 1:
         # ITI-119: onlyCertainMatches returns one certain match, or none when several are certain.
         return []
     return results
+
+
+def _persons_by_local_ids(profile, local_ids) -> list[tuple[Person, object]]:
+    """Active persons named by MRNs, each with the best comparison of the profile against its identities."""
+    out: list[tuple[Person, object]] = []
+    for system, value in local_ids:
+        identity = identity_get(system, value)
+        if identity is None:
+            continue
+        person = identity.person
+        if person.status != Person.Status.ACTIVE:
+            person = survivor_of(person) or person
+        if person.status != Person.Status.ACTIVE or any(p.pk == person.pk for p, _ in out):
+            continue
+        comparisons = [
+            compare(profile, Profile.from_json(p)) for p in person.identities.values_list("profile", flat=True)
+        ]
+        best = max(comparisons, key=lambda c: c.score) if comparisons and profile.has_name else None
+        if best is not None and any(c.conflict for c in comparisons):
+            best.conflict = True
+        out.append((person, best))
+    return out
 
 
 def review_queue(*, institution_code: str | None = None, min_score: float | None = None) -> QuerySet[ReviewItem]:

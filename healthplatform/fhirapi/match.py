@@ -25,7 +25,7 @@ from fhir.resources.R4B.parameters import Parameters
 
 from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
-from healthplatform.fhirapi.resources.patient import patient_demographics
+from healthplatform.fhirapi.resources.patient import local_ids, patient_demographics
 from mpi.demographics import Demographics
 from mpi.matching import thresholds
 
@@ -43,6 +43,7 @@ class MatchRequest:
     demographics: Demographics
     count: int
     only_certain: bool
+    local_ids: tuple[tuple[str, str], ...] = ()
 
 
 def normalised_score(raw: float) -> float:
@@ -119,4 +120,4 @@ def match_request(body, *, strict: bool) -> MatchRequest:
         if value is None:
             raise _error("invalid", f"Parameters.parameter[{j}].valueBoolean", "onlyCertainMatches is a boolean")
         only_certain = value
-    return MatchRequest(patient_demographics(patient, path=path), count, only_certain)
+    return MatchRequest(patient_demographics(patient, path=path), count, only_certain, tuple(local_ids(patient)))

@@ -18,7 +18,7 @@ from fhir.resources.R4B.parameters import Parameters
 
 from mpi.demographics import Demographics
 from mpi.identifiers import make_resident_id
-from mpi.selectors import identifier_systems
+from mpi.selectors import identifier_systems, system_of_authority
 from mpi.services import identity_register, person_merge
 from registry.models import SourceSystem
 from registry.services import source_system_register, source_system_rotate_secret
@@ -289,6 +289,20 @@ def test_match_grades_a_doubtful_candidate_below_certain(staff, region):
     assert found[0]["resource"]["id"] == str(region.wang.uuid)
     assert found[0]["search"]["extension"][0]["valueCode"] in ("probable", "possible")
     assert 0 <= found[0]["search"]["score"] < 1
+
+
+def test_match_by_a_local_mrn_puts_its_person_first_as_certain(staff, region):
+    mrn = {"system": system_of_authority(HOSPITAL_B), "value": "B-2002"}
+    # The MRN alone is enough to ask with.
+    found = entries(post_match(staff, match_body({"identifier": [mrn]})))
+    assert [e["resource"]["id"] for e in found] == [str(region.wang.uuid)]
+    assert found[0]["search"]["extension"][0]["valueCode"] == "certain"
+    # With demographics that contradict the person behind the MRN, it is only probable.
+    body = match_body({"identifier": [mrn], "name": [{"text": "赵大海"}], "birthDate": "1950-01-01"})
+    assert entries(post_match(staff, body))[0]["search"]["extension"][0]["valueCode"] == "probable"
+    # An MRN nobody registered finds nothing, and says so with an empty Bundle.
+    unknown = {"system": system_of_authority(HOSPITAL_B), "value": "B-9999"}
+    assert entries(post_match(staff, match_body({"identifier": [unknown]}))) == []
 
 
 def test_match_for_a_stranger_has_nothing_certain(staff, region):

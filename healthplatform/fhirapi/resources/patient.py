@@ -130,6 +130,18 @@ def _address_text(patient: FHIRPatient) -> str | None:
     return None
 
 
+def local_ids(patient: FHIRPatient) -> list[tuple[str, str]]:
+    """(system, value) of the Patient's identifiers that are an assigning authority's local ids (MRNs)."""
+    return [
+        (ident.system, ident.value)
+        for ident in patient.identifier or []
+        if ident.system
+        and ident.value
+        and identifier_kind_for_system(ident.system) is None
+        and ident.system != PERSON_SYSTEM
+    ]
+
+
 def patient_demographics(patient: FHIRPatient, *, path: str) -> Demographics:
     """A validated FHIR Patient as the MPI's ``Demographics``; ``path`` is where it sits in the request
     (for error messages). Raises ``FHIRError`` (400) for what the MPI cannot match on."""
@@ -160,14 +172,12 @@ def patient_demographics(patient: FHIRPatient, *, path: str) -> Demographics:
         elif kind:
             documents.append((kind, ident.value))
 
-    if not (text or family or given) and not (resident_id or health_card or documents):
-        # A local MRN alone cannot be matched on demographics; PIXm ($ihe-pix) resolves those.
+    if not (text or family or given) and not (resident_id or health_card or documents) and not local_ids(patient):
         raise FHIRError.one(
             400,
             "required",
-            f"{path}: a Patient to match needs a name (name.text or name.family/given) or an identity "
-            "document identifier (resident id, health card, passport, permit); to resolve a local MRN use "
-            "Patient/$ihe-pix",
+            f"{path}: a Patient to match needs a name (name.text or name.family/given), an identity "
+            "document identifier (resident id, health card, passport, permit) or a local MRN",
             expression=f"{path}.name",
         )
 

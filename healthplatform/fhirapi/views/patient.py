@@ -16,6 +16,7 @@ from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.patient import FHIR_GENDERS, patient_resource
 from healthplatform.fhirapi.views.base import FHIRView
 from mpi import selectors as mpi_selectors
+from mpi.demographics import DemographicsError
 from mpi.models import Person
 from mpi.selectors import person_match, person_search
 
@@ -103,7 +104,12 @@ class PatientMatchView(FHIRView):
     )
     def post(self, request):
         wanted = match_request(request.data, strict=search.strict_handling(request))
-        results = person_match(wanted.demographics, count=wanted.count, only_certain=wanted.only_certain)
+        try:
+            results = person_match(
+                wanted.demographics, count=wanted.count, only_certain=wanted.only_certain, local_ids=wanted.local_ids
+            )
+        except DemographicsError as exc:
+            raise FHIRError.one(400, "invalid", f"Parameters.parameter.resource: {exc}") from exc
         results = sorted(
             (r for r in results if r.grade != "certainly-not"),
             key=lambda r: (GRADE_ORDER.get(r.grade, len(GRADE_ORDER)), -r.score),
