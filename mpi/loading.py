@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from mpi.demographics import Demographics, DemographicsError, blocking_keys, key_hash, profile_build
 from mpi.models import Identifier, Identity, LinkEvent, MatchKey, Person
-from mpi.services import _display_fields
+from mpi.services import golden_values, identity_fields
 
 
 @dataclass(frozen=True)
@@ -90,20 +90,9 @@ def _load_batch(batch: list[RegisterRecord], authority: str, actor: str) -> tupl
         if not profiles:
             return 0, rejected
         now = timezone.now()
-        fields = [_display_fields(p, r.demographics) for r, p in profiles]
+        fields = [identity_fields(p, r.demographics) for r, p in profiles]
         persons = Person.objects.bulk_create(
-            [
-                Person(
-                    name=f["name"],
-                    sex=p.sex or "",
-                    birth_date=p.birth_date,
-                    resident_id=p.resident_id,
-                    health_card=p.health_card if p.health_card_valid else "",
-                    phone=(r.demographics.phone or "")[:32],
-                    address=(r.demographics.address or "")[:300],
-                )
-                for (r, p), f in zip(profiles, fields, strict=True)
-            ]
+            [Person(**golden_values(p, f["name"], r.demographics)) for (r, p), f in zip(profiles, fields, strict=True)]
         )
         identities = Identity.objects.bulk_create(
             [

@@ -190,41 +190,31 @@ def _dnl_add(identity_ids_a: Iterable[int], identity_ids_b: Iterable[int], *, ac
 # --- golden record -------------------------------------------------------------
 
 
-def person_refresh(person: Person) -> Person:
-    """Recomputes the golden demographics: per field, the most recently updated identity that has it.
-
-    The resident identity number survives only from identities where it is
-    trusted, so a mistyped number never becomes the person's key.
-    """
-    values = {
-        "name": "",
-        "sex": "",
-        "birth_date": None,
-        "resident_id": "",
-        "health_card": "",
-        "phone": "",
-        "address": "",
+def golden_values(profile: Profile, name: str, received: Demographics) -> dict:
+    """What one identity contributes to its person's golden record. The resident identity number and the
+    health card only where trusted, so a mistyped number never becomes the person's key."""
+    return {
+        "name": name[:200],
+        "sex": profile.sex or "",
+        "birth_date": profile.birth_date if not profile.birth_year_only else None,
+        "resident_id": profile.resident_id if profile.resident_id_valid else "",
+        "health_card": profile.health_card if profile.health_card_valid else "",
+        "phone": (received.phone or "")[:32],
+        "address": (received.address or "")[:300],
     }
-    found: set[str] = set()
+
+
+def person_refresh(person: Person) -> Person:
+    """Recomputes the golden demographics: per field, the most recently updated identity that has it."""
+    values: dict = {}
     for ident in person.identities.order_by("-updated_at", "-id").only("received", "profile", "name"):
-        p, r = ident.profile, ident.received
-        candidates = {
-            "name": ident.name,
-            "sex": p.get("sex") or "",
-            "birth_date": p.get("birth_date") if not p.get("birth_year_only") else None,
-            "resident_id": p.get("resident_id") if p.get("resident_id_valid") else "",
-            "health_card": (p.get("health_card") or "") if p.get("health_card_valid", True) else "",
-            "phone": r.get("phone") or "",
-            "address": r.get("address") or "",
-        }
-        for key, value in candidates.items():
-            if key not in found and value:
+        contributed = golden_values(
+            Profile.from_json(ident.profile), ident.name, Demographics.from_json(ident.received)
+        )
+        for key, value in contributed.items():
+            if key not in values and value:
                 values[key] = value
-                found.add(key)
-    if isinstance(values["birth_date"], str):
-        values["birth_date"] = dt.date.fromisoformat(values["birth_date"])
-    values["phone"] = values["phone"][:32]
-    values["address"] = values["address"][:300]
+    values = {key: values.get(key, None if key == "birth_date" else "") for key in _golden(person)}
     changed = [k for k, v in values.items() if getattr(person, k) != v]
     if changed:
         for k in changed:
@@ -237,15 +227,7 @@ def _person_absorb(person_id: int, profile: Profile, fields: dict, received: Dem
     """Updates the golden record for a newly registered identity that joins it: that identity is now the
     most recent, so each field it carries wins (``person_refresh`` without reading the other identities,
     in one UPDATE). False if the person is no longer active (merged meanwhile)."""
-    values = {
-        "name": fields["name"],
-        "sex": profile.sex or "",
-        "birth_date": profile.birth_date if not profile.birth_year_only else None,
-        "resident_id": profile.resident_id if profile.resident_id_valid else "",
-        "health_card": profile.health_card if profile.health_card_valid else "",
-        "phone": (received.phone or "")[:32],
-        "address": (received.address or "")[:300],
-    }
+    values = golden_values(profile, fields["name"], received)
     updated = Person.objects.filter(pk=person_id, status=Person.Status.ACTIVE).update(
         **{k: v for k, v in values.items() if v}, updated_at=now
     )
@@ -265,21 +247,14 @@ def _golden(person: Person) -> dict:
 
 
 def _person_for(identity_fields: dict, profile: Profile, received: Demographics) -> Person:
-    return Person.objects.create(
-        name=identity_fields["name"],
-        sex=profile.sex or "",
-        birth_date=profile.birth_date if not profile.birth_year_only else None,
-        resident_id=profile.resident_id if profile.resident_id_valid else "",
-        health_card=profile.health_card if profile.health_card_valid else "",
-        phone=(received.phone or "")[:32],
-        address=(received.address or "")[:300],
-    )
+    return Person.objects.create(**golden_values(profile, identity_fields["name"], received))
 
 
 # --- registration ------------------------------------------------------------
 
 
-def _display_fields(profile: Profile, d: Demographics) -> dict:
+def identity_fields(profile: Profile, d: Demographics) -> dict:
+    """The display columns of an identity (name as sent, Latin name, sex, birth date)."""
     name = (d.name or "").strip()
     if not name:
         family, given = (d.family_name or "").strip(), (d.given_name or "").strip()
@@ -403,23 +378,33 @@ def identity_register(
     items; anything else makes a new person. An update re-checks an automatic
     link and leaves a manual one alone.
     """
-    assigning_authority, local_id = (assigning_authority or "").strip(), (local_id or "").strip()
-    if not assigning_authority or not local_id:
+    authority, local_id, profile = _checked(assigning_authority, local_id, demographics, today)
+    return _register_retrying(authority, local_id, demographics, profile, source, actor)
+
+
+def _checked(authority: str, local_id: str, demographics: Demographics, today) -> tuple[str, str, Profile]:
+    """The stripped key and the profile of a registration; ``DemographicsError`` if it cannot be registered."""
+    authority, local_id = (authority or "").strip(), (local_id or "").strip()
+    if not authority or not local_id:
         raise DemographicsError("an identity needs its assigning authority and local id (CX.1 and CX.4)")
-    if len(assigning_authority) > 64 or len(local_id) > 64:
+    if len(authority) > 64 or len(local_id) > 64:
         raise DemographicsError("assigning authority and local id are at most 64 characters")
     profile = profile_build(demographics, today=today)
     if not profile.has_name and not (profile.resident_id or profile.health_card or profile.documents):
         raise DemographicsError(
             "a registration needs a name or an identity document (resident id, health card, passport)"
         )
+    return authority, local_id, profile
+
+
+def _register_retrying(authority, local_id, demographics, profile, source, actor) -> Registration:
     try:
         with transaction.atomic():
-            return _register(assigning_authority, local_id, demographics, profile, source, actor)
+            return _register(authority, local_id, demographics, profile, source, actor)
     except IntegrityError:
         # A concurrent registration of the same local id won the insert: ours is now an update.
         with transaction.atomic():
-            return _register(assigning_authority, local_id, demographics, profile, source, actor)
+            return _register(authority, local_id, demographics, profile, source, actor)
 
 
 @dataclass(frozen=True)
@@ -457,22 +442,20 @@ def identity_register_batch(
 
 
 def _register_batch(requests: list[RegistrationRequest], actor: str) -> list[Registration | DemographicsError]:
+    checked: list[tuple[str, str, Profile] | DemographicsError] = []
+    for r in requests:
+        try:
+            checked.append(_checked(r.assigning_authority, r.local_id, r.demographics, None))
+        except DemographicsError as exc:
+            checked.append(exc)
     results: list[Registration | DemographicsError] = []
     with transaction.atomic():
-        _serialize_lock([profile_build(r.demographics) for r in requests])
-        for r in requests:
-            try:
-                results.append(
-                    identity_register(
-                        assigning_authority=r.assigning_authority,
-                        local_id=r.local_id,
-                        demographics=r.demographics,
-                        source=r.source,
-                        actor=actor,
-                    )
-                )
-            except DemographicsError as exc:
-                results.append(exc)
+        _serialize_lock([c[2] for c in checked if not isinstance(c, DemographicsError)])
+        for r, c in zip(requests, checked, strict=True):
+            if isinstance(c, DemographicsError):
+                results.append(c)
+            else:
+                results.append(_register_retrying(*c[:2], r.demographics, c[2], r.source, actor))
     return results
 
 
@@ -480,7 +463,7 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     _serialize_lock([profile])
     now = timezone.now()
     received = demographics.as_json()
-    fields = _display_fields(profile, demographics)
+    fields = identity_fields(profile, demographics)
     flags = [f.as_json() for f in profile.flags]
     identity = Identity.objects.select_for_update().filter(assigning_authority=authority, local_id=local_id).first()
     if identity is not None:
@@ -646,13 +629,12 @@ def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
         # It no longer belongs with its person, and nobody else is sure: a new person, and reviewers decide.
         _move(
             identity,
-            _person_for(_display_fields(profile, Demographics()), profile, Demographics()),
+            _person_for({"name": identity.name}, profile, Demographics.from_json(identity.received)),
             kind=Identity.LinkKind.NEW,
             comparison=None,
             actor=actor,
             now=now,
         )
-        person_refresh(identity.person)
         decision = "new"
     else:
         decision = "kept"
