@@ -145,6 +145,12 @@ _NICKNAME_GROUPS = {
     "abigail": "abby",
     "dorothy": "dot dottie dolly",
     "eleanor": "ellie nell nora",
+    "amelia": "millie",
+    "mildred": "millie",
+    "charlotte": "lottie",
+    "harriet": "hattie",
+    "isabella": "izzy",
+    "isabel": "izzy",
     "helen": "nell",
     "alexandra": "alex sasha",
     "samantha": "sam",
@@ -425,6 +431,9 @@ def _latin_tokens(text: str) -> list[str]:
     plain = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in plain if not unicodedata.combining(c))
     plain = re.sub(r"['’`]", "", plain)  # O'Neill, D’Angelo: one word
+    plain = re.sub(r"(?<=[^\W\d_])-(?=[^\W\d_])", "", plain)  # Smith-Jones, Harris-Clarke: one family name
+    # "Mc Donald", "Mac Leod": the prefix belongs to the word after it ("O" alone is an initial).
+    plain = re.sub(r"\b(mc|mac)\s+(?=[^\W\d_]{2})", r"\1", plain)
     # Letters of any script (Cyrillic, Hangul, Arabic…) make words too; only Latin ones get phonetic keys.
     return [t for t in re.findall(r"[^\W\d_]+", plain) if t not in _NAME_NOISE]
 

@@ -264,7 +264,14 @@ class RematchRun(models.Model):
         RUNNING = "running", _("running")
         DONE = "done", _("done")
 
+    class Phase(models.TextChoices):
+        # First every identity's profile and blocking keys are rebuilt from the demographics as received
+        # (the normalisation rules may have changed), then every automatic link is re-decided.
+        PROFILES = "profiles", _("rebuilding profiles")
+        LINKS = "links", _("re-deciding links")
+
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.PROFILES)
     thresholds = models.JSONField(default=dict)
     last_identity_id = models.BigIntegerField(default=0)
     counts = models.JSONField(default=dict)

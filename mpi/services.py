@@ -953,15 +953,46 @@ def rematch_start(*, actor: str) -> RematchRun:
     return RematchRun.objects.create(actor=actor, thresholds=thresholds())
 
 
+def _profiles_rebuild(run: RematchRun, batch_size: int) -> RematchRun:
+    """Phase one of a re-match: rebuilds the profile, flags, display columns, identifiers and blocking keys
+    of the next batch of identities from their demographics as received, so that a change in the
+    normalisation rules reaches the whole index before any link is re-decided."""
+    batch = list(Identity.objects.filter(pk__gt=run.last_identity_id).order_by("pk")[:batch_size])
+    counts = dict(run.counts)
+    now, today = timezone.now(), timezone.localdate()
+    for identity in batch:
+        received = Demographics.from_json(identity.received)
+        profile = profile_build(received, today=today)
+        if identity.profile == profile.as_json():
+            continue
+        identity.profile, identity.flags = profile.as_json(), [f.as_json() for f in profile.flags]
+        for key, value in identity_fields(profile, received).items():
+            setattr(identity, key, value)
+        identity.save()
+        _identifiers_sync(identity, profile, now=now)
+        _keys_sync(identity, profile, fresh=False)
+        counts["profiles_rebuilt"] = counts.get("profiles_rebuilt", 0) + 1
+    run.counts = counts
+    if len(batch) < batch_size:
+        run.phase, run.last_identity_id = RematchRun.Phase.LINKS, 0
+    else:
+        run.last_identity_id = batch[-1].pk
+    run.save()
+    return run
+
+
 def rematch_step(*, run: RematchRun, batch_size: int = 500) -> RematchRun:
     """Re-matches the next batch of identities after ``run.last_identity_id``; one transaction per batch,
-    so a stopped run resumes where it was. Manual links are never touched."""
+    so a stopped run resumes where it was. The first phase rebuilds profiles and keys, the second re-decides
+    the automatic links. Manual links are never touched."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     with transaction.atomic():
         run = RematchRun.objects.select_for_update().get(pk=run.pk)
         if run.status == RematchRun.Status.DONE:
             return run
+        if run.phase == RematchRun.Phase.PROFILES:
+            return _profiles_rebuild(run, batch_size)
         batch = list(
             Identity.objects.filter(pk__gt=run.last_identity_id)
             .order_by("pk")

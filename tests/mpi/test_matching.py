@@ -49,6 +49,27 @@ def test_latin_typo_is_typo_level_and_different_name_disagrees():
     assert compare(p(name="John Smith"), p(name="Peter Smith")).levels["name"] == "family_only"
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # A double-barrelled surname is one family name, not a middle name that conflicts with Michael.
+        ({"family_name": "Harris-Clarke", "given_name": "Robert Michael"}, {"name": "Robert Harris-Clarke"}),
+        ({"name": "Lisa J. Smith-Jones"}, {"family_name": "Smith-Jones", "given_name": "Lisa Jessica"}),
+        ({"name": "George M. Mc Donald"}, {"name": "GEORGE MICHAEL MCDONALD"}),  # "Mc Donald" with a space
+    ],
+)
+def test_double_surnames_and_mc_prefixes_are_one_word_not_middle_names(a, b):
+    c = compare(p(**a, birth_date="1970-01-01"), p(**b, birth_date="1970-01-01"))
+    assert c.levels["name"] == "exact"
+    assert not c.conflict
+
+
+def test_a_lone_o_stays_an_initial_and_common_diminutives_sound_like_the_full_name():
+    assert p(name="Sarah O Smith").middle_all == ("o",)
+    assert compare(p(name="Millie O'Connor"), p(name="AMELIA O'CONNOR")).levels["name"] == "sound"
+    assert compare(p(name="Lottie Jackson"), p(name="Charlotte Jackson")).levels["name"] == "sound"
+
+
 def test_pinyin_split_recognises_pinyin_and_rejects_english():
     assert pinyin_split("xiaoming") == ("xiao", "ming")
     assert pinyin_split("smith") is None

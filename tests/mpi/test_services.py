@@ -250,6 +250,31 @@ def test_rematch_resumes_from_last_batch():
     assert RematchRun.objects.get(pk=run.pk).status == "done"
 
 
+def test_rematch_first_rebuilds_profiles_and_keys_so_a_normalisation_change_reaches_the_index():
+    from mpi.models import MatchKey
+
+    george = {"sex": "male", "birth_date": "1978-12-18", "phone": "+44 7700 900181"}
+    a = reg("H1", "A1", name="GEORGE MICHAEL MCDONALD", **george)
+    b = reg("H2", "B1", name="George M. Mc Donald", **george)
+    assert a.person == b.person
+    # As an older normaliser stored it: "Mc" read as a middle name, which conflicts with Michael.
+    stale = Identity.objects.get(pk=b.identity.pk)
+    rebuilt = dict(stale.profile)
+    stale.profile = {**rebuilt, "middle": ["mc"], "middle_all": ["m", "mc"], "readings": [["george", "mc"]]}
+    stale.save(update_fields=["profile"])
+    MatchKey.objects.filter(identity=stale).delete()
+    Identity.objects.filter(pk=stale.pk).update(person=Person.objects.create(name="George M. Mc Donald"))
+
+    run = rematch_start(actor="test")
+    run = rematch_step(run=run, batch_size=10)
+    assert run.phase == "links" and run.counts == {"profiles_rebuilt": 1}
+    assert Identity.objects.get(pk=stale.pk).profile == rebuilt
+    assert MatchKey.objects.filter(identity=stale).exists()
+    while run.status != "done":
+        run = rematch_step(run=run, batch_size=10)
+    assert Identity.objects.get(pk=stale.pk).person_id == Identity.objects.get(pk=a.identity.pk).person_id
+
+
 # --- the do-not-link invariant under any sequence of operations ------------------------
 
 OPS = st.lists(
