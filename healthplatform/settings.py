@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    # OAuth2 token endpoint and bearer tokens of source systems (the FHIR API); see OAUTH2_PROVIDER below.
+    "oauth2_provider",
     # The stores (see DESIGN.md): services depend on them, never the reverse.
     "registry",
     "mpi",
@@ -195,6 +197,65 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Regional health information platform",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- OAuth2 for source systems (FHIR API) -----------------------------------
+# Client credentials grant (RFC 6749 §4.4) at /oauth/token, the registered source
+# systems being the clients; scopes in the SMART Backend Services form
+# ``system/<ResourceType|*>.<read|write|*>`` (SMART App Launch v1 scopes). The
+# validator checks the secret the registry keeps; DOT only keeps the tokens.
+FHIR_TOKEN_SECONDS = env.int("FHIR_TOKEN_SECONDS", 3600, minimum=60)
+# Resource types a scope may name: what the platform serves or takes in (DESIGN.md).
+FHIR_SCOPE_RESOURCE_TYPES = (
+    "AllergyIntolerance",
+    "Binary",
+    "Condition",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Encounter",
+    "Immunization",
+    "List",
+    "Location",
+    "MedicationDispense",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "ServiceRequest",
+)
+_SCOPE_ACTIONS = {"read": "read", "write": "create, update and delete", "*": "read and write"}
+FHIR_SCOPES = {
+    f"system/{resource_type}.{action}": f"{verb} {'every resource type' if resource_type == '*' else resource_type}"
+    for resource_type in ("*", *FHIR_SCOPE_RESOURCE_TYPES)
+    for action, verb in _SCOPE_ACTIONS.items()
+}
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "healthplatform.fhirapi.oauth.SourceSystemOAuth2Validator",
+    # oauthlib's server of the client credentials grant alone: any other grant_type is unsupported_grant_type.
+    "OAUTH2_SERVER_CLASS": "oauthlib.oauth2.BackendApplicationServer",
+    "SCOPES": FHIR_SCOPES,
+    # A client that asks for no scope gets read and write of everything (RFC 6749 §3.3 lets the server choose).
+    "DEFAULT_SCOPES": ["system/*.read", "system/*.write"],
+    "READ_SCOPE": "system/*.read",
+    "WRITE_SCOPE": "system/*.write",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": FHIR_TOKEN_SECONDS,
+    # RFC 9700 §4.14 and §2.3: only a digest of each token is stored (a database dump gives no usable
+    # token), and a token is taken from the Authorization header only, never from a URL.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    # The other RFC 9700 gates cover flows this server does not offer (implicit, password, PKCE,
+    # redirects, refresh tokens); on, they keep `check --deploy` quiet and stay safe if one is added.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 
 # --- Auth -------------------------------------------------------------------

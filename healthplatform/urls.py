@@ -1,9 +1,10 @@
-"""Root URLs: the admin, health check, the FHIR API, and the API description."""
+"""Root URLs: the admin, health check, the FHIR API and its OAuth2 token endpoint, and the API description."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
+from oauth2_provider.views import TokenView
 
 from healthplatform.views import healthz
 
@@ -16,5 +17,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("fhir/", include("healthplatform.fhirapi.urls")),
+    # Only DOT's token endpoint (client credentials for source systems): no authorize, application
+    # management or introspection pages; source systems are registered in the admin's registry.
+    path("oauth/token", TokenView.as_view(), name="oauth2-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

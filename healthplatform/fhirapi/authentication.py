@@ -1,8 +1,8 @@
-"""Who is calling the FHIR API: a registered source system (HTTP Basic) or a logged-in staff user.
+"""Who is calling the FHIR API: a registered source system (OAuth2 bearer token or HTTP Basic) or a staff user.
 
-Every request must be attributable to one of them. The classes are plain DRF
-authentication classes so that the OAuth2 (SMART backend services) class of
-a later issue slots in beside them.
+Every request must be attributable to one of them. A source system gets a
+bearer token from ``/oauth/token`` (client credentials, see ``oauth``); HTTP
+Basic with the same client id and secret is the legacy path and stays.
 """
 
 from __future__ import annotations
@@ -13,10 +13,20 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.urls import reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from oauth2_provider.models import get_access_token_model
+from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauth2_provider.settings import oauth2_settings
 from rest_framework import exceptions
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import (
+    BaseAuthentication,
+    BasicAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
 
+from healthplatform.fhirapi.oauth import UNKNOWN_DESCRIPTION
 from registry.models import SourceSystem
 from registry.services import SourceSystemAuthError, source_system_authenticate
 
@@ -25,6 +35,8 @@ from registry.services import SourceSystemAuthError, source_system_authenticate
 # remembered this long. Revocation is still immediate: see _cached_source.
 CREDENTIALS_CACHE_SECONDS = 60
 REALM = "fhir"
+
+AccessToken = get_access_token_model()
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,50 @@ class SourceSystemBasicAuthentication(BasicAuthentication):
         return SourceSystemClient(source), source
 
 
+class SourceSystemBearerAuthentication(BaseAuthentication):
+    """An OAuth2 bearer token (RFC 6750) that ``/oauth/token`` issued to a source system.
+
+    ``request.user`` is the token's ``SourceSystemClient`` and ``request.auth``
+    the DOT ``AccessToken`` (its scopes: ``bearer_scopes``). A request with no
+    bearer token is left to the other classes; one with a bad token is refused
+    here (RFC 6750 §3.1 ``invalid_token``) rather than tried as something else.
+    """
+
+    www_authenticate_realm = REALM
+
+    def authenticate(self, request):
+        auth = get_authorization_header(request).split()
+        if not auth or auth[0].lower() != b"bearer":
+            return None
+        # The Django request: DOT reads form bodies through request.POST, which on DRF's
+        # request would parse (and reject) a FHIR body before the view negotiated it.
+        valid, oauth_request = get_oauthlib_core().verify_request(request._request, scopes=[])
+        if not valid:
+            error = getattr(oauth_request, "oauth2_error", None) or {}
+            request._bearer_error = {
+                "error": "invalid_token",
+                "error_description": error.get("error_description") or UNKNOWN_DESCRIPTION,
+            }
+            raise exceptions.AuthenticationFailed(f"Bearer token: {request._bearer_error['error_description']}")
+        return SourceSystemClient(oauth_request.source_system), oauth_request.access_token
+
+    def authenticate_header(self, request):
+        # RFC 6750 §3: no error attributes when the request carried no token at all.
+        error = getattr(request, "_bearer_error", None)
+        header = f'Bearer realm="{self.www_authenticate_realm}"'
+        if error:
+            header += f', error="{error["error"]}", error_description="{error["error_description"]}"'
+        return header
+
+
+def bearer_scopes(request) -> frozenset[str] | None:
+    """The scopes granted to this request's bearer token; None if the request is not a bearer token's."""
+    token = getattr(request, "auth", None)
+    if isinstance(token, AccessToken):
+        return frozenset(token.scope.split())
+    return None
+
+
 class StaffSessionAuthentication(SessionAuthentication):
     """A logged-in Django staff user's session (the viewer and the admin call the API this way).
 
@@ -136,3 +192,20 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
+
+
+class SourceSystemBearerScheme(OpenApiAuthenticationExtension):
+    target_class = SourceSystemBearerAuthentication
+    name = "sourceSystemOAuth2"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "oauth2",
+            "description": (
+                "SMART Backend Services style: a registered source system obtains a bearer token with the "
+                "client credentials grant (its client id and secret by HTTP Basic or in the form body)."
+            ),
+            "flows": {
+                "clientCredentials": {"tokenUrl": reverse("oauth2-token"), "scopes": dict(oauth2_settings.SCOPES)}
+            },
+        }

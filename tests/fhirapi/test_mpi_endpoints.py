@@ -456,7 +456,8 @@ def test_unknown_endpoint_is_a_404_outcome(staff, region):
 def test_without_credentials_it_is_401_with_a_challenge(client, region):
     response = client.get(f"/fhir/Patient/{region.li.uuid}")
     assert issues(response, 401)[0]["code"] == "login"
-    assert response["WWW-Authenticate"].startswith("Basic")
+    # OAuth2 is the way in (Basic is the legacy path): the challenge names Bearer.
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_a_session_of_a_user_who_is_not_staff_is_401(client, region, django_user_model):

@@ -9,11 +9,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthplatform.fhirapi.access_log import access_log
-from healthplatform.fhirapi.authentication import SourceSystemBasicAuthentication, StaffSessionAuthentication
+from healthplatform.fhirapi.authentication import (
+    SourceSystemBasicAuthentication,
+    SourceSystemBearerAuthentication,
+    StaffSessionAuthentication,
+)
 from healthplatform.fhirapi.exceptions import fhir_exception_handler
 from healthplatform.fhirapi.media import FHIR_JSON_CONTENT_TYPE, PARSERS, FHIRContentNegotiation, FHIRJSONRenderer
 from healthplatform.fhirapi.outcome import FHIRError
-from healthplatform.fhirapi.permissions import IsAttributable
+from healthplatform.fhirapi.permissions import HasFHIRScope, IsAttributable
 
 
 class FHIRView(APIView):
@@ -22,9 +26,13 @@ class FHIRView(APIView):
     renderer_classes = [FHIRJSONRenderer]
     parser_classes = PARSERS
     content_negotiation_class = FHIRContentNegotiation
-    # Basic first: its WWW-Authenticate challenge is the one a 401 carries.
-    authentication_classes = [SourceSystemBasicAuthentication, StaffSessionAuthentication]
-    permission_classes = [IsAttributable]
+    # Bearer first: its WWW-Authenticate challenge is the one a 401 carries (OAuth2 is the way in; Basic is legacy).
+    authentication_classes = [
+        SourceSystemBearerAuthentication,
+        SourceSystemBasicAuthentication,
+        StaffSessionAuthentication,
+    ]
+    permission_classes = [IsAttributable, HasFHIRScope]
     # No OPTIONS: DRF would answer it with its own (non-FHIR) metadata; FHIR's is CapabilityStatement (/metadata).
     http_method_names = ["get", "post", "put", "patch", "delete", "head"]
 

@@ -31,6 +31,8 @@ def _patient_url(request, person: Person) -> str:
 class PatientSearchView(FHIRView):
     """``GET /fhir/Patient?…``: one Patient per matching person (golden record), in a searchset Bundle."""
 
+    fhir_resource_type = "Patient"
+
     @extend_schema(
         operation_id="fhir_patient_search",
         summary="PDQm Patient search (ITI-78)",
@@ -79,6 +81,8 @@ class PatientSearchView(FHIRView):
 class PatientReadView(FHIRView):
     """``GET /fhir/Patient/{id}``: a person; a merged one as inactive, linked to its survivor."""
 
+    fhir_resource_type = "Patient"
+
     @extend_schema(operation_id="fhir_patient_read", summary="Read a Patient (golden record)", responses=_FHIR_OBJECT)
     def get(self, request, id):
         person = mpi_selectors.person_get(id)
@@ -95,6 +99,8 @@ class PatientMatchView(FHIRView):
     they are known not to be the patient, and listing them would only show
     other residents' records to the caller.
     """
+
+    fhir_resource_type = "Patient"
 
     @extend_schema(
         operation_id="fhir_patient_match",

@@ -62,6 +62,8 @@ def _target_systems(request) -> list[str]:
 class PatientPIXView(FHIRView):
     """Every identifier of the person behind ``sourceIdentifier``, in the requested domains, and the person."""
 
+    fhir_resource_type = "Patient"
+
     @extend_schema(
         operation_id="fhir_patient_ihe_pix",
         summary="PIXm identifier cross-reference (ITI-83)",

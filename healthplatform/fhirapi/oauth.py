@@ -1,0 +1,171 @@
+"""OAuth2 client credentials for source systems (SMART Backend Services style) on django-oauth-toolkit.
+
+A source system's credentials stay where the registry keeps them
+(``SourceSystem.client_id`` and its hashed secret): the token endpoint checks
+them with ``source_system_authenticate`` and nothing else. DOT's tokens point
+at a DOT ``Application``, so one is kept per source system, keyed by the same
+client id and created on first use; it holds no usable secret.
+
+Scopes are ``system/<ResourceType|*>.<read|write|*>`` (SMART App Launch v1
+scope syntax, the one Backend Services clients send), listed in
+``settings.FHIR_SCOPES``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+from urllib.parse import unquote_plus
+
+from oauth2_provider.models import AbstractApplication, get_application_model
+from oauth2_provider.oauth2_validators import OAuth2Validator
+
+from registry.models import SourceSystem
+from registry.services import SourceSystemAuthError, source_system_authenticate
+
+logger = logging.getLogger(__name__)
+
+Application = get_application_model()
+
+ACTIONS = ("read", "write")
+
+# Texts of the WWW-Authenticate error_description: RFC 6750 §3 allows printable US-ASCII only
+# (so never a translated text), and they must not say which client ids exist.
+UNKNOWN_DESCRIPTION = "the access token is unknown, expired or revoked"
+INACTIVE_DESCRIPTION = "the source system of this token, or its institution, is deactivated or its secret was rotated"
+
+
+def scopes_granting(resource_type: str, action: str) -> frozenset[str]:
+    """Every scope that allows ``action`` ("read" or "write") on ``resource_type``.
+
+    ``system/Patient.read``, ``system/Patient.*``, ``system/*.read`` and
+    ``system/*.*`` all allow reading a Patient (SMART App Launch v1, "Scopes
+    for requesting clinical data": ``*`` for every type, or both actions).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"action: expected 'read' or 'write', got {action!r}")
+    return frozenset(f"system/{t}.{a}" for t in (resource_type, "*") for a in (action, "*"))
+
+
+def source_system_application_ensure(*, source_system: SourceSystem) -> Application:
+    """The DOT application standing for this source system (same client id), created on first use.
+
+    Its secret is a random value hashed and thrown away: the source system's
+    secret is checked against the registry only, so no second copy exists.
+    get_or_create retries the read when two first token requests race on the
+    unique client id.
+    """
+    application, created = Application.objects.get_or_create(
+        client_id=source_system.client_id,
+        defaults={
+            "name": source_system.client_id,
+            "client_type": AbstractApplication.CLIENT_CONFIDENTIAL,
+            "authorization_grant_type": AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+            "client_secret": secrets.token_urlsafe(32),
+            "hash_client_secret": True,
+        },
+    )
+    if created:
+        logger.info("oauth application created for source system client=%s", source_system.client_id)
+    return application
+
+
+def token_source_system(access_token) -> SourceSystem | None:
+    """The source system a DOT access token was issued to, if the token may still be used.
+
+    Read on every request (one indexed query), so deactivating the source
+    system or its institution, or rotating its secret, stops its tokens at
+    once rather than when they expire.
+    """
+    application = access_token.application
+    if application is None:
+        return None
+    source = SourceSystem.objects.select_related("institution").filter(client_id=application.client_id).first()
+    if source is None or not (source.active and source.institution.active):
+        return None
+    # A rotation answers a leaked secret; tokens obtained with that secret go with it.
+    if source.secret_rotated_at and access_token.created < source.secret_rotated_at:
+        return None
+    return source
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """client id and secret of an HTTP Basic header value's credentials part, or None if malformed."""
+    try:
+        decoded = base64.b64decode(header, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+class SourceSystemOAuth2Validator(OAuth2Validator):
+    """DOT's validator, with clients authenticated against the registry's source systems.
+
+    Only confidential clients exist (RFC 6749 §4.4: client credentials are
+    for confidential clients), and a bearer token is valid only while its
+    source system and institution are active.
+    """
+
+    def _client_credentials(self, request) -> tuple[str, str] | None:
+        """The client id and secret of a token request, by HTTP Basic or in the form body (RFC 6749 §2.3.1)."""
+        basic = self._extract_basic_auth(request)
+        body_id = getattr(request, "client_id", None)
+        body_secret = getattr(request, "client_secret", None)
+        if basic:
+            credentials = _basic_credentials(basic)
+            # RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request;
+            # a client_id in the body is tolerated only when it names the same client.
+            if credentials is None or body_secret or (body_id and body_id != credentials[0]):
+                return None
+            return credentials
+        if body_id and body_secret:
+            return body_id, body_secret
+        return None
+
+    def authenticate_client(self, request, *args, **kwargs) -> bool:
+        credentials = self._client_credentials(request)
+        if credentials is None:
+            return False
+        client_id, secret = credentials
+        try:
+            source = source_system_authenticate(client_id=client_id, secret=secret)
+        except SourceSystemAuthError:
+            # The reason (unknown, wrong secret, deactivated) is not told to the caller: invalid_client.
+            return False
+        request.client = source_system_application_ensure(source_system=source)
+        request.source_system = source
+        return True
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
+        # No public clients: a client that does not authenticate gets nothing.
+        return False
+
+    def client_authentication_required(self, request, *args, **kwargs) -> bool:
+        return True
+
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        result = super().save_bearer_token(token, request, *args, **kwargs)
+        logger.info(
+            "oauth token issued client=%s scope=%s expires_in=%s",
+            request.client.client_id,
+            token.get("scope", ""),
+            token.get("expires_in", ""),
+        )
+        return result
+
+    def validate_bearer_token(self, token, scopes, request) -> bool:
+        if not super().validate_bearer_token(token, scopes, request):
+            request.oauth2_error = {"error": "invalid_token", "error_description": UNKNOWN_DESCRIPTION}
+            return False
+        source = token_source_system(request.access_token)
+        if source is None:
+            request.oauth2_error = {"error": "invalid_token", "error_description": INACTIVE_DESCRIPTION}
+            return False
+        request.source_system = source
+        return True
