@@ -166,7 +166,7 @@ def person_search(
         qs = qs.filter(Q(birth_date=birthdate) | Q(identities__birth_date=birthdate))
     if gender:
         qs = qs.filter(Q(sex=gender) | Q(identities__sex=gender))
-    return list(qs.distinct().order_by("pk").prefetch_related(_identities_prefetch())[:limit])
+    return list(qs.distinct().order_by("pk").prefetch_related(_identities_prefetch(), "merged_persons")[:limit])
 
 
 def _fold(text: str) -> str:
@@ -283,12 +283,14 @@ def person_get(person_uuid: str) -> Person | None:
         value = uuid.UUID(str(person_uuid))
     except ValueError:
         return None
-    return Person.objects.filter(uuid=value).prefetch_related(_identities_prefetch()).first()
+    return Person.objects.filter(uuid=value).prefetch_related(_identities_prefetch(), "merged_persons").first()
 
 
 def persons_in_bulk(pks: list[int]) -> dict[int, Person]:
     """Persons by primary key with identities and identifiers prefetched (one query per relation)."""
-    return {p.pk: p for p in Person.objects.filter(pk__in=pks).prefetch_related(_identities_prefetch())}
+    return {
+        p.pk: p for p in Person.objects.filter(pk__in=pks).prefetch_related(_identities_prefetch(), "merged_persons")
+    }
 
 
 def survivor_of(person: Person) -> Person | None:

@@ -9,3 +9,11 @@ def admin_client_zh(client, django_user_model):
     user = django_user_model.objects.create_superuser("root", email="", password="a-long-test-password")
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Source-system secrets are hashed with a deliberately slow hasher; tests that register feeds by the
+    dozen use Django's fast test hasher instead (the standard Django testing advice). Production settings
+    are unchanged."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

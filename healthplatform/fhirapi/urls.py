@@ -2,20 +2,47 @@
 
 from django.urls import path, re_path
 
+from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.base import UnknownEndpointView
-from healthplatform.fhirapi.views.patient import PatientMatchView, PatientReadView, PatientSearchView
+from healthplatform.fhirapi.views.bundle import BundleView
+from healthplatform.fhirapi.views.documents import BinaryView, DocumentReferenceInstanceView, DocumentReferenceTypeView
+from healthplatform.fhirapi.views.patient import PatientMatchView
 from healthplatform.fhirapi.views.pix import PatientPIXView
+from healthplatform.fhirapi.views.resources import (
+    MetadataView,
+    PatientEverythingView,
+    PatientInstanceView,
+    PatientTypeView,
+    ResourceHistoryView,
+    ResourceInstanceView,
+    ResourceTypeView,
+    ResourceVersionView,
+)
 
 app_name = "fhirapi"
 
+# FHIR ids: [A-Za-z0-9\-\.]{1,64} (R4 datatypes.html#id).
+ID = r"(?P<id>[A-Za-z0-9\-.]{1,64})"
+CLINICAL = r"(?P<type>" + "|".join(CLINICAL_TYPES) + ")"
+ARCHIVED = r"(?P<type>Patient|" + "|".join(CLINICAL_TYPES) + ")"
+
 urlpatterns = [
-    path("Patient", PatientSearchView.as_view(), name="patient-search"),
+    path("", BundleView.as_view(), name="base"),
+    path("metadata", MetadataView.as_view(), name="metadata"),
+    path("Patient", PatientTypeView.as_view(), name="patient-search"),
     # Operations as regexes with an escaped "$": path() routes lose the "$" in the OpenAPI description.
     re_path(r"^Patient/\$match$", PatientMatchView.as_view(), name="patient-match"),
     re_path(r"^Patient/\$ihe-pix$", PatientPIXView.as_view(), name="patient-pix"),
-    # FHIR ids: [A-Za-z0-9\-\.]{1,64} (R4 datatypes.html#id).
-    re_path(r"^Patient/(?P<id>[A-Za-z0-9\-.]{1,64})$", PatientReadView.as_view(), name="patient-read"),
+    re_path(rf"^Patient/{ID}$", PatientInstanceView.as_view(), name="patient-read"),
+    re_path(rf"^Patient/{ID}/\$everything$", PatientEverythingView.as_view(), name="patient-everything"),
+    path("DocumentReference", DocumentReferenceTypeView.as_view(), name="document-search"),
+    re_path(rf"^DocumentReference/{ID}$", DocumentReferenceInstanceView.as_view(), name="document-read"),
+    re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
+    re_path(rf"^{CLINICAL}$", ResourceTypeView.as_view(), name="type"),
+    re_path(rf"^{CLINICAL}/{ID}$", ResourceInstanceView.as_view(), name="instance"),
+    re_path(rf"^{ARCHIVED}/{ID}/_history$", ResourceHistoryView.as_view(), name="history"),
+    re_path(rf"^{ARCHIVED}/{ID}/_history/(?P<vid>[0-9]{{1,9}})$", ResourceVersionView.as_view(), name="vread"),
     *directory.urlpatterns,  # Organization, Practitioner, Location (mCSD)
     re_path(r"^.*$", UnknownEndpointView.as_view(), name="unknown"),
 ]

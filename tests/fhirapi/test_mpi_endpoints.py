@@ -447,7 +447,7 @@ def test_match_in_another_media_type_is_415(staff, region, content_type):
 
 
 def test_unknown_endpoint_is_a_404_outcome(staff, region):
-    assert issues(staff.get("/fhir/Observation"), 404)[0]["code"] == "not-supported"
+    assert issues(staff.get("/fhir/Questionnaire"), 404)[0]["code"] == "not-supported"
 
 
 # --- authentication and attribution ------------------------------------------------------

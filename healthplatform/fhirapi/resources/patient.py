@@ -104,8 +104,17 @@ def patient_resource(person: Person, *, replaced_by: Person | None = None) -> di
         resource["birthDate"] = person.birth_date.isoformat()
     if person.address:
         resource["address"] = [{"text": person.address}]
+    links = []
     if replaced_by is not None:
-        resource["link"] = [{"other": {"reference": f"Patient/{replaced_by.uuid}"}, "type": "replaced-by"}]
+        links.append({"other": {"reference": f"Patient/{replaced_by.uuid}"}, "type": "replaced-by"})
+    # The source Patients (identities) behind the golden record, and the persons merged into it
+    # (R4 patient.html#links: seealso, replaces).
+    links += [{"other": {"reference": f"Patient/{i.uuid}"}, "type": "seealso"} for i in person.identities.all()]
+    links += [
+        {"other": {"reference": f"Patient/{merged.uuid}"}, "type": "replaces"} for merged in person.merged_persons.all()
+    ]
+    if links:
+        resource["link"] = links
     return resource
 
 

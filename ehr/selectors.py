@@ -1,0 +1,381 @@
+"""Reads of the health archive: one resource, its versions, and FHIR searches with keyset paging.
+
+A search is parsed into a ``Query`` (``query_parse``) and run by ``resources_search``. Patient-scoped
+searches (``patient=``/``subject=``) span every identity linked to the person *now*, so a merge or an
+unmerge in the MPI changes what a search returns without touching a single fact.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+
+from ehr.indexing import SPECS, date_range, reference_target
+from ehr.models import Resource, ResourceVersion, SearchReference, SearchToken
+from ehr.services import ResourceError
+
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+# Parameters every type serves besides its own (R4 "Parameters for all resources" and the patient scope).
+COMMON_PARAMETERS = ("_id", "_lastUpdated", "patient", "subject")
+RESULT_PARAMETERS = ("_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_format", "_cursor")
+MAX_COUNT = 1000
+DEFAULT_COUNT = 50
+
+
+@dataclass
+class Query:
+    """A parsed search: every constraint is ANDed; the values of one parameter are ORed (R4 search §2.1.1.4)."""
+
+    resource_type: str
+    identity_ids: list[int] | None = None  # None: not patient-scoped
+    ids: list[str] = field(default_factory=list)
+    tokens: list[tuple[str, list[tuple[str | None, str]], str]] = field(default_factory=list)  # param, values, modifier
+    references: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    dates: list[tuple[str, str, dt.datetime, dt.datetime]] = field(default_factory=list)  # column, prefix, low, high
+    sort: str = "_id"  # "_id", "date" or "-date"
+    count: int = DEFAULT_COUNT
+    cursor: tuple | None = None
+    summary_count: bool = False
+    includes: list[tuple[str, str, str]] = field(default_factory=list)  # (source type, param, target type)
+    revincludes: list[tuple[str, str]] = field(default_factory=list)  # (source type, param)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _split_values(value: str) -> list[str]:
+    # A comma separates values; "\," is a literal comma (R4 search §2.1.1.7).
+    parts, current, escaped = [], "", False
+    for ch in value:
+        if escaped:
+            current += ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p for p in parts if p != ""]
+
+
+def _token(param: str, value: str) -> tuple[str | None, str]:
+    if "|" in value:
+        system, _, code = value.partition("|")
+        return system, code  # "|code": no system; "system|code": that system
+    return None, value
+
+
+def _date(param: str, value: str) -> tuple[str, dt.datetime, dt.datetime]:
+    prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in DATE_PREFIXES else value
+    found = date_range(text)
+    if found is None:
+        raise ResourceError(
+            f"{param}: '{value}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime with a time zone), "
+            f"optionally prefixed with one of {', '.join(DATE_PREFIXES)}",
+            expression=param,
+        )
+    return prefix, *found
+
+
+def _patient_identities(param: str, value: str, resolve) -> list[int]:
+    ref = value if "/" in value else f"Patient/{value}"
+    target = reference_target({"reference": ref})
+    if target is None or target[0] != "Patient":
+        raise ResourceError(f"{param}: expected a Patient reference (Patient/<id>), got '{value}'", expression=param)
+    return resolve(target[1])
+
+
+def query_parse(resource_type: str, pairs: list[tuple[str, str]], *, resolve_patient, strict: bool) -> Query:
+    """A search request's parameters as a ``Query``. ``resolve_patient(id)`` gives the identity ids a Patient id
+    stands for (all identities of its person). Unknown parameters are refused when ``strict``
+    (Prefer: handling=strict), else ignored and reported in ``Query.ignored``."""
+    spec = SPECS[resource_type]
+    q = Query(resource_type)
+    for name, value in pairs:
+        base, _, modifier = name.partition(":")
+        if name in ("_format", "_total"):
+            continue
+        if name == "_count":
+            if not value.isdigit():
+                raise ResourceError(f"_count: expected a whole number, got '{value}'", expression="_count")
+            q.count = min(int(value), MAX_COUNT)
+        elif name == "_sort":
+            if value not in ("date", "-date", "_id", spec.date_param, f"-{spec.date_param}"):
+                raise ResourceError(
+                    f"_sort: {resource_type} sorts by date, -date or _id, not '{value}'", expression="_sort"
+                )
+            q.sort = value.replace(spec.date_param, "date") if value != "_id" else "_id"
+        elif name == "_summary":
+            if value != "count":
+                raise ResourceError("_summary: only _summary=count is supported", expression="_summary")
+            q.summary_count = True
+        elif name == "_cursor":
+            q.cursor = _cursor_decode(value)
+        elif name == "_include":
+            q.includes.append(_include_parse(name, value, resource_type, reverse=False))
+        elif name == "_revinclude":
+            q.revincludes.append(_include_parse(name, value, resource_type, reverse=True))
+        elif name == "_id":
+            q.ids += _split_values(value)
+        elif name == "_lastUpdated":
+            q.dates.append(("last_updated", *_date(name, value)))
+        elif base in ("patient", "subject") and base in (spec.patient, "patient", "subject") and spec.patient:
+            ids: list[int] = []
+            for v in _split_values(value):
+                ids += _patient_identities(name, v, resolve_patient)
+            q.identity_ids = ids if q.identity_ids is None else [i for i in q.identity_ids if i in ids]
+        elif base == spec.date_param or (base == "date" and spec.date_param != "date"):
+            q.dates.append(("effective", *_date(name, value)))
+        elif base in spec.tokens:
+            if modifier not in ("", "not"):
+                raise ResourceError(f"{name}: the :{modifier} modifier is not supported", expression=name)
+            q.tokens.append((base, [_token(name, v) for v in _split_values(value)], modifier))
+        elif base in spec.references:
+            targets = []
+            for v in _split_values(value):
+                target = reference_target({"reference": v})
+                if target is None:
+                    raise ResourceError(f"{name}: expected a reference Type/id, got '{v}'", expression=name)
+                targets.append(target)
+            q.references.append((base, targets))
+        elif strict:
+            raise ResourceError(
+                f"{name}: not a search parameter of {resource_type} here "
+                f"(supported: {', '.join(sorted(search_parameters(resource_type)))})",
+                code="not-supported",
+                expression=name,
+            )
+        else:
+            q.ignored.append(name)
+    return q
+
+
+def search_parameters(resource_type: str) -> dict[str, str]:
+    """The search parameters a type serves, with their FHIR type (for the CapabilityStatement)."""
+    spec = SPECS[resource_type]
+    params = {"_id": "token", "_lastUpdated": "date", spec.date_param: "date"}
+    if spec.patient:
+        params.update({"patient": "reference", spec.patient: "reference"})
+    params.update({p: "token" for p in spec.tokens})
+    params.update({p: "reference" for p in spec.references})
+    return params
+
+
+def _include_parse(name: str, value: str, resource_type: str, *, reverse: bool) -> tuple:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in SPECS:
+        raise ResourceError(f"{name}: expected SourceType:param[:TargetType], got '{value}'", expression=name)
+    source, param = parts[0], parts[1]
+    if param not in SPECS[source].references:
+        raise ResourceError(f"{name}: {source} has no reference parameter '{param}' here", expression=name)
+    if reverse:
+        return source, param
+    if source != resource_type:
+        raise ResourceError(f"{name}: must start with {resource_type}", expression=name)
+    return source, param, parts[2] if len(parts) == 3 else ""
+
+
+def _cursor_encode(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _cursor_decode(value: str) -> tuple:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, list) or len(data) != 3:
+            raise ValueError
+        return tuple(data)
+    except ValueError:
+        raise ResourceError("_cursor: not a page link this server made", expression="_cursor") from None
+
+
+def _date_q(column: str, prefix: str, low: dt.datetime, high: dt.datetime) -> Q:
+    """R4 search §2.1.1.5.1: the resource's range [lo, hi] against the parameter's range [low, high]."""
+    lo, hi = (f"{column}_low", f"{column}_high") if column == "effective" else (column, column)
+    if prefix == "eq":
+        return Q(**{f"{lo}__gte": low, f"{hi}__lte": high})
+    if prefix == "ne":
+        return ~Q(**{f"{lo}__gte": low, f"{hi}__lte": high}) & Q(**{f"{lo}__isnull": False})
+    if prefix == "gt":
+        return Q(**{f"{hi}__gt": high})
+    if prefix == "lt":
+        return Q(**{f"{lo}__lt": low})
+    if prefix == "ge":
+        return Q(**{f"{hi}__gte": low})
+    if prefix == "le":
+        return Q(**{f"{lo}__lte": high})
+    if prefix == "sa":
+        return Q(**{f"{lo}__gt": high})
+    return Q(**{f"{hi}__lt": low})  # eb
+
+
+def _filtered(q: Query) -> QuerySet[Resource]:
+    qs = Resource.objects.filter(resource_type=q.resource_type, deleted=False)
+    if q.identity_ids is not None:
+        qs = qs.filter(identity_id__in=q.identity_ids)
+    if q.ids:
+        qs = qs.filter(fhir_id__in=q.ids)
+    for param, values, modifier in q.tokens:
+        match = Q()
+        for system, code in values:
+            one = Q(code=code)
+            if system is not None:
+                one &= Q(system=system)
+            match |= one
+        tokens = SearchToken.objects.filter(
+            match, resource_id=OuterRef("pk"), resource_type=q.resource_type, param=param
+        )
+        qs = qs.exclude(Exists(tokens)) if modifier == "not" else qs.filter(Exists(tokens))
+    for param, targets in q.references:
+        match = Q()
+        for target_type, target_id in targets:
+            match |= Q(target_type=target_type, target_id=target_id)
+        qs = qs.filter(Exists(SearchReference.objects.filter(match, resource_id=OuterRef("pk"), param=param)))
+    for column, prefix, low, high in q.dates:
+        qs = qs.filter(_date_q(column, prefix, low, high))
+    return qs
+
+
+@dataclass
+class Page:
+    """One page of a search: the matches, what _include/_revinclude add, and the cursor of the next page."""
+
+    matches: list[Resource]
+    included: list[Resource]
+    next_cursor: str | None
+    total: int | None = None
+
+
+def resources_search(q: Query, *, with_total: bool = False) -> Page:
+    """Runs a search: one page of ``q.count`` matches after ``q.cursor``, keyset-ordered (no OFFSET)."""
+    qs = _filtered(q)
+    if q.summary_count:
+        return Page([], [], None, qs.count())
+    if q.sort == "_id":
+        order = [F("pk").asc()]
+        if q.cursor:
+            qs = qs.filter(pk__gt=q.cursor[2])
+    else:
+        desc = q.sort.startswith("-")
+        order = [
+            F("effective_low").desc(nulls_last=True) if desc else F("effective_low").asc(nulls_last=True),
+            F("pk").desc() if desc else F("pk").asc(),
+        ]
+        if q.cursor:
+            qs = qs.filter(_after(q.cursor, desc))
+    rows = list(qs.order_by(*order)[: q.count + 1])
+    more = len(rows) > q.count
+    rows = rows[: q.count]
+    cursor = None
+    if more and rows:
+        last = rows[-1]
+        cursor = _cursor_encode([q.sort, last.effective_low.isoformat() if last.effective_low else None, last.pk])
+    total = _filtered(q).count() if with_total else None
+    return Page(rows, _included(q, rows), cursor, total)
+
+
+def _after(cursor: tuple, desc: bool) -> Q:
+    _, value, pk = cursor
+    if value is None:  # nulls come last either way
+        return Q(effective_low__isnull=True) & (Q(pk__lt=pk) if desc else Q(pk__gt=pk))
+    at = dt.datetime.fromisoformat(value)
+    if desc:
+        return Q(effective_low__lt=at) | Q(effective_low=at, pk__lt=pk) | Q(effective_low__isnull=True)
+    return Q(effective_low__gt=at) | Q(effective_low=at, pk__gt=pk) | Q(effective_low__isnull=True)
+
+
+def _included(q: Query, rows: list[Resource]) -> list[Resource]:
+    if not rows or not (q.includes or q.revincludes):
+        return []
+    pks = [r.pk for r in rows]
+    wanted = Q()
+    any_wanted = False
+    for _, param, target_type in q.includes:
+        refs = SearchReference.objects.filter(resource_id__in=pks, param=param)
+        if target_type:
+            refs = refs.filter(target_type=target_type)
+        for t, i in refs.values_list("target_type", "target_id"):
+            wanted |= Q(resource_type=t, fhir_id=i)
+            any_wanted = True
+    out: dict[int, Resource] = {}
+    if any_wanted:
+        for r in Resource.objects.filter(wanted, deleted=False):
+            out[r.pk] = r
+    for source_type, param in q.revincludes:
+        ids = [r.fhir_id for r in rows]
+        refs = SearchReference.objects.filter(
+            target_type=q.resource_type, target_id__in=ids, resource_type=source_type, param=param
+        )
+        for r in Resource.objects.filter(pk__in=refs.values("resource_id"), deleted=False):
+            out[r.pk] = r
+    seen = set(pks)
+    return [r for pk, r in out.items() if pk not in seen]
+
+
+def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
+    """The resource of that type and id (a deleted one too: the caller answers 410 Gone)."""
+    return Resource.objects.filter(resource_type=resource_type, fhir_id=fhir_id).first()
+
+
+def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:
+    return ResourceVersion.objects.filter(resource=resource, version_id=version_id).first()
+
+
+def resource_history(resource: Resource, *, count: int = DEFAULT_COUNT, before: int | None = None) -> list:
+    """Versions newest first, ``count`` of them, older than ``before`` (a version id) when paging."""
+    qs = ResourceVersion.objects.filter(resource=resource)
+    if before is not None:
+        qs = qs.filter(version_id__lt=before)
+    return list(qs.order_by("-version_id")[:count])
+
+
+def resources_of_identities(identity_ids: list[int], *, types: tuple[str, ...] | None = None) -> QuerySet[Resource]:
+    """Every current resource about these identities (``Patient/$everything``), oldest first by id."""
+    qs = Resource.objects.filter(identity_id__in=identity_ids, deleted=False)
+    if types:
+        qs = qs.filter(resource_type__in=types)
+    return qs.order_by("pk")
+
+
+def conditional_matches(resource_type: str, criteria: str) -> list[Resource]:
+    """The resources a conditional create's or update's criteria match (at most two: more is an error)."""
+    from urllib.parse import parse_qsl
+
+    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if not pairs:
+        raise ResourceError("conditional criteria are empty", expression="If-None-Exist")
+
+    def no_patient(fhir_id: str) -> list[int]:
+        raise ResourceError("patient is not a conditional criterion here; use identifier", expression="criteria")
+
+    q = query_parse(resource_type, pairs, resolve_patient=no_patient, strict=True)
+    q.count = 2
+    return resources_search(q).matches
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def everything_page(identity_ids: list[int], *, count: int, after_pk: int | None) -> tuple[list[Resource], int | None]:
+    """One page of ``Patient/$everything``: every current resource of these identities by id, and the last
+    id of the page when there are more (the keyset of the next page)."""
+    qs = resources_of_identities(identity_ids)
+    if after_pk is not None:
+        qs = qs.filter(pk__gt=after_pk)
+    rows = list(qs[: count + 1])
+    more = len(rows) > count
+    rows = rows[:count]
+    return rows, (rows[-1].pk if more and rows else None)

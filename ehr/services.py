@@ -1,0 +1,353 @@
+"""Writes to the health archive: create, update and delete FHIR resources, a whole batch in one go.
+
+Every write is batch-first (``resources_write``): a FHIR transaction of
+thousands of entries costs a handful of bulk statements, not thousands of
+commits (DESIGN.md, "Writes are bounded by commits"). A single create or
+update is a batch of one.
+
+Rules the archive keeps, whoever calls it:
+- a resend of the same fact (same source system, type and business
+  identifier) updates the stored resource; it never adds a second one, and the
+  database enforces that under concurrent writers;
+- a conditional create (``If-None-Exist``) that finds its resource makes
+  nothing, and two identical concurrent ones make one resource (a unique key on
+  the criteria, not a check in code);
+- every version is kept; an update that changes nothing makes no version;
+- ``If-Match`` on a stale version is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ehr.indexing import SPECS, extract
+from ehr.models import (
+    ConditionalKey,
+    Resource,
+    ResourceVersion,
+    SearchReference,
+    SearchToken,
+    Submission,
+    new_fhir_id,
+)
+
+
+class ResourceError(Exception):
+    """A write the archive refuses; ``status`` is the HTTP status a FHIR API answers with."""
+
+    def __init__(self, message: str, *, status: int = 400, code: str = "invalid", expression: str | None = None):
+        super().__init__(message)
+        self.message, self.status, self.code, self.expression = message, status, code, expression
+
+
+@dataclass
+class WriteItem:
+    """One resource to write. ``method`` is create, update or delete; update and delete name ``target``."""
+
+    resource_type: str
+    body: dict | None
+    method: str = "create"
+    identity_id: int | None = None
+    target: Resource | None = None
+    if_match: int | None = None  # the version the client last saw (ETag), for update and delete
+    if_none_exist: str | None = None  # conditional create criteria (a query string)
+    fhir_id: str | None = None  # a fixed id for a create (Patient resources carry their identity's uuid)
+    # Results, filled in by resources_write.
+    resource: Resource | None = None
+    outcome: str = ""  # created, updated, unchanged, existing, deleted
+    extra: dict = field(default_factory=dict)
+
+
+def submission_record(*, source, actor: str, request_line: str, body: bytes | str) -> Submission:
+    """Keeps the request as received: every version written from it points here."""
+    raw = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return Submission.objects.create(
+        kind=Submission.Kind.FHIR,
+        source=source,
+        actor=actor[:150],
+        request_line=request_line[:300],
+        body=raw,
+        body_sha256=hashlib.sha256(raw.encode()).hexdigest(),
+    )
+
+
+def criteria_normalize(criteria: str) -> str:
+    """A conditional create's criteria in one canonical spelling (parameters sorted), for its unique key."""
+    pairs = sorted(parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
+    return urlencode(pairs)
+
+
+def _criteria_hash(resource_type: str, criteria: str) -> str:
+    return hashlib.sha256(f"{resource_type}?{criteria_normalize(criteria)}".encode()).hexdigest()
+
+
+def _stamp(body: dict, fhir_id: str, version: int, now) -> dict:
+    """The body as stored: our id and meta.versionId/lastUpdated, everything else as received."""
+    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    stamped = {"resourceType": body["resourceType"], "id": fhir_id}
+    stamped["meta"] = {"versionId": str(version), "lastUpdated": now.isoformat(timespec="milliseconds"), **meta}
+    stamped.update({k: v for k, v in body.items() if k not in ("resourceType", "id", "meta")})
+    return stamped
+
+
+def _content(body: dict | None) -> dict:
+    """What a resend is compared on: the body without id and meta."""
+    return {k: v for k, v in (body or {}).items() if k not in ("id", "meta")}
+
+
+def _columns(resource: Resource, body: dict) -> list:
+    """Sets the indexed columns from the body; returns the token and reference rows to write."""
+    x = extract(resource.resource_type, body)
+    resource.status = x.status
+    resource.effective_low, resource.effective_high = x.effective
+    resource.identifier_system, resource.identifier_value = x.identifier
+    rows: list = [
+        SearchToken(resource=resource, resource_type=resource.resource_type, param=p, system=s, code=c)
+        for p, s, c in x.tokens
+    ]
+    rows += [
+        SearchReference(resource=resource, resource_type=resource.resource_type, param=p, target_type=t, target_id=i)
+        for p, t, i in x.references
+    ]
+    return rows
+
+
+class WriteRace(ResourceError):
+    """A concurrent writer stored the same business identifier or conditional create first: run the whole
+    request again (it will now find the winner's resource)."""
+
+    def __init__(self):
+        super().__init__(
+            "a concurrent write of the same resources won the race; send the request again",
+            status=409,
+            code="conflict",
+        )
+
+
+def resources_write(*, items: list[WriteItem], source, actor: str, submission: Submission | None) -> list[WriteItem]:
+    """Writes a batch atomically: all items or none (a ``ResourceError`` rolls the whole batch back).
+
+    Creates are resolved first (``items_resolve``) unless the caller already did so to rewrite references.
+    A concurrent writer that wins a race on a business identifier or a conditional key raises ``WriteRace``:
+    the caller runs its whole request again, which then finds the winner's row.
+    """
+    try:
+        with transaction.atomic():
+            return _write(items, source, actor, submission)
+    except IntegrityError:
+        raise WriteRace() from None
+
+
+def _identifier_criteria(criteria: str) -> tuple[str, str] | None:
+    """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
+    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
+        system, _, value = pairs[0][1].partition("|")
+        if system and value and "," not in value:
+            return system, value
+    return None
+
+
+def items_resolve(items: list[WriteItem], *, source) -> None:
+    """Decides what each create will do before anything is written, so that references to it can be rewritten:
+    a conditional create that finds its resource is ``existing``; a create resending a business identifier of
+    this source becomes an update of that resource; any other create gets its new id now.
+
+    Identifier criteria (``identifier=system|value``, what hospital systems send) are resolved for the whole
+    batch in one query; other criteria run as searches. Call inside the transaction that writes.
+    """
+    from ehr.selectors import conditional_matches
+
+    pending = [i for i in items if i.method == "create" and not i.extra.get("resolved")]
+    by_identifier: dict[tuple[str, str, str], list[WriteItem]] = {}
+    for item in pending:
+        if not item.if_none_exist:
+            continue
+        found = _identifier_criteria(item.if_none_exist)
+        if found:
+            by_identifier.setdefault((item.resource_type, *found), []).append(item)
+            continue
+        matches = conditional_matches(item.resource_type, item.if_none_exist)
+        _conditional_settle(item, matches)
+    if by_identifier:
+        rows = SearchToken.objects.filter(
+            param="identifier",
+            resource_type__in={k[0] for k in by_identifier},
+            code__in={k[2] for k in by_identifier},
+        ).values_list("resource_type", "system", "code", "resource_id")
+        hits: dict[tuple[str, str, str], set[int]] = {}
+        for resource_type, system, code, resource_id in rows:
+            if (resource_type, system, code) in by_identifier:
+                hits.setdefault((resource_type, system, code), set()).add(resource_id)
+        found_rows = Resource.objects.in_bulk({pk for pks in hits.values() for pk in pks})
+        for key, waiting in by_identifier.items():
+            matches = [found_rows[pk] for pk in sorted(hits.get(key, ())) if not found_rows[pk].deleted]
+            for item in waiting:
+                _conditional_settle(item, matches)
+    wanted: dict[tuple[str, str, str], WriteItem] = {}
+    for item in pending:
+        if item.outcome == "existing" or item.body is None:
+            continue
+        system, value = extract(item.resource_type, item.body).identifier
+        if value:
+            wanted[(item.resource_type, system, value)] = item
+    if wanted:
+        existing = Resource.objects.select_for_update().filter(
+            source_id=source.pk if source is not None else None,
+            resource_type__in={k[0] for k in wanted},
+            identifier_value__in={k[2] for k in wanted},
+        )
+        for row in existing:
+            item = wanted.get((row.resource_type, row.identifier_system, row.identifier_value))
+            if item is not None:
+                item.method, item.target, item.fhir_id = "update", row, row.fhir_id
+    for item in pending:
+        if item.outcome != "existing" and item.method == "create":
+            item.fhir_id = item.fhir_id or new_fhir_id()
+        item.extra["resolved"] = True
+
+
+def _conditional_settle(item: WriteItem, matches: list[Resource]) -> None:
+    if len(matches) > 1:
+        raise ResourceError(
+            f"If-None-Exist {item.if_none_exist} matches {len(matches)} {item.resource_type} resources",
+            status=412,
+            code="duplicate",
+        )
+    if matches:
+        item.resource, item.outcome, item.fhir_id = matches[0], "existing", matches[0].fhir_id
+
+
+def _write(items: list[WriteItem], source, actor: str, submission: Submission | None) -> list[WriteItem]:
+    now = timezone.now()
+    source_id = source.pk if source is not None else None
+    items_resolve(items, source=source)
+
+    creates: list[Resource] = []
+    versions: list[ResourceVersion] = []
+    index_rows: list = []
+    reindexed: list[int] = []
+    keys: list[ConditionalKey] = []
+    seen_criteria: dict[tuple[str, str], WriteItem] = {}
+    for item in items:
+        if item.outcome == "existing":
+            continue
+        if item.method == "create":
+            if item.if_none_exist:
+                key = (item.resource_type, _criteria_hash(item.resource_type, item.if_none_exist))
+                if key in seen_criteria:  # the same conditional create twice in one batch: one resource
+                    item.resource, item.outcome = seen_criteria[key].resource, "existing"
+                    continue
+                seen_criteria[key] = item
+            fhir_id = item.fhir_id
+            body = _stamp(item.body, fhir_id, 1, now)
+            resource = Resource(
+                resource_type=item.resource_type,
+                fhir_id=fhir_id,
+                version_id=1,
+                identity_id=item.identity_id,
+                source_id=source_id,
+                last_updated=now,
+                body=body,
+                submission=submission,
+            )
+            index_rows += _columns(resource, body)
+            creates.append(resource)
+            item.resource, item.outcome = resource, "created"
+            continue
+        resource = item.target
+        if resource is None:
+            raise ResourceError(f"{item.method} without a target resource", status=500, code="exception")
+        if item.if_match is not None and item.if_match != resource.version_id:
+            raise ResourceError(
+                f"{resource.resource_type}/{resource.fhir_id} is at version {resource.version_id}, "
+                f"not {item.if_match} (If-Match)",
+                status=412,
+                code="conflict",
+            )
+        if item.method == "delete":
+            if resource.deleted:
+                item.resource, item.outcome = resource, "unchanged"
+                continue
+            resource.deleted = True
+            body = resource.body
+            method = ResourceVersion.Method.DELETE
+            item.outcome = "deleted"
+        else:
+            if not resource.deleted and _content(resource.body) == _content(item.body):
+                item.resource, item.outcome = resource, "unchanged"
+                continue
+            body = _stamp(item.body, resource.fhir_id, resource.version_id + 1, now)
+            resource.deleted = False
+            resource.body = body
+            if item.identity_id is not None:
+                resource.identity_id = item.identity_id
+            reindexed.append(resource.pk)
+            index_rows += _columns(resource, body)
+            method = ResourceVersion.Method.UPDATE
+            item.outcome = "updated"
+        resource.version_id += 1
+        resource.last_updated = now
+        resource.submission = submission
+        if item.method == "delete":
+            reindexed.append(resource.pk)  # a deleted resource leaves every search
+        resource.save()
+        versions.append(
+            ResourceVersion(
+                resource=resource,
+                version_id=resource.version_id,
+                method=method,
+                body=body,
+                last_updated=now,
+                actor=actor[:150],
+                submission=submission,
+            )
+        )
+        item.resource = resource
+
+    if reindexed:
+        SearchToken.objects.filter(resource_id__in=reindexed).delete()
+        SearchReference.objects.filter(resource_id__in=reindexed).delete()
+    Resource.objects.bulk_create(creates, batch_size=1000)
+    for resource in creates:
+        versions.append(
+            ResourceVersion(
+                resource=resource,
+                version_id=1,
+                method=ResourceVersion.Method.CREATE,
+                body=resource.body,
+                last_updated=now,
+                actor=actor[:150],
+                submission=submission,
+            )
+        )
+    for item in seen_criteria.values():
+        keys.append(
+            ConditionalKey(
+                resource_type=item.resource_type,
+                criteria_sha256=_criteria_hash(item.resource_type, item.if_none_exist),
+                resource=item.resource,
+            )
+        )
+    if keys:
+        # A key left by a resource that no longer matches its criteria (step 1 found nothing) gives way.
+        ConditionalKey.objects.filter(criteria_sha256__in=[k.criteria_sha256 for k in keys]).delete()
+    ResourceVersion.objects.bulk_create(versions, batch_size=1000)
+    SearchToken.objects.bulk_create([r for r in index_rows if isinstance(r, SearchToken)], batch_size=2000)
+    SearchReference.objects.bulk_create([r for r in index_rows if isinstance(r, SearchReference)], batch_size=2000)
+    ConditionalKey.objects.bulk_create(keys)
+    return items
+
+
+def resource_body_json(resource: Resource) -> str:
+    return json.dumps(resource.body, ensure_ascii=False, separators=(",", ":"))
+
+
+def supported(resource_type: str) -> bool:
+    return resource_type in SPECS

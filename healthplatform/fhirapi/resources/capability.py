@@ -1,0 +1,102 @@
+"""The CapabilityStatement (``GET /fhir/metadata``), generated from what the code really serves.
+
+The archive's types and their search parameters come from ``ehr.indexing.SPECS`` (the same table the
+searches run on); other types register what they serve in ``EXTRA_RESOURCES`` (the directory, documents).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from ehr.indexing import CLINICAL_TYPES, SPECS
+from ehr.selectors import search_parameters
+
+FHIR_VERSION = "4.0.1"
+_RW = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
+# Other modules add {"type": ..., "interaction": [...], "searchParam": {name: type}} here.
+EXTRA_RESOURCES: list[dict] = []
+
+
+def _params(params: dict[str, str]) -> list[dict]:
+    return [{"name": name, "type": kind} for name, kind in sorted(params.items())]
+
+
+def _archive_resource(resource_type: str) -> dict:
+    spec = SPECS[resource_type]
+    return {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in _RW],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": True,
+        "conditionalUpdate": True,
+        "conditionalDelete": "not-supported",
+        "searchInclude": [f"{resource_type}:{p}" for p in sorted(spec.references)],
+        "searchRevInclude": sorted(
+            f"{other}:{p}" for other, s in SPECS.items() if other != "Patient" for p in s.references
+        ),
+        "searchParam": _params(search_parameters(resource_type)),
+    }
+
+
+def capability_statement(base_url: str, token_url: str) -> dict:
+    patient = {
+        "type": "Patient",
+        "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "interaction": [{"code": c} for c in ("read", "vread", "update", "history-instance", "create", "search-type")],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "searchParam": _params(
+            {
+                "identifier": "token",
+                "family": "string",
+                "given": "string",
+                "name": "string",
+                "birthdate": "date",
+                "gender": "token",
+            }
+        ),
+        "operation": [
+            {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"},
+            {"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"},
+            {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+        ],
+    }
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": getattr(settings, "PLATFORM_RELEASE_DATE", "2026-11-25"),
+        "publisher": "Regional health information platform",
+        "kind": "instance",
+        "implementation": {"description": "Regional health information platform FHIR API", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": f"OAuth2 client credentials (token endpoint {token_url}), scopes "
+                    "system/*.read, system/*.write and per resource type; HTTP Basic for legacy feeds.",
+                },
+                "resource": [
+                    patient,
+                    *(_archive_resource(t) for t in CLINICAL_TYPES),
+                    *EXTRA_RESOURCES,
+                ],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }

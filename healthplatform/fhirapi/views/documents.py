@@ -1,0 +1,172 @@
+"""DocumentReference and Binary endpoints (IHE MHD ITI-67 Find Document References, ITI-68 Retrieve
+Document; ITI-65 Provide Document Bundle is a transaction to the FHIR base, see views/bundle.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.db import transaction
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+
+from emr import selectors as documents
+from emr.codes import DOCUMENT_CLASS_SYSTEM
+from emr.errors import DocumentError
+from emr.fhir import binary_resource, document_reference_resource
+from healthplatform.fhirapi import search
+from healthplatform.fhirapi.media import FHIRJSONRenderer, _accepts_json
+from healthplatform.fhirapi.outcome import FHIRError
+from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
+from healthplatform.fhirapi.resources.clinical import identities_for_patient, writer_of
+from healthplatform.fhirapi.resources.documents import document_error, document_write, search_dates
+from healthplatform.fhirapi.views.base import FHIRView
+from mpi.models import Identity
+
+_FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
+ITI67_PARAMETERS = frozenset({"patient", "status", "type", "category", "date", "_cursor"})
+
+
+def _document_url(request, entry) -> str:
+    return request.build_absolute_uri(f"/fhir/DocumentReference/{entry.uuid}")
+
+
+def _get(id: str):
+    entry = documents.document_get(id)
+    if entry is None:
+        raise FHIRError.one(404, "not-found", f"DocumentReference/{id} is not known")
+    return entry
+
+
+class DocumentReferenceTypeView(FHIRView):
+    """``GET /fhir/DocumentReference?patient=…`` (ITI-67) and ``POST`` of one DocumentReference with its
+    content inline (``attachment.data``)."""
+
+    fhir_resource_type = "DocumentReference"
+
+    @extend_schema(
+        operation_id="fhir_document_search",
+        summary="Find Document References (MHD ITI-67)",
+        parameters=[OpenApiParameter(p, str) for p in ("patient", "status", "type", "category", "date")]
+        + [OpenApiParameter("_count", int)],
+        responses=_FHIR_OBJECT,
+    )
+    def get(self, request):
+        query = request.query_params
+        params = search.search_parameters(
+            query, ITI67_PARAMETERS - {"date"}, strict=search.strict_handling(request) and False
+        )
+        patient = params.get("patient")
+        if not patient:
+            raise FHIRError.one(
+                400, "required", "patient: ITI-67 searches one patient's documents", expression="patient"
+            )
+        identity_ids = identities_for_patient(patient.rsplit("/", 1)[-1])
+        filters: dict = {"limit": search.count(query.get("_count")) or 1}
+        if status := params.get("status"):
+            filters["status"] = status.split(",")
+        if value := params.get("type"):
+            filters["type"] = search.token("type", value)
+        if value := params.get("category"):
+            system, code = search.token("category", value)
+            if system not in (None, DOCUMENT_CLASS_SYSTEM):
+                raise FHIRError.one(
+                    400, "invalid", f"category: the classes are coded in {DOCUMENT_CLASS_SYSTEM}", expression="category"
+                )
+            filters["document_class"] = code
+        low, high = search_dates(query.getlist("date"))
+        filters.update(date_from=low, date_to=high)
+        if cursor := params.get("_cursor"):
+            filters["after"] = cursor
+        entries: list[SearchEntry] = []
+        next_cursor = None
+        if identity_ids:
+            person_id = Identity.objects.filter(pk=identity_ids[0]).values_list("person_id", flat=True).first()
+            from mpi.models import Person
+
+            try:
+                page = documents.documents_for_person(Person.objects.get(pk=person_id), **filters)
+            except DocumentError as exc:
+                raise document_error(exc) from None
+            entries = [SearchEntry(document_reference_resource(e), _document_url(request, e)) for e in page.entries]
+            next_cursor = page.next_cursor
+        bundle = searchset(entries, self_url=request.build_absolute_uri())
+        if next_cursor:
+            kept = [(k, v) for k in query for v in query.getlist(k) if k != "_cursor"]
+            url = request.build_absolute_uri(request.path) + "?" + urlencode([*kept, ("_cursor", next_cursor)])
+            bundle["link"].append({"relation": "next", "url": url})
+        return Response(bundle)
+
+    @extend_schema(
+        operation_id="fhir_document_create",
+        summary="Store a document (content inline)",
+        request=OpenApiTypes.OBJECT,
+        responses={(201, "application/fhir+json"): OpenApiTypes.OBJECT},
+    )
+    def post(self, request):
+        writer = writer_of(request)
+        with transaction.atomic():
+            entry, created = document_write(writer, request.data, path="DocumentReference", local={}, binaries={})
+        response = Response(document_reference_resource(entry), status=201 if created else 200)
+        response["Location"] = f"{_document_url(request, entry)}/_history/{entry.version_id}"
+        response["ETag"] = f'W/"{entry.version_id}"'
+        return response
+
+
+class DocumentReferenceInstanceView(FHIRView):
+    """``GET /fhir/DocumentReference/{id}``."""
+
+    fhir_resource_type = "DocumentReference"
+
+    @extend_schema(operation_id="fhir_document_read", summary="Read a DocumentReference", responses=_FHIR_OBJECT)
+    def get(self, request, id):
+        entry = _get(id)
+        response = Response(document_reference_resource(entry))
+        response["ETag"] = f'W/"{entry.version_id}"'
+        return response
+
+
+class _AnyNegotiation(BaseContentNegotiation):
+    """ITI-68 serves the document's own bytes: any Accept is fine (FHIR JSON asks for the Binary resource)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class BinaryView(FHIRView):
+    """``GET /fhir/Binary/{id}`` (ITI-68 Retrieve Document): the document's bytes with its MIME type, or the
+    FHIR Binary resource when the client asks for FHIR JSON."""
+
+    fhir_resource_type = "Binary"
+    content_negotiation_class = _AnyNegotiation
+    renderer_classes = [FHIRJSONRenderer]
+
+    @extend_schema(
+        operation_id="fhir_binary_read",
+        summary="Retrieve Document (MHD ITI-68)",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, id):
+        entry = _get(id)
+        accept = request.headers.get("Accept", "")
+        if accept and _accepts_json(accept) and "*/*" not in accept:
+            return Response(binary_resource(entry))
+        handle, content_type, size = documents.document_content(entry)
+        with handle:
+            data = handle.read()
+        response = HttpResponse(data, content_type=content_type)
+        response["Content-Length"] = str(size)
+        response["ETag"] = f'W/"{entry.version_id}"'
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, HttpResponse) and not isinstance(response, Response):
+            from healthplatform.fhirapi.access_log import access_log  # noqa: F401 - logged in dispatch
+
+            return response
+        return super().finalize_response(request, response, *args, **kwargs)
