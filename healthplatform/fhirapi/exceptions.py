@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 import pydantic
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -88,6 +90,9 @@ def fhir_exception_handler(exc: Exception, context: dict) -> Response:
         status, issues, headers = exc.status, exc.issues, dict(exc.headers)
     elif isinstance(exc, pydantic.ValidationError):
         status, issues = 400, validation_issues(exc.title.rsplit(".", 1)[-1], exc)
+    elif isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        status, issues = 413, [Issue("too-costly", f"the request body is larger than {limit:,} bytes; split it")]
     elif isinstance(exc, Http404):
         status, issues = 404, [Issue("not-found", "not found")]
     elif isinstance(exc, DjangoPermissionDenied):

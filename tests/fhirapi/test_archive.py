@@ -633,3 +633,13 @@ def test_metadata_is_an_r4_capability_statement_of_what_is_served(client, db):
     observation = {p["name"] for p in served["Observation"]["searchParam"]}
     assert {"patient", "code", "date", "category", "status", "identifier", "_lastUpdated"} <= observation
     # Every declared search parameter is really accepted (strict handling would refuse an unknown one).
+
+
+def test_oversized_payload_and_wrong_content_type_get_an_outcome_and_write_nothing(hosp, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    body = sample("Observation", f"Patient/{hosp.patient_id}")
+    body["note"] = [{"text": "x" * 5000}]
+    assert outcome(post(hosp.client, "Observation", body), 413)[0]["code"] == "too-costly"
+    as_xml = hosp.client.post("/fhir/Observation", "<Observation/>", content_type="application/fhir+xml")
+    assert outcome(as_xml, 415)[0]["code"] == "not-supported"
+    assert Resource.objects.filter(resource_type="Observation").count() == 0

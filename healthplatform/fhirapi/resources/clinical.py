@@ -40,6 +40,8 @@ class Writer:
     source: object | None
     actor: str
     authorities: frozenset[str] = field(default_factory=frozenset)
+    # Patient references already resolved in this request: a Bundle names its Patient in every entry.
+    patients: dict[str, Identity] = field(default_factory=dict)
 
     @property
     def is_staff(self) -> bool:
@@ -132,6 +134,8 @@ def patient_reference(writer: Writer, value, *, path: str, local: dict[str, str]
     if not isinstance(ref, str) or not ref:
         raise FHIRError.one(400, "required", f"{path}: a reference to the Patient is required", expression=path)
     ref = local.get(ref, ref)
+    if ref in writer.patients:
+        return writer.patients[ref]
     identity = None
     if ref.startswith("Patient?"):
         identity = _patient_by_criteria(ref[len("Patient?") :], path=path)
@@ -157,6 +161,7 @@ def patient_reference(writer: Writer, value, *, path: str, local: dict[str, str]
         raise FHIRError.one(
             403, "forbidden", f"{path}: that Patient is registered by another institution", expression=path
         )
+    writer.patients[ref] = identity
     return identity
 
 
