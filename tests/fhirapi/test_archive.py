@@ -596,6 +596,8 @@ def test_provide_find_and_retrieve_a_document_mhd(hosp, settings, tmp_path):
     assert raw.status_code == 200 and raw.content == text and raw["Content-Type"].startswith("text/plain")
     as_fhir = ok(hosp.client.get(f"/fhir/{url}", HTTP_ACCEPT=FHIR_JSON))
     assert base64.b64decode(as_fhir["data"]) == text
+    everything = ok(hosp.client.get(f"/fhir/Patient/{hosp.patient_id}/$everything"))
+    assert doc_id in {e["resource"]["id"] for e in everything["entry"] if e["resource"]["resourceType"] != "Patient"}
     # A hash that does not match the bytes is refused, naming the element; nothing is written.
     bad = provide_document_bundle(f"Patient/{hosp.patient_id}", text, doc_id="DOC-2")
     bad["entry"][1]["resource"]["content"][0]["attachment"]["hash"] = base64.b64encode(b"x" * 20).decode()
@@ -616,6 +618,7 @@ def test_everything_returns_the_whole_person_across_institutions_in_pages(hosp):
     types = [t for t, _ in seen]
     assert types.count("Observation") == 6 and types.count("Encounter") == 1 and types.count("DiagnosticReport") == 1
     assert types[:2] == ["Patient", "Patient"]  # the golden Patient, then the source Patient
+    assert types.count("DocumentReference") == 0
     assert len(seen) == len(set(seen))
     golden = seen[0][1]
     again = ok(hosp.client.get(f"/fhir/Patient/{golden}/$everything?_count=100"))

@@ -479,6 +479,14 @@ class PatientEverythingView(FHIRView):
                     rendered(stored[str(identity.uuid)]) if str(identity.uuid) in stored else identity_patient(identity)
                 )
                 entries.append(SearchEntry(body, request.build_absolute_uri(f"/fhir/Patient/{identity.uuid}")))
+            # The person's shared documents (emr) come on the first page: a person has tens, not thousands.
+            from emr.fhir import document_reference_resource
+            from emr.models import DocumentEntry
+
+            documents = DocumentEntry.objects.filter(identity_id__in=identity_ids).select_related("identity")
+            for entry in documents.order_by("-date", "-pk")[:1000]:
+                url = request.build_absolute_uri(f"/fhir/DocumentReference/{entry.uuid}")
+                entries.append(SearchEntry(document_reference_resource(entry), url))
         rows, next_pk = archive.everything_page(
             identity_ids, count=count, after_pk=int(cursor) if cursor is not None else None
         )
