@@ -11,8 +11,11 @@ Nothing here knows FHIR: the FHIR API parses resources into these arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -22,6 +25,7 @@ from registry.models import Department, Institution, Practitioner, SourceSystem
 from registry.services import RegistryError, department_create, institution_create, practitioner_register
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_Row = TypeVar("_Row", Institution, Department, Practitioner)
 
 
 class DirectoryForbidden(RegistryError):
@@ -83,6 +87,43 @@ def _unique_clash(exc: ValidationError) -> bool:
     return any(error.code in ("unique", "unique_together") for group in groups for error in group)
 
 
+def _create(service: Callable[..., _Row], fields, *, duplicate: str) -> _Row:
+    """Registers a row through the registry's own ``service``, which takes a write's fields by name
+    (all but ``active``: a service registers an active row, deactivated here in the same transaction).
+    A uniqueness clash, seen by validation or by the database, is a DuplicateEntry saying ``duplicate``."""
+    arguments = {f.name: getattr(fields, f.name) for f in dataclasses.fields(fields) if f.name != "active"}
+    try:
+        with transaction.atomic():
+            row = service(**arguments)
+            if not fields.active:
+                row.active = False
+                row.save(update_fields=["active", "updated_at"])
+    except ValidationError as exc:
+        if _unique_clash(exc):
+            raise DuplicateEntry(duplicate) from exc
+        raise
+    except IntegrityError as exc:
+        raise DuplicateEntry(duplicate) from exc
+    return row
+
+
+def _locked(queryset: QuerySet[_Row], row: _Row, expected_version: str | None) -> _Row:
+    """The row read again under a row lock (the caller's transaction), refused if it changed since the
+    version the writer read."""
+    row = queryset.select_for_update().get(pk=row.pk)
+    _check_version(row, expected_version)
+    return row
+
+
+def _save_or_duplicate(row, message: str) -> None:
+    try:
+        _save(row)
+    except ValidationError as exc:
+        if _unique_clash(exc):
+            raise DuplicateEntry(message) from exc
+        raise
+
+
 # --- Institutions (FHIR Organization) -------------------------------------------------
 
 
@@ -108,31 +149,11 @@ def directory_institution_create(*, writer, fields: InstitutionFields) -> Instit
     """Registers an institution. Only staff do: a source system's own institution exists already."""
     if _writer_institution_id(writer) is not None:
         raise DirectoryForbidden("a source system cannot register an institution; ask the platform administrators")
-    try:
-        with transaction.atomic():
-            institution = institution_create(
-                code=fields.code,
-                name=fields.name,
-                level=fields.level,
-                kind=fields.kind,
-                division_code=fields.division_code,
-                district=fields.district,
-                licence_number=fields.licence_number,
-                licence_valid_from=fields.licence_valid_from,
-                licence_valid_until=fields.licence_valid_until,
-                address=fields.address,
-                phone=fields.phone,
-            )
-            if not fields.active:
-                institution.active = False
-                institution.save(update_fields=["active", "updated_at"])
-    except ValidationError as exc:
-        if _unique_clash(exc):
-            raise DuplicateEntry("an institution with this code or licence number is registered already") from exc
-        raise
-    except IntegrityError as exc:
-        raise DuplicateEntry("an institution with this code or licence number is registered already") from exc
-    return institution
+    return _create(
+        institution_create,
+        fields,
+        duplicate="an institution with this code or licence number is registered already",
+    )
 
 
 @transaction.atomic
@@ -143,8 +164,7 @@ def directory_institution_update(
     a source system may not (de)activate its institution: that cuts off every feed of it, an
     administrator's decision."""
     _check_owner(writer, institution.pk, "entry")
-    institution = Institution.objects.select_for_update().get(pk=institution.pk)
-    _check_version(institution, expected_version)
+    institution = _locked(Institution.objects, institution, expected_version)
     errors = {}
     if fields.code.strip().upper() != institution.code:
         errors["code"] = ["The institution code is the institution's identity and cannot change."]
@@ -168,15 +188,6 @@ def directory_institution_update(
     return institution
 
 
-def _save_or_duplicate(row, message: str) -> None:
-    try:
-        _save(row)
-    except ValidationError as exc:
-        if _unique_clash(exc):
-            raise DuplicateEntry(message) from exc
-        raise
-
-
 # --- Departments (FHIR Location) ------------------------------------------------------
 
 
@@ -193,19 +204,11 @@ class DepartmentFields:
 def directory_department_create(*, writer, fields: DepartmentFields) -> Department:
     """Adds a department to an institution the writer may write for."""
     _check_owner(writer, fields.institution.pk, "departments")
-    try:
-        with transaction.atomic():
-            department = department_create(institution=fields.institution, code=fields.code, name=fields.name)
-            if not fields.active:
-                department.active = False
-                department.save(update_fields=["active", "updated_at"])
-    except ValidationError as exc:
-        if _unique_clash(exc):
-            raise DuplicateEntry("the institution has a department with this code already") from exc
-        raise
-    except IntegrityError as exc:
-        raise DuplicateEntry("the institution has a department with this code already") from exc
-    return department
+    return _create(
+        department_create,
+        fields,
+        duplicate="the institution has a department with this code already",
+    )
 
 
 @transaction.atomic
@@ -214,8 +217,7 @@ def directory_department_update(
 ) -> Department:
     """Renames or (de)activates a department. Its institution and code are its identity (and its id)."""
     _check_owner(writer, department.institution_id, "departments")
-    department = Department.objects.select_for_update().select_related("institution").get(pk=department.pk)
-    _check_version(department, expected_version)
+    department = _locked(Department.objects.select_related("institution"), department, expected_version)
     errors = {}
     if fields.institution.pk != department.institution_id:
         errors["institution"] = ["A department cannot move to another institution."]
@@ -253,28 +255,11 @@ _DUPLICATE_LICENCE = "a practitioner with this licence number is registered in t
 def directory_practitioner_create(*, writer, fields: PractitionerFields) -> Practitioner:
     """Registers a practitioner at an institution the writer may write for."""
     _check_owner(writer, fields.institution.pk, "practitioners")
-    try:
-        with transaction.atomic():
-            practitioner = practitioner_register(
-                licence_number=fields.licence_number,
-                name=fields.name,
-                role=fields.role,
-                institution=fields.institution,
-                valid_from=fields.valid_from,
-                valid_until=fields.valid_until,
-                department=fields.department,
-                name_pinyin=fields.name_pinyin,
-            )
-            if not fields.active:
-                practitioner.active = False
-                practitioner.save(update_fields=["active", "updated_at"])
-    except ValidationError as exc:
-        if _unique_clash(exc):
-            raise DuplicateEntry(_DUPLICATE_LICENCE) from exc
-        raise
-    except IntegrityError as exc:
-        raise DuplicateEntry(_DUPLICATE_LICENCE) from exc
-    return practitioner
+    return _create(
+        practitioner_register,
+        fields,
+        duplicate=_DUPLICATE_LICENCE,
+    )
 
 
 @transaction.atomic
@@ -285,8 +270,7 @@ def directory_practitioner_update(
     practitioner nor move its own to another institution."""
     _check_owner(writer, practitioner.institution_id, "practitioners")
     _check_owner(writer, fields.institution.pk, "practitioners")
-    practitioner = Practitioner.objects.select_for_update().get(pk=practitioner.pk)
-    _check_version(practitioner, expected_version)
+    practitioner = _locked(Practitioner.objects, practitioner, expected_version)
     practitioner.institution = fields.institution
     practitioner.department = fields.department
     practitioner.licence_number = fields.licence_number.strip().upper()

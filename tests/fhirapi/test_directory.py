@@ -3,17 +3,13 @@ paging, and writes by a hospital's own feed (HTTP Basic) and by staff (session).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from healthplatform.fhirapi.resources.directory import (
     DEPARTMENT_CODE_SYSTEM,
@@ -26,8 +22,8 @@ from healthplatform.fhirapi.resources.directory import (
     PRACTITIONER_ORGANIZATION_EXTENSION,
     PRACTITIONER_ROLE_SYSTEM,
 )
-from registry.models import Department, Institution, Practitioner, SourceSystem
-from registry.services import source_system_register
+from registry.models import Department, Institution, Practitioner
+from tests.fhirapi.client import CONTENT_TYPE, FHIR_JSON, expressions, ids, issues, register_feed, searchset
 from tests.registry.factories import (
     TODAY,
     DepartmentFactory,
@@ -35,17 +31,6 @@ from tests.registry.factories import (
     PractitionerFactory,
     credit_code,
 )
-
-FHIR_JSON = "application/fhir+json"
-CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion=4.0"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Cached credential checks must not leak from one test into another.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -84,22 +69,10 @@ def region(db):
     )
 
 
-def basic(client_id: str, secret: str) -> dict:
-    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"authorization": f"Basic {token}"}
-
-
 @pytest.fixture
 def hospital(region):
     """The HTTP client of our hospital's HIS feed (HTTP Basic)."""
-    source, secret = source_system_register(
-        institution=region.ours,
-        kind=SourceSystem.Kind.HIS,
-        name="HIS",
-        sending_application="HIS",
-        sending_facility="WUSHAN",
-    )
-    return Client(headers=basic(source.client_id, secret))
+    return register_feed(institution=region.ours, facility="WUSHAN").client
 
 
 @pytest.fixture
@@ -119,29 +92,6 @@ def resource(response, status: int = 200) -> dict:
     body = response.json()
     get_fhir_model_class(body["resourceType"]).model_validate(body)
     return body
-
-
-def bundle(response) -> dict:
-    body = resource(response)
-    Bundle.model_validate(body)  # the entries' resources are validated with it
-    assert body["type"] == "searchset"
-    return body
-
-
-def ids(response) -> list[str]:
-    return [entry["resource"]["id"] for entry in bundle(response).get("entry", [])]
-
-
-def issues(response, status: int) -> list[dict]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == CONTENT_TYPE
-    body = response.json()
-    OperationOutcome.model_validate(body)
-    return body["issue"]
-
-
-def expressions(response, status: int) -> list[str]:
-    return [e for issue in issues(response, status) for e in issue.get("expression", [])]
 
 
 def post(client, path: str, body: dict, **headers):
@@ -307,10 +257,10 @@ def test_location_search_by_each_parameter(staff, region):
 
 
 def test_summary_count_answers_the_total_without_entries(staff, region):
-    body = bundle(staff.get("/fhir/Location", {"organization": region.ours.code, "_summary": "count"}))
+    body = searchset(staff.get("/fhir/Location", {"organization": region.ours.code, "_summary": "count"}))
     assert body["total"] == 3
     assert "entry" not in body
-    assert bundle(staff.get("/fhir/Practitioner", {"_count": "0"}))["total"] == 3
+    assert searchset(staff.get("/fhir/Practitioner", {"_count": "0"}))["total"] == 3
 
 
 def test_unknown_parameters_are_ignored_unless_strict_handling_is_asked(staff, region):
@@ -331,7 +281,7 @@ def _walk(client, path: str, params: dict) -> tuple[list[str], int]:
     """Every id of a search, following next links; and how many pages it took."""
     seen, pages, response = [], 0, client.get(path, params)
     while True:
-        body = bundle(response)
+        body = searchset(response)
         pages += 1
         seen += [entry["resource"]["id"] for entry in body.get("entry", [])]
         following = [link["url"] for link in body["link"] if link["relation"] == "next"]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 from types import SimpleNamespace
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.parameters import Parameters
 
 from mpi.demographics import Demographics
@@ -21,24 +17,16 @@ from mpi.identifiers import make_resident_id
 from mpi.selectors import identifier_systems, system_of_authority
 from mpi.services import identity_register, person_merge
 from registry.models import SourceSystem
-from registry.services import source_system_register, source_system_rotate_secret
-from tests.registry.factories import InstitutionFactory
+from registry.services import source_system_rotate_secret
+from tests.fhirapi.client import CONTENT_TYPE, FHIR_JSON, basic, expressions, issues, searchset
+from tests.fhirapi.client import ids as patient_ids
 
-FHIR_JSON = "application/fhir+json"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 # Two hospitals' assigning authorities (OIDs) and a third that registers a duplicate.
 HOSPITAL_A, HOSPITAL_B, HOSPITAL_C = "1.2.156.999.1", "1.2.156.999.2", "1.2.156.999.3"
 RESIDENT_SYSTEM = identifier_systems()["resident_id"]
 WANG_ID = make_resident_id("440106", dt.date(1985, 3, 12), 123)
 LI_ID = make_resident_id("440106", dt.date(1990, 7, 21), 124)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Cached credential checks must not leak from one test into another.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -81,47 +69,8 @@ def staff(client, django_user_model):
     return client
 
 
-@pytest.fixture
-def feed(db):
-    """A registered source system and its secret."""
-    source, secret = source_system_register(
-        institution=InstitutionFactory(),
-        kind=SourceSystem.Kind.HIS,
-        name="HIS",
-        sending_application="HIS",
-        sending_facility="HOSP-A",
-    )
-    return SimpleNamespace(source=source, secret=secret)
-
-
-def basic(client_id: str, secret: str) -> dict:
-    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"authorization": f"Basic {token}"}
-
-
 def entries(response) -> list[dict]:
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == f"{FHIR_JSON}; fhirVersion=4.0"
-    body = response.json()
-    Bundle.model_validate(body)  # a valid FHIR R4 Bundle, Patients included
-    assert body["type"] == "searchset"
-    return body.get("entry", [])
-
-
-def patient_ids(response) -> list[str]:
-    return [e["resource"]["id"] for e in entries(response)]
-
-
-def issues(response, status: int) -> list[dict]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == f"{FHIR_JSON}; fhirVersion=4.0"
-    body = response.json()
-    OperationOutcome.model_validate(body)
-    return body["issue"]
-
-
-def expressions(response, status: int) -> list[str]:
-    return [e for issue in issues(response, status) for e in issue.get("expression", [])]
+    return searchset(response).get("entry", [])  # a valid FHIR R4 Bundle, Patients included
 
 
 def match_body(patient: dict, **extra) -> dict:
@@ -431,7 +380,7 @@ def test_json_is_served_for_json_or_any_accept(staff, region, query, accept):
     headers = {"accept": accept} if accept else {}
     response = staff.get(f"/fhir/Patient/{region.li.uuid}", query, headers=headers)
     assert response.status_code == 200
-    assert response["Content-Type"] == f"{FHIR_JSON}; fhirVersion=4.0"
+    assert response["Content-Type"] == CONTENT_TYPE
 
 
 @pytest.mark.parametrize(("query", "accept"), [({}, "application/fhir+xml"), ({"_format": "xml"}, "*/*")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 import os
@@ -14,11 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.hashers import check_password
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.utils import timezone
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 from oauth2_provider.models import get_access_token_model, get_application_model
 from rest_framework.request import Request
 
@@ -29,26 +25,18 @@ from mpi.identifiers import make_resident_id
 from mpi.selectors import identifier_systems
 from mpi.services import identity_register
 from registry.models import Institution, SourceSystem
-from registry.services import source_system_register, source_system_rotate_secret
-from tests.registry.factories import InstitutionFactory
+from registry.services import source_system_rotate_secret
+from tests.fhirapi.client import FHIR_JSON, basic, issues, register_feed
+from tests.fhirapi.client import ids as patient_ids
 
 AccessToken = get_access_token_model()
 Application = get_application_model()
 
 ROOT = Path(__file__).resolve().parents[2]
-FHIR_JSON = "application/fhir+json"
 FORM = "application/x-www-form-urlencoded"
 HOSPITAL_A = "1.2.156.999.1"
 RESIDENT_SYSTEM = identifier_systems()["resident_id"]
 RESIDENT_ID = make_resident_id("440106", dt.date(1985, 3, 12), 123)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Cached HTTP Basic checks must not leak from one test into another.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -64,20 +52,8 @@ def region(db):
 
 @pytest.fixture
 def feed(db):
-    """A registered source system and its secret."""
-    source, secret = source_system_register(
-        institution=InstitutionFactory(),
-        kind=SourceSystem.Kind.LIS,
-        name="LIS",
-        sending_application="LIS",
-        sending_facility="HOSP-A",
-    )
-    return SimpleNamespace(source=source, secret=secret)
-
-
-def basic(client_id: str, secret: str) -> dict:
-    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"authorization": f"Basic {token}"}
+    """A registered source system (a laboratory's LIS) and its secret."""
+    return register_feed(kind=SourceSystem.Kind.LIS, name="LIS")
 
 
 def bearer(token: str) -> dict:
@@ -98,20 +74,6 @@ def token_for(feed, scope: str | None = None) -> str:
 
 def search_patient(client: Client):
     return client.get("/fhir/Patient", {"identifier": f"{RESIDENT_SYSTEM}|{RESIDENT_ID}"})
-
-
-def patient_ids(response) -> list[str]:
-    assert response.status_code == 200, response.content
-    body = response.json()
-    Bundle.model_validate(body)
-    return [e["resource"]["id"] for e in body.get("entry", [])]
-
-
-def issues(response, status: int) -> list[dict]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    OperationOutcome.model_validate(body)
-    return body["issue"]
 
 
 def oauth_error(response, status: int) -> str:

@@ -71,6 +71,15 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
     return coding
 
 
+def _concept(system: str, code: str, displays: dict[str, str]) -> dict:
+    """A CodeableConcept of one of the registry's own codes, with its Chinese display where known."""
+    return {"coding": [_coding(system, code, displays.get(code))], "text": displays.get(code, code)}
+
+
+def _mcsd_facility() -> dict:
+    return {"coding": [_coding(MCSD_TYPE_SYSTEM, "facility", "Facility")]}
+
+
 def _address(institution: Institution) -> dict:
     address: dict = {
         "extension": [{"url": DIVISION_CODE_EXTENSION, "valueCode": institution.division_code}],
@@ -110,16 +119,10 @@ def organization_resource(institution: Institution) -> dict:
         ],
         "active": institution.active,
         "type": [
-            {"coding": [_coding(MCSD_TYPE_SYSTEM, "facility", "Facility")]},
+            _mcsd_facility(),
             {"coding": [_coding(ORGANIZATION_TYPE_SYSTEM, "prov", "Healthcare Provider")]},
-            {
-                "coding": [_coding(INSTITUTION_KIND_SYSTEM, institution.kind, _KIND_DISPLAY.get(institution.kind))],
-                "text": _KIND_DISPLAY.get(institution.kind, institution.kind),
-            },
-            {
-                "coding": [_coding(INSTITUTION_LEVEL_SYSTEM, institution.level, _LEVEL_DISPLAY.get(institution.level))],
-                "text": _LEVEL_DISPLAY.get(institution.level, institution.level),
-            },
+            _concept(INSTITUTION_KIND_SYSTEM, institution.kind, _KIND_DISPLAY),
+            _concept(INSTITUTION_LEVEL_SYSTEM, institution.level, _LEVEL_DISPLAY),
         ],
         "name": institution.name,
         "address": [_address(institution)],
@@ -140,7 +143,7 @@ def site_location_resource(institution: Institution) -> dict:
         "name": institution.name,
         "mode": "instance",
         "type": [
-            {"coding": [_coding(MCSD_TYPE_SYSTEM, "facility", "Facility")]},
+            _mcsd_facility(),
             {"coding": [_coding(ROLE_CODE_SYSTEM, _SITE_TYPE.get(institution.kind, "HOSP"))]},
         ],
         "address": _address(institution),
@@ -205,7 +208,6 @@ def practitioner_resource(practitioner: Practitioner) -> dict:
     period = {"start": practitioner.valid_from.isoformat()}
     if practitioner.valid_until:
         period["end"] = practitioner.valid_until.isoformat()
-    role = practitioner.role
     return {
         "resourceType": "Practitioner",
         "id": str(practitioner.pk),
@@ -217,10 +219,7 @@ def practitioner_resource(practitioner: Practitioner) -> dict:
         "qualification": [
             {
                 "identifier": [licence],
-                "code": {
-                    "coding": [_coding(PRACTITIONER_ROLE_SYSTEM, role, _ROLE_DISPLAY.get(role))],
-                    "text": _ROLE_DISPLAY.get(role, role),
-                },
+                "code": _concept(PRACTITIONER_ROLE_SYSTEM, practitioner.role, _ROLE_DISPLAY),
                 "period": period,
             }
         ],
@@ -262,6 +261,13 @@ def _day(value, path: str) -> dt.date:
     if isinstance(value, dt.date):
         return value
     raise _invalid(path, "needs a full date (YYYY-MM-DD)")
+
+
+def _code(coding, choices: list[str], path: str) -> str:
+    """A coding's code, which must be one of the registry's ``choices``."""
+    if coding.code not in choices:
+        raise _invalid(path, f"expected one of {', '.join(choices)}", code="code-invalid")
+    return coding.code
 
 
 def _text(value) -> str:
@@ -339,13 +345,9 @@ def parse_organization(data) -> Parsed:
         for j, coding in enumerate(concept.coding or []):
             where = f"Organization.type[{i}].coding[{j}].code"
             if coding.system == INSTITUTION_KIND_SYSTEM:
-                if coding.code not in Institution.Kind.values:
-                    raise _invalid(where, f"expected one of {', '.join(Institution.Kind.values)}", code="code-invalid")
-                kind, paths["kind"] = coding.code, where
+                kind, paths["kind"] = _code(coding, Institution.Kind.values, where), where
             elif coding.system == INSTITUTION_LEVEL_SYSTEM:
-                if coding.code not in Institution.Level.values:
-                    raise _invalid(where, f"expected one of {', '.join(Institution.Level.values)}", code="code-invalid")
-                level, paths["level"] = coding.code, where
+                level, paths["level"] = _code(coding, Institution.Level.values, where), where
     if kind is None:
         raise _invalid(
             "Organization.type", f"needs the kind of institution ({INSTITUTION_KIND_SYSTEM})", code="required"
@@ -485,9 +487,7 @@ def parse_practitioner(data, *, default_institution: Institution | None) -> Pars
         for c, coding in enumerate((qualification.code.coding if qualification.code else None) or []):
             if coding.system == PRACTITIONER_ROLE_SYSTEM:
                 where = f"Practitioner.qualification[{q}].code.coding[{c}].code"
-                if coding.code not in Practitioner.Role.values:
-                    raise _invalid(where, f"expected one of {', '.join(Practitioner.Role.values)}", code="code-invalid")
-                role, period = coding.code, qualification.period
+                role, period = _code(coding, Practitioner.Role.values, where), qualification.period
                 paths.update(
                     role=where,
                     valid_from=f"Practitioner.qualification[{q}].period.start",

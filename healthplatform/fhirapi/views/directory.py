@@ -8,14 +8,18 @@ write any (``registry.directory``). Searches page by key (a ``_cursor`` link), n
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import QueryDict
 from django.urls import re_path, reverse
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
 
 from healthplatform.fhirapi import search
@@ -30,6 +34,7 @@ _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
 _FHIR_CREATED = {(201, "application/fhir+json"): OpenApiTypes.OBJECT, **_FHIR_OBJECT}
 _FHIR_BODY = {"application/fhir+json": OpenApiTypes.OBJECT}
 _ID = r"(?P<id>[A-Za-z0-9\-.]{1,64})"  # FHIR ids (R4 datatypes.html#id)
+_VID = r"/_history/(?P<vid>[0-9]{1,20})"
 # Result parameters every directory search takes besides its own.
 _RESULT_PARAMETERS = frozenset({"_summary", "_cursor"})
 _ETAG_RE = re.compile(r'^(?:W/)?"([^"]+)"$')
@@ -183,9 +188,231 @@ def _names(found: search.SearchParameters) -> dict:
     return {"name": found.get("name"), "name_contains": found.get("name:contains")}
 
 
-# --- Organization -----------------------------------------------------------------------
+def _if_none_exist(request, find):
+    """R4 http.html#ccreate: ``If-None-Exist: identifier=system|value``. The match if exactly one exists
+    (nothing is created), None if none; more than one is 412."""
+    header = request.headers.get("If-None-Exist")
+    if header is None:
+        return None
+    criteria = QueryDict(header.strip().lstrip("?"))
+    if set(criteria) != {"identifier"} or len(criteria.getlist("identifier")) != 1:
+        raise FHIRError.one(
+            400, "not-supported", "If-None-Exist: only identifier=system|value is supported", expression="If-None-Exist"
+        )
+    system, value = search.token("If-None-Exist", criteria["identifier"])
+    matches = list(find(system, value)[:2])
+    if len(matches) > 1:
+        raise FHIRError.one(412, "duplicate", "If-None-Exist: more than one resource matches")
+    return matches[0] if matches else None
 
-ORGANIZATION_PARAMETERS = frozenset({"identifier", "name", "name:contains", "active", "type"})
+
+def _article(resource_type: str) -> str:
+    return f"an {resource_type}" if resource_type[0] in "AEIOU" else f"a {resource_type}"
+
+
+# --- One resource type of the directory -------------------------------------------------
+
+
+class DirectoryEntry:
+    """What the directory endpoints know of one resource type. A subclass per type declares how its rows
+    are found, searched, rendered, parsed and written (the way NetBox declares its API views); the views
+    below turn that into read, search, create, update and vread, the same for every type.
+
+    Besides the attributes, a subclass defines ``lookup(id)`` (the row with this FHIR id, or None),
+    ``criteria(query)`` (a search's criteria; None when nothing can match), ``parse(data, *,
+    default_institution)`` (the resource as a write's fields; without a named institution
+    ``default_institution``'s) and ``existing(system, value, fields)`` (what ``If-None-Exist:
+    identifier=system|value`` matches, a queryset).
+    """
+
+    resource_type: str
+    search_parameters: frozenset[str]
+    render: Callable[[Any], dict]  # a row as its FHIR resource
+    search: Callable[..., QuerySet]  # the registry's search: criteria -> queryset in key order
+    page_after: Callable[..., list]  # its keyset page: (queryset, *, after, limit) -> rows
+    create: Callable[..., Any]  # the registry's create service: (*, writer, fields) -> row
+    update: Callable[..., Any]  # its update service: (*, writer, <row_keyword>=row, fields, expected_version)
+    row_keyword: str  # the keyword the update service takes the row by
+    key: Callable[[Any], Any]  # the cursor of the page after a row
+    # What the OpenAPI description says of the endpoints.
+    type_doc: str
+    instance_doc: str
+    filters: list[OpenApiParameter]  # the search parameters besides the common ones
+    search_summary: str
+    create_summary: str
+    update_summary: str
+
+    @classmethod
+    def urlpatterns(cls) -> list:
+        """The type, instance and current-version views of this resource type, at their URLs."""
+        name, attrs = cls.resource_type, {"entry": cls(), "__module__": __name__}
+        type_view = type(f"{name}TypeView", (DirectoryTypeView,), {**attrs, "__doc__": cls.type_doc})
+        instance_view = type(f"{name}InstanceView", (DirectoryInstanceView,), {**attrs, "__doc__": cls.instance_doc})
+        version_view = type(f"{name}VersionView", (_CurrentVersionRead, instance_view), {"__module__": __name__})
+        return [
+            re_path(rf"^{name}/{_ID}{_VID}$", version_view.as_view(), name=f"{name.lower()}-vread"),
+            re_path(rf"^{name}$", type_view.as_view(), name=f"{name.lower()}-search"),
+            re_path(rf"^{name}/{_ID}$", instance_view.as_view(), name=f"{name.lower()}-read"),
+        ]
+
+    def count(self, criteria) -> int:
+        return self.search(**criteria).count()
+
+    def page(self, criteria, *, cursor: str | None, limit: int) -> list:
+        """Up to ``limit`` rows after the cursor (taken from a next link)."""
+        return self.page_after(self.search(**criteria), after=self.after(cursor), limit=limit)
+
+    def after(self, cursor: str | None):
+        """The key a cursor stands for."""
+        return cursor
+
+    def owner(self, row) -> Institution:
+        """The institution a row belongs to (what an update defaults to)."""
+        return row.institution
+
+    def check_writable(self, row, id: str) -> None:
+        """Refuses an update this endpoint does not take (raises a FHIRError)."""
+
+    def saved(self, row):
+        """The row as rendered after an update."""
+        return row
+
+
+# --- The views, the same for every type -------------------------------------------------
+
+
+class DirectoryTypeView(FHIRView):
+    """``/fhir/{type}``: search (mCSD ITI-90), or create. A subclass names its ``entry``."""
+
+    entry: DirectoryEntry
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.fhir_resource_type = cls.entry.resource_type
+        name = cls.fhir_resource_type.lower()
+        extend_schema_view(
+            get=extend_schema(
+                operation_id=f"fhir_{name}_search",
+                summary=cls.entry.search_summary,
+                parameters=[*cls.entry.filters, *_COMMON_SEARCH_PARAMETERS],
+                responses=_FHIR_OBJECT,
+            ),
+            post=extend_schema(
+                operation_id=f"fhir_{name}_create",
+                summary=cls.entry.create_summary,
+                parameters=[_IF_NONE_EXIST],
+                request=_FHIR_BODY,
+                responses=_FHIR_CREATED,
+            ),
+        )(cls)
+
+    def get(self, request):
+        entry = self.entry
+        query = _Search(request, entry.search_parameters)
+        criteria = entry.criteria(query)
+        if criteria is None:
+            return query.empty()
+        if query.only_total:
+            return query.total(entry.count(criteria))
+        rows = entry.page(criteria, cursor=query.cursor, limit=query.count + 1)
+        return query.page(
+            rows, render=entry.render, url_name=f"fhirapi:{entry.resource_type.lower()}-read", key=entry.key
+        )
+
+    def post(self, request):
+        entry = self.entry
+        parsed = entry.parse(request.data, default_institution=_own_institution(request))
+        existing = _if_none_exist(request, lambda system, value: entry.existing(system, value, parsed.fields))
+        if existing is not None:
+            return _written(request, entry.render(existing), existing, status=200)
+        row = _registry_write(
+            lambda: entry.create(writer=_writer(request), fields=parsed.fields), parsed, entry.resource_type
+        )
+        return _written(request, entry.render(row), row, status=201)
+
+
+class DirectoryInstanceView(FHIRView):
+    """``/fhir/{type}/{id}``: read, or update (If-Match). A subclass names its ``entry``."""
+
+    entry: DirectoryEntry
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.fhir_resource_type = cls.entry.resource_type
+        name = cls.fhir_resource_type.lower()
+        extend_schema_view(
+            get=extend_schema(
+                operation_id=f"fhir_{name}_read",
+                summary=f"Read {_article(cls.fhir_resource_type)}",
+                responses=_FHIR_OBJECT,
+            ),
+            put=extend_schema(
+                operation_id=f"fhir_{name}_update",
+                summary=cls.entry.update_summary,
+                parameters=[_IF_MATCH],
+                request=_FHIR_BODY,
+                responses=_FHIR_OBJECT,
+            ),
+        )(cls)
+
+    def _row(self, id: str):
+        row = self.entry.lookup(id)
+        if row is None:
+            raise FHIRError.one(404, "not-found", f"{self.entry.resource_type}/{id} is not known")
+        return row
+
+    def get(self, request, id):
+        row = self._row(id)
+        return Response(self.entry.render(row), headers=_version_headers(row))
+
+    def put(self, request, id):
+        entry = self.entry
+        row = self._row(id)
+        entry.check_writable(row, id)
+        parsed = entry.parse(request.data, default_institution=entry.owner(row))
+        _check_update_id(parsed, id, entry.resource_type)
+        expected = _expected_version(request)
+        row = _registry_write(
+            lambda: entry.update(
+                writer=_writer(request),
+                **{entry.row_keyword: row},
+                fields=parsed.fields,
+                expected_version=expected,
+            ),
+            parsed,
+            entry.resource_type,
+        )
+        row = entry.saved(row)
+        return _written(request, entry.render(row), row, status=200)
+
+
+class _CurrentVersionRead:
+    """``GET /fhir/{type}/{id}/_history/{vid}`` (vread) of the current version, the one a create or update
+    names in its Location header. The registry keeps no history: an earlier version is 404."""
+
+    http_method_names = ["get", "head"]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        type_ = cls.fhir_resource_type
+        extend_schema_view(
+            get=extend_schema(
+                operation_id=f"fhir_{type_.lower()}_vread",
+                summary=f"Read {_article(type_)}'s current version",
+                responses=_FHIR_OBJECT,
+            )
+        )(cls)
+
+    def get(self, request, id, vid):
+        response = super().get(request, id)
+        if response["ETag"] != f'W/"{vid}"':
+            raise FHIRError.one(
+                404, "not-found", f"{self.fhir_resource_type}/{id}: only the current version is kept in the directory"
+            )
+        return response
+
+
+# --- Organization -----------------------------------------------------------------------
 
 
 def _organization_criteria(query: _Search) -> dict | None:
@@ -221,244 +448,112 @@ def _organization_criteria(query: _Search) -> dict | None:
     return criteria
 
 
-class OrganizationTypeView(FHIRView):
-    """``/fhir/Organization``: search the region's institutions, or register one (staff)."""
+class Organizations(DirectoryEntry):
+    """Institutions as Organization: staff register them; a feed updates its own."""
 
-    fhir_resource_type = "Organization"
+    resource_type = "Organization"
+    search_parameters = frozenset({"identifier", "name", "name:contains", "active", "type"})
+    render = staticmethod(fhir_directory.organization_resource)
+    search = staticmethod(directory.institution_search)
+    page_after = staticmethod(directory.institution_page)
+    create = staticmethod(directory.directory_institution_create)
+    update = staticmethod(directory.directory_institution_update)
+    row_keyword = "institution"
+    key = staticmethod(attrgetter("code"))
+    criteria = staticmethod(_organization_criteria)
 
-    @extend_schema(
-        operation_id="fhir_organization_search",
-        summary="Search Organizations (institutions, mCSD ITI-90)",
-        parameters=[
-            OpenApiParameter("identifier", str, description="system|value: institution code or licence number"),
-            OpenApiParameter("active", bool),
-            OpenApiParameter("type", str, description="kind (hospital, clinic, pharmacy) or level (tertiary, ...)"),
-            *_COMMON_SEARCH_PARAMETERS,
-        ],
-        responses=_FHIR_OBJECT,
-    )
-    def get(self, request):
-        query = _Search(request, ORGANIZATION_PARAMETERS)
-        criteria = _organization_criteria(query)
-        if criteria is None:
-            return query.empty()
-        qs = directory.institution_search(**criteria)
-        if query.only_total:
-            return query.total(qs.count())
-        rows = directory.institution_page(qs, after=query.cursor, limit=query.count + 1)
-        return query.page(
-            rows,
-            render=fhir_directory.organization_resource,
-            url_name="fhirapi:organization-read",
-            key=lambda i: i.code,
+    type_doc = "``/fhir/Organization``: search the region's institutions, or register one (staff)."
+    instance_doc = "``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."
+    filters = [
+        OpenApiParameter("identifier", str, description="system|value: institution code or licence number"),
+        OpenApiParameter("active", bool),
+        OpenApiParameter("type", str, description="kind (hospital, clinic, pharmacy) or level (tertiary, ...)"),
+    ]
+    search_summary = "Search Organizations (institutions, mCSD ITI-90)"
+    create_summary = "Register an institution (staff only)"
+    update_summary = "Update an Organization (own institution, or staff)"
+
+    def lookup(self, id):
+        return Institution.objects.filter(code=id).first()
+
+    def parse(self, data, *, default_institution):
+        return fhir_directory.parse_organization(data)
+
+    def existing(self, system, value, fields):
+        return directory.institution_search(
+            codes=[value.upper()] if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM) else [],
+            licence_numbers=[value.upper()] if system in (None, fhir_directory.INSTITUTION_LICENCE_SYSTEM) else [],
         )
 
-    @extend_schema(
-        operation_id="fhir_organization_create",
-        summary="Register an institution (staff only)",
-        parameters=[_IF_NONE_EXIST],
-        request=_FHIR_BODY,
-        responses=_FHIR_CREATED,
-    )
-    def post(self, request):
-        parsed = fhir_directory.parse_organization(request.data)
-        existing = _if_none_exist(
-            request,
-            lambda system, value: directory.institution_search(
-                codes=[value.upper()] if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM) else [],
-                licence_numbers=[value.upper()] if system in (None, fhir_directory.INSTITUTION_LICENCE_SYSTEM) else [],
-            ),
-        )
-        if existing is not None:
-            return _written(request, fhir_directory.organization_resource(existing), existing, status=200)
-        institution = _registry_write(
-            lambda: directory.directory_institution_create(writer=_writer(request), fields=parsed.fields),
-            parsed,
-            "Organization",
-        )
-        return _written(request, fhir_directory.organization_resource(institution), institution, status=201)
-
-
-def _if_none_exist(request, find):
-    """R4 http.html#ccreate: ``If-None-Exist: identifier=system|value``. The match if exactly one exists
-    (nothing is created), None if none; more than one is 412."""
-    header = request.headers.get("If-None-Exist")
-    if header is None:
-        return None
-    criteria = QueryDict(header.strip().lstrip("?"))
-    if set(criteria) != {"identifier"} or len(criteria.getlist("identifier")) != 1:
-        raise FHIRError.one(
-            400, "not-supported", "If-None-Exist: only identifier=system|value is supported", expression="If-None-Exist"
-        )
-    system, value = search.token("If-None-Exist", criteria["identifier"])
-    matches = list(find(system, value)[:2])
-    if len(matches) > 1:
-        raise FHIRError.one(412, "duplicate", "If-None-Exist: more than one resource matches")
-    return matches[0] if matches else None
-
-
-class OrganizationInstanceView(FHIRView):
-    """``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."""
-
-    fhir_resource_type = "Organization"
-
-    def _institution(self, id: str) -> Institution:
-        institution = Institution.objects.filter(code=id).first()
-        if institution is None:
-            raise FHIRError.one(404, "not-found", f"Organization/{id} is not known")
+    def owner(self, institution):
         return institution
-
-    @extend_schema(operation_id="fhir_organization_read", summary="Read an Organization", responses=_FHIR_OBJECT)
-    def get(self, request, id):
-        institution = self._institution(id)
-        return Response(fhir_directory.organization_resource(institution), headers=_version_headers(institution))
-
-    @extend_schema(
-        operation_id="fhir_organization_update",
-        summary="Update an Organization (own institution, or staff)",
-        parameters=[_IF_MATCH],
-        request=_FHIR_BODY,
-        responses=_FHIR_OBJECT,
-    )
-    def put(self, request, id):
-        institution = self._institution(id)
-        parsed = fhir_directory.parse_organization(request.data)
-        _check_update_id(parsed, id, "Organization")
-        expected = _expected_version(request)
-        institution = _registry_write(
-            lambda: directory.directory_institution_update(
-                writer=_writer(request),
-                institution=institution,
-                fields=parsed.fields,
-                expected_version=expected,
-            ),
-            parsed,
-            "Organization",
-        )
-        return _written(request, fhir_directory.organization_resource(institution), institution, status=200)
 
 
 # --- Practitioner -----------------------------------------------------------------------
 
-PRACTITIONER_PARAMETERS = frozenset({"identifier", "name", "name:contains", "active", "organization"})
+
+def _practitioner_cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise invalid_parameter("_cursor", "not a cursor of this search; follow the next link")
+    return int(value)
 
 
-class PractitionerTypeView(FHIRView):
-    """``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."""
+class Practitioners(DirectoryEntry):
+    """Practitioners: a feed registers and updates its institution's; staff any."""
 
-    fhir_resource_type = "Practitioner"
+    resource_type = "Practitioner"
+    search_parameters = frozenset({"identifier", "name", "name:contains", "active", "organization"})
+    render = staticmethod(fhir_directory.practitioner_resource)
+    search = staticmethod(directory.practitioner_search)
+    page_after = staticmethod(directory.practitioner_page)
+    create = staticmethod(directory.directory_practitioner_create)
+    update = staticmethod(directory.directory_practitioner_update)
+    row_keyword = "practitioner"
+    key = staticmethod(attrgetter("pk"))
+    parse = staticmethod(fhir_directory.parse_practitioner)
+    after = staticmethod(_practitioner_cursor)
 
-    @extend_schema(
-        operation_id="fhir_practitioner_search",
-        summary="Search Practitioners (mCSD ITI-90)",
-        parameters=[
-            OpenApiParameter("identifier", str, description="system|value: the licence number"),
-            OpenApiParameter("active", bool),
-            OpenApiParameter("organization", str, description="Organization/{id}: where they practise"),
-            *_COMMON_SEARCH_PARAMETERS,
-        ],
-        responses=_FHIR_OBJECT,
-    )
-    def get(self, request):
-        query = _Search(request, PRACTITIONER_PARAMETERS)
+    type_doc = "``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."
+    instance_doc = "``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."
+    filters = [
+        OpenApiParameter("identifier", str, description="system|value: the licence number"),
+        OpenApiParameter("active", bool),
+        OpenApiParameter("organization", str, description="Organization/{id}: where they practise"),
+    ]
+    search_summary = "Search Practitioners (mCSD ITI-90)"
+    create_summary = "Register a Practitioner (at the caller's institution, or any for staff)"
+    update_summary = "Update a Practitioner (own institution's, or staff)"
+
+    def lookup(self, id):
+        if not (id.isdigit() and len(id) < 19):
+            return None
+        return Practitioner.objects.select_related("institution", "department__institution").filter(pk=int(id)).first()
+
+    def criteria(self, query):
         params = query.params
         criteria: dict = {**_names(params), "active": query.active("active")}
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
             if system not in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
-                return query.empty()
+                return None
             criteria["licence_number"] = code
         if (value := params.get("organization")) is not None:
             criteria["institution_code"] = _reference_param("organization", value, "Organization").upper()
-        after = None
-        if query.cursor is not None:
-            if not query.cursor.isdigit():
-                raise invalid_parameter("_cursor", "not a cursor of this search; follow the next link")
-            after = int(query.cursor)
-        qs = directory.practitioner_search(**criteria)
-        if query.only_total:
-            return query.total(qs.count())
-        rows = directory.practitioner_page(qs, after=after, limit=query.count + 1)
-        return query.page(
-            rows, render=fhir_directory.practitioner_resource, url_name="fhirapi:practitioner-read", key=lambda p: p.pk
-        )
+        _practitioner_cursor(query.cursor)  # a malformed cursor is a 400 even when only the total is asked
+        return criteria
 
-    @extend_schema(
-        operation_id="fhir_practitioner_create",
-        summary="Register a Practitioner (at the caller's institution, or any for staff)",
-        parameters=[_IF_NONE_EXIST],
-        request=_FHIR_BODY,
-        responses=_FHIR_CREATED,
-    )
-    def post(self, request):
-        parsed = fhir_directory.parse_practitioner(request.data, default_institution=_own_institution(request))
-        existing = _if_none_exist(
-            request,
-            lambda system, value: (
-                directory.practitioner_search(licence_number=value)
-                if system in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM)
-                else Practitioner.objects.none()
-            ),
-        )
-        if existing is not None:
-            return _written(request, fhir_directory.practitioner_resource(existing), existing, status=200)
-        practitioner = _registry_write(
-            lambda: directory.directory_practitioner_create(writer=_writer(request), fields=parsed.fields),
-            parsed,
-            "Practitioner",
-        )
-        return _written(request, fhir_directory.practitioner_resource(practitioner), practitioner, status=201)
+    def existing(self, system, value, fields):
+        if system in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
+            return self.search(licence_number=value)
+        return Practitioner.objects.none()
 
-
-class PractitionerInstanceView(FHIRView):
-    """``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."""
-
-    fhir_resource_type = "Practitioner"
-
-    def _practitioner(self, id: str) -> Practitioner:
-        found = (
-            Practitioner.objects.select_related("institution", "department__institution").filter(pk=int(id)).first()
-            if id.isdigit() and len(id) < 19
-            else None
-        )
-        if found is None:
-            raise FHIRError.one(404, "not-found", f"Practitioner/{id} is not known")
-        return found
-
-    @extend_schema(operation_id="fhir_practitioner_read", summary="Read a Practitioner", responses=_FHIR_OBJECT)
-    def get(self, request, id):
-        practitioner = self._practitioner(id)
-        return Response(fhir_directory.practitioner_resource(practitioner), headers=_version_headers(practitioner))
-
-    @extend_schema(
-        operation_id="fhir_practitioner_update",
-        summary="Update a Practitioner (own institution's, or staff)",
-        parameters=[_IF_MATCH],
-        request=_FHIR_BODY,
-        responses=_FHIR_OBJECT,
-    )
-    def put(self, request, id):
-        practitioner = self._practitioner(id)
-        parsed = fhir_directory.parse_practitioner(request.data, default_institution=practitioner.institution)
-        _check_update_id(parsed, id, "Practitioner")
-        expected = _expected_version(request)
-        practitioner = _registry_write(
-            lambda: directory.directory_practitioner_update(
-                writer=_writer(request),
-                practitioner=practitioner,
-                fields=parsed.fields,
-                expected_version=expected,
-            ),
-            parsed,
-            "Practitioner",
-        )
-        practitioner = self._practitioner(id)  # its institution and department, as saved
-        return _written(request, fhir_directory.practitioner_resource(practitioner), practitioner, status=200)
+    def saved(self, practitioner):
+        return self.lookup(str(practitioner.pk))  # its institution and department, as saved
 
 
 # --- Location ---------------------------------------------------------------------------
-
-LOCATION_PARAMETERS = frozenset({"identifier", "name", "name:contains", "organization", "status"})
 
 
 def _location_cursor(value: str | None) -> tuple[str, str] | None:
@@ -470,24 +565,40 @@ def _location_cursor(value: str | None) -> tuple[str, str] | None:
     return institution_code, department_code
 
 
-class LocationTypeView(FHIRView):
-    """``/fhir/Location``: search sites and departments, or add a department."""
+class Locations(DirectoryEntry):
+    """Institutions' sites and their departments as Location; only a department is written here."""
 
-    fhir_resource_type = "Location"
+    resource_type = "Location"
+    search_parameters = frozenset({"identifier", "name", "name:contains", "organization", "status"})
+    render = staticmethod(fhir_directory.location_resource)
+    parse = staticmethod(fhir_directory.parse_location)
+    create = staticmethod(directory.directory_department_create)
+    update = staticmethod(directory.directory_department_update)
+    row_keyword = "department"
+    key = staticmethod(fhir_directory.location_id)
 
-    @extend_schema(
-        operation_id="fhir_location_search",
-        summary="Search Locations (institution sites and departments, mCSD ITI-90)",
-        parameters=[
-            OpenApiParameter("identifier", str, description="system|value: institution code or department code"),
-            OpenApiParameter("organization", str, description="Organization/{id}: the managing organization"),
-            OpenApiParameter("status", str, enum=["active", "inactive", "suspended"]),
-            *_COMMON_SEARCH_PARAMETERS,
-        ],
-        responses=_FHIR_OBJECT,
-    )
-    def get(self, request):
-        query = _Search(request, LOCATION_PARAMETERS)
+    type_doc = "``/fhir/Location``: search sites and departments, or add a department."
+    instance_doc = "``/fhir/Location/{id}``: read a site or department; update a department."
+    filters = [
+        OpenApiParameter("identifier", str, description="system|value: institution code or department code"),
+        OpenApiParameter("organization", str, description="Organization/{id}: the managing organization"),
+        OpenApiParameter("status", str, enum=["active", "inactive", "suspended"]),
+    ]
+    search_summary = "Search Locations (institution sites and departments, mCSD ITI-90)"
+    create_summary = "Add a department (Location) to the caller's institution, or any for staff"
+    update_summary = "Update a department Location (own institution's, or staff)"
+
+    def lookup(self, id):
+        institution_code, _, department_code = id.partition("-")
+        if not department_code:
+            return Institution.objects.filter(code=institution_code).first()
+        return (
+            Department.objects.select_related("institution")
+            .filter(institution__code=institution_code, code=department_code)
+            .first()
+        )
+
+    def criteria(self, query):
         params = query.params
         criteria = directory.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
         if (value := params.get("identifier")) is not None:
@@ -506,150 +617,29 @@ class LocationTypeView(FHIRView):
             if value not in ("active", "inactive", "suspended"):
                 raise invalid_parameter("status", "expected active, inactive or suspended", code="code-invalid")
             if value == "suspended":
-                return query.empty()  # the registry has no suspended sites or departments
+                return None  # the registry has no suspended sites or departments
             criteria.active = value == "active"
-        if query.only_total:
-            return query.total(directory.site_count(criteria))
-        rows = directory.site_page(criteria, after=_location_cursor(query.cursor), limit=query.count + 1)
-        return query.page(
-            rows,
-            render=fhir_directory.location_resource,
-            url_name="fhirapi:location-read",
-            key=fhir_directory.location_id,
-        )
+        return criteria
 
-    @extend_schema(
-        operation_id="fhir_location_create",
-        summary="Add a department (Location) to the caller's institution, or any for staff",
-        parameters=[_IF_NONE_EXIST],
-        request=_FHIR_BODY,
-        responses=_FHIR_CREATED,
-    )
-    def post(self, request):
-        parsed = fhir_directory.parse_location(request.data, default_institution=_own_institution(request))
-        institution = parsed.fields.institution
-        existing = _if_none_exist(
-            request,
-            # A department code is unique within its institution: the match is sought there.
-            lambda system, value: (
-                Department.objects.select_related("institution").filter(institution=institution, code=value)
-                if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM)
-                else Department.objects.none()
-            ),
-        )
-        if existing is not None:
-            return _written(request, fhir_directory.department_location_resource(existing), existing, status=200)
-        department = _registry_write(
-            lambda: directory.directory_department_create(writer=_writer(request), fields=parsed.fields),
-            parsed,
-            "Location",
-        )
-        return _written(request, fhir_directory.department_location_resource(department), department, status=201)
+    def count(self, criteria):
+        return directory.site_count(criteria)
 
+    def page(self, criteria, *, cursor, limit):
+        return directory.site_page(criteria, after=_location_cursor(cursor), limit=limit)
 
-class LocationInstanceView(FHIRView):
-    """``/fhir/Location/{id}``: read a site or department; update a department."""
+    def existing(self, system, value, fields):
+        # A department code is unique within its institution: the match is sought there.
+        if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM):
+            return Department.objects.select_related("institution").filter(institution=fields.institution, code=value)
+        return Department.objects.none()
 
-    fhir_resource_type = "Location"
-
-    def _location(self, id: str) -> Institution | Department:
-        institution_code, _, department_code = id.partition("-")
-        if department_code:
-            found = (
-                Department.objects.select_related("institution")
-                .filter(institution__code=institution_code, code=department_code)
-                .first()
-            )
-        else:
-            found = Institution.objects.filter(code=institution_code).first()
-        if found is None:
-            raise FHIRError.one(404, "not-found", f"Location/{id} is not known")
-        return found
-
-    @extend_schema(operation_id="fhir_location_read", summary="Read a Location", responses=_FHIR_OBJECT)
-    def get(self, request, id):
-        row = self._location(id)
-        return Response(fhir_directory.location_resource(row), headers=_version_headers(row))
-
-    @extend_schema(
-        operation_id="fhir_location_update",
-        summary="Update a department Location (own institution's, or staff)",
-        parameters=[_IF_MATCH],
-        request=_FHIR_BODY,
-        responses=_FHIR_OBJECT,
-    )
-    def put(self, request, id):
-        row = self._location(id)
+    def check_writable(self, row, id):
         if isinstance(row, Institution):
             error = FHIRError.one(
                 405, "not-supported", f"Location/{id} is the site of Organization/{id}: update the Organization"
             )
             error.headers["Allow"] = "GET, HEAD"
             raise error
-        parsed = fhir_directory.parse_location(request.data, default_institution=row.institution)
-        _check_update_id(parsed, id, "Location")
-        expected = _expected_version(request)
-        department = _registry_write(
-            lambda: directory.directory_department_update(
-                writer=_writer(request),
-                department=row,
-                fields=parsed.fields,
-                expected_version=expected,
-            ),
-            parsed,
-            "Location",
-        )
-        return _written(request, fhir_directory.department_location_resource(department), department, status=200)
 
 
-class _CurrentVersionRead:
-    """``GET /fhir/{type}/{id}/_history/{vid}`` (vread) of the current version, the one a create or update
-    names in its Location header. The registry keeps no history: an earlier version is 404."""
-
-    http_method_names = ["get", "head"]
-
-    def current_version(self, request, id, vid):
-        response = super().get(request, id)
-        if response["ETag"] != f'W/"{vid}"':
-            raise FHIRError.one(
-                404, "not-found", f"{self.fhir_resource_type}/{id}: only the current version is kept in the directory"
-            )
-        return response
-
-
-class OrganizationVersionView(_CurrentVersionRead, OrganizationInstanceView):
-    @extend_schema(
-        operation_id="fhir_organization_vread", summary="Read an Organization's current version", responses=_FHIR_OBJECT
-    )
-    def get(self, request, id, vid):
-        return self.current_version(request, id, vid)
-
-
-class PractitionerVersionView(_CurrentVersionRead, PractitionerInstanceView):
-    @extend_schema(
-        operation_id="fhir_practitioner_vread", summary="Read a Practitioner's current version", responses=_FHIR_OBJECT
-    )
-    def get(self, request, id, vid):
-        return self.current_version(request, id, vid)
-
-
-class LocationVersionView(_CurrentVersionRead, LocationInstanceView):
-    @extend_schema(
-        operation_id="fhir_location_vread", summary="Read a Location's current version", responses=_FHIR_OBJECT
-    )
-    def get(self, request, id, vid):
-        return self.current_version(request, id, vid)
-
-
-_VID = r"/_history/(?P<vid>[0-9]{1,20})"
-urlpatterns: list = [
-    re_path(rf"^Organization/{_ID}{_VID}$", OrganizationVersionView.as_view(), name="organization-vread"),
-    re_path(rf"^Practitioner/{_ID}{_VID}$", PractitionerVersionView.as_view(), name="practitioner-vread"),
-    re_path(rf"^Location/{_ID}{_VID}$", LocationVersionView.as_view(), name="location-vread"),
-    re_path(r"^Organization$", OrganizationTypeView.as_view(), name="organization-search"),
-    re_path(rf"^Organization/{_ID}$", OrganizationInstanceView.as_view(), name="organization-read"),
-    re_path(r"^Practitioner$", PractitionerTypeView.as_view(), name="practitioner-search"),
-    re_path(rf"^Practitioner/{_ID}$", PractitionerInstanceView.as_view(), name="practitioner-read"),
-    re_path(r"^Location$", LocationTypeView.as_view(), name="location-search"),
-    re_path(rf"^Location/{_ID}$", LocationInstanceView.as_view(), name="location-read"),
-]
+urlpatterns: list = [*Organizations.urlpatterns(), *Practitioners.urlpatterns(), *Locations.urlpatterns()]
