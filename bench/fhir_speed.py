@@ -303,6 +303,7 @@ def main() -> None:
             cursor.execute(f'CREATE DATABASE "{name}"')
     call_command("migrate", verbosity=0)
     work = Path(args.work or tempfile.mkdtemp(prefix="hp-bench-fhir-work-"))
+    work.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
         setup(args, work)
         write_rate(args, work)

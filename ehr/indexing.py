@@ -26,6 +26,8 @@ class ResourceSpec:
     date_param: str  # the R4 name of the date parameter served from effective_low/high
     date_paths: tuple[str, ...]
     status_path: str  # "status", or "clinicalStatus" (a CodeableConcept)
+    # The search parameter the status column serves (no token rows for it): "status", "clinical-status"…
+    status_param: str = "status"
     tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
     references: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -39,6 +41,7 @@ SPECS: dict[str, ResourceSpec] = {
         date_param="birthdate",
         date_paths=("birthDate",),
         status_path="gender",
+        status_param="gender",
         tokens={**_IDENTIFIER, "gender": ("gender",)},
         references={"link": ("link.other",)},
     ),
@@ -55,6 +58,7 @@ SPECS: dict[str, ResourceSpec] = {
         date_param="onset-date",
         date_paths=("onsetDateTime", "onsetPeriod"),
         status_path="clinicalStatus",
+        status_param="clinical-status",
         tokens={
             **_IDENTIFIER,
             "code": ("code",),
@@ -69,6 +73,7 @@ SPECS: dict[str, ResourceSpec] = {
         date_param="date",
         date_paths=("recordedDate",),
         status_path="clinicalStatus",
+        status_param="clinical-status",
         tokens={
             **_IDENTIFIER,
             "code": ("code",),
@@ -266,7 +271,7 @@ def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
             return low, nxt - dt.timedelta(microseconds=1)
         low = dt.datetime(int(year), 1, 1, tzinfo=tz)
         return low, dt.datetime(int(year) + 1, 1, 1, tzinfo=tz) - dt.timedelta(microseconds=1)
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59+14:00 is past the last representable instant
         return None
 
 
@@ -302,16 +307,32 @@ class Extracted:
     identifier: tuple[str, str]  # the business identifier: (system, value) or ("", "")
 
 
+def business_identifier(resource_type: str, body: dict) -> tuple[str, str]:
+    """(system, value) of the first identifier with a value: the fact's business identifier."""
+    if resource_type == "Patient":
+        # A source Patient is keyed by its identity (the MRN), not by a business identifier: two MRNs of one
+        # hospital may carry the same resident number first.
+        return "", ""
+    return next(
+        ((i.get("system", "")[:255], str(i["value"])[:255]) for i in body.get("identifier") or [] if i.get("value")),
+        ("", ""),
+    )
+
+
 def extract(resource_type: str, body: dict) -> Extracted:
-    """The search values of a resource, by its type's ``ResourceSpec``."""
+    """The search values of a resource, by its type's ``ResourceSpec``. The status parameter and the first
+    identifier live in columns of ``Resource``; every other token value becomes a token row."""
     spec = SPECS[resource_type]
+    identifier = business_identifier(resource_type, body)
     tokens = list(
         dict.fromkeys(
             (param, system[:255], code[:255])
             for param, paths in spec.tokens.items()
+            if param != spec.status_param
             for path in paths
             for value in values_at(body, path)
             for system, code in token_values(value)
+            if not (param == "identifier" and (system[:255], code[:255]) == identifier)
         )
     )
     references = list(
@@ -324,8 +345,4 @@ def extract(resource_type: str, body: dict) -> Extracted:
         )
     )
     status = next((code for v in values_at(body, spec.status_path) for _, code in token_values(v)), "")
-    identifier = next(
-        ((i.get("system", "")[:255], str(i["value"])[:255]) for i in body.get("identifier") or [] if i.get("value")),
-        ("", ""),
-    )
     return Extracted(tokens, references, effective_range(body, spec), status[:32], identifier)

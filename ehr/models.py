@@ -4,9 +4,14 @@ The big FHIR servers keep a resource as one JSON document per version and
 extract, at write time, the values searches need into narrow typed rows; a
 table per FHIR element is the known dead end (DESIGN.md, "FHIR storage").
 Here: ``Resource`` is the current version (what reads and searches touch),
-``ResourceVersion`` the append-only history (vread, _history), and
-``SearchToken`` / ``SearchReference`` the extracted index. The date a search
-or the viewer orders by lives on ``Resource`` itself (``effective_low/high``).
+``ResourceVersion`` the append-only store of the versions it replaced (vread,
+_history; a create writes no version row, an update moves the old version
+there), and ``SearchToken`` / ``SearchReference`` the extracted index. What
+every search filters on lives on ``Resource`` itself: the patient, the status,
+the first business identifier and the clinically relevant time
+(``effective_low/high``); tokens hold codes, categories and further identifiers.
+Each row written costs: measured, the archive is bounded by rows and index
+entries per resource, so there are as few of both as the searches allow.
 
 Every clinical resource belongs to an MPI ``Identity`` (the patient as the
 sending system knows them); reading by person goes through
@@ -59,11 +64,23 @@ class Resource(models.Model):
     resource_type = models.CharField(_("resource type"), max_length=40)
     fhir_id = models.CharField(_("id"), max_length=64, default=new_fhir_id, editable=False)
     version_id = models.PositiveIntegerField(_("version"), default=1)
+    # No separate foreign-key indexes: the composite indexes below start with these columns.
     identity = models.ForeignKey(
-        "mpi.Identity", on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("patient")
+        "mpi.Identity",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("patient"),
+        db_index=False,
     )
     source = models.ForeignKey(
-        "registry.SourceSystem", on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("source system")
+        "registry.SourceSystem",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("source system"),
+        db_index=False,
     )
     # The business identifier (the first Identifier): a resend of the same fact by the same source
     # updates this row instead of adding one, and the constraint below makes that hold under races.
@@ -76,8 +93,11 @@ class Resource(models.Model):
     effective_high = models.DateTimeField(null=True, blank=True)
     last_updated = models.DateTimeField(_("last updated"))
     deleted = models.BooleanField(_("deleted"), default=False)
+    actor = models.CharField(_("actor"), max_length=150, blank=True)  # who wrote this version
     body = models.JSONField(_("resource"))
-    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    submission = models.ForeignKey(
+        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         verbose_name = _("clinical resource")
@@ -93,6 +113,8 @@ class Resource(models.Model):
             # Everything about one patient of one type, newest first: the viewer and patient-scoped searches.
             models.Index(fields=["identity", "resource_type", "-effective_low"], name="ehr_resource_patient_type"),
             models.Index(fields=["resource_type", "last_updated"], name="ehr_resource_type_updated"),
+            # identifier=system|value searches and conditional creates on the business identifier.
+            models.Index(fields=["resource_type", "identifier_value"], name="ehr_resource_identifier"),
         ]
 
     def __str__(self) -> str:
@@ -100,20 +122,22 @@ class Resource(models.Model):
 
 
 class ResourceVersion(models.Model):
-    """One version of a resource as it was stored, kept forever (vread, _history)."""
+    """A version of a resource that a later version replaced, kept forever (vread, _history)."""
 
     class Method(models.TextChoices):
         CREATE = "create", _("create")
         UPDATE = "update", _("update")
         DELETE = "delete", _("delete")
 
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="versions")
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="versions", db_index=False)
     version_id = models.PositiveIntegerField(_("version"))
     method = models.CharField(max_length=8, choices=Method.choices)
     body = models.JSONField(_("resource"))
     last_updated = models.DateTimeField(_("last updated"))
     actor = models.CharField(_("actor"), max_length=150)
-    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    submission = models.ForeignKey(
+        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         verbose_name = _("resource version")
@@ -124,7 +148,7 @@ class ResourceVersion(models.Model):
 
 
 class SearchToken(models.Model):
-    """One token search value of a resource: a code, category, status or identifier (system + code)."""
+    """One token search value of a resource: a code, a category, an identifier after the first (system + code)."""
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+", db_index=False)
     resource_type = models.CharField(max_length=40)

@@ -34,6 +34,7 @@ class Query:
     resource_type: str
     identity_ids: list[int] | None = None  # None: not patient-scoped
     ids: list[str] = field(default_factory=list)
+    statuses: list[tuple[list[str], bool]] = field(default_factory=list)  # (codes, negated): the status column
     tokens: list[tuple[str, list[tuple[str | None, str]], str]] = field(default_factory=list)  # param, values, modifier
     references: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
     dates: list[tuple[str, str, dt.datetime, dt.datetime]] = field(default_factory=list)  # column, prefix, low, high
@@ -103,7 +104,7 @@ def query_parse(resource_type: str, pairs: list[tuple[str, str]], *, resolve_pat
         if name in ("_format", "_total"):
             continue
         if name == "_count":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit() and len(value) <= 18):
                 raise ResourceError(f"_count: expected a whole number, got '{value}'", expression="_count")
             q.count = min(int(value), MAX_COUNT)
         elif name == "_sort":
@@ -133,6 +134,10 @@ def query_parse(resource_type: str, pairs: list[tuple[str, str]], *, resolve_pat
             q.identity_ids = ids if q.identity_ids is None else [i for i in q.identity_ids if i in ids]
         elif base == spec.date_param or (base == "date" and spec.date_param != "date"):
             q.dates.append(("effective", *_date(name, value)))
+        elif base == spec.status_param:
+            if modifier not in ("", "not"):
+                raise ResourceError(f"{name}: the :{modifier} modifier is not supported", expression=name)
+            q.statuses.append(([_token(name, v)[1] for v in _split_values(value)], modifier == "not"))
         elif base in spec.tokens:
             if modifier not in ("", "not"):
                 raise ResourceError(f"{name}: the :{modifier} modifier is not supported", expression=name)
@@ -192,8 +197,13 @@ def _cursor_decode(value: str) -> tuple:
         data = json.loads(raw)
         if not isinstance(data, list) or len(data) != 3:
             raise ValueError
+        sort, value, pk = data
+        if sort not in ("_id", "date", "-date") or not isinstance(pk, int) or isinstance(pk, bool):
+            raise ValueError
+        if value is not None:
+            dt.datetime.fromisoformat(value)  # TypeError for anything but text
         return tuple(data)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ResourceError("_cursor: not a page link this server made", expression="_cursor") from None
 
 
@@ -223,6 +233,8 @@ def _filtered(q: Query) -> QuerySet[Resource]:
         qs = qs.filter(identity_id__in=q.identity_ids)
     if q.ids:
         qs = qs.filter(fhir_id__in=q.ids)
+    for codes, negated in q.statuses:
+        qs = qs.exclude(status__in=codes) if negated else qs.filter(status__in=codes)
     for param, values, modifier in q.tokens:
         match = Q()
         for system, code in values:
@@ -233,7 +245,14 @@ def _filtered(q: Query) -> QuerySet[Resource]:
         tokens = SearchToken.objects.filter(
             match, resource_id=OuterRef("pk"), resource_type=q.resource_type, param=param
         )
-        qs = qs.exclude(Exists(tokens)) if modifier == "not" else qs.filter(Exists(tokens))
+        found = Exists(tokens)
+        if param == "identifier":
+            # The first identifier is a column of the resource; later ones are token rows.
+            column = Q()
+            for system, code in values:
+                column |= Q(identifier_value=code, **({"identifier_system": system} if system is not None else {}))
+            found = column | found
+        qs = qs.exclude(found) if modifier == "not" else qs.filter(found)
     for param, targets in q.references:
         match = Q()
         for target_type, target_id in targets:
@@ -325,16 +344,37 @@ def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
     return Resource.objects.filter(resource_type=resource_type, fhir_id=fhir_id).first()
 
 
+def _current_version(resource: Resource) -> ResourceVersion:
+    """The resource's current version in the shape of a history row (it lives on ``Resource`` itself)."""
+    from ehr.services import version_method
+
+    return ResourceVersion(
+        resource=resource,
+        version_id=resource.version_id,
+        method=version_method(resource),
+        body=resource.body,
+        last_updated=resource.last_updated,
+        actor=resource.actor,
+        submission_id=resource.submission_id,
+    )
+
+
 def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:
+    if version_id == resource.version_id:
+        return _current_version(resource)
     return ResourceVersion.objects.filter(resource=resource, version_id=version_id).first()
 
 
 def resource_history(resource: Resource, *, count: int = DEFAULT_COUNT, before: int | None = None) -> list:
     """Versions newest first, ``count`` of them, older than ``before`` (a version id) when paging."""
+    out = []
+    if before is None or before > resource.version_id:
+        out.append(_current_version(resource))
     qs = ResourceVersion.objects.filter(resource=resource)
     if before is not None:
         qs = qs.filter(version_id__lt=before)
-    return list(qs.order_by("-version_id")[:count])
+    out += list(qs.order_by("-version_id")[: max(count - len(out), 0)])
+    return out[:count]
 
 
 def resources_of_identities(identity_ids: list[int], *, types: tuple[str, ...] | None = None) -> QuerySet[Resource]:

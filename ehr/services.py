@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ehr.indexing import SPECS, extract
+from ehr.indexing import SPECS, business_identifier, extract
 from ehr.models import (
     ConditionalKey,
     Resource,
@@ -101,9 +101,16 @@ def _content(body: dict | None) -> dict:
     return {k: v for k, v in (body or {}).items() if k not in ("id", "meta")}
 
 
-def _columns(resource: Resource, body: dict) -> list:
+def _extracted(item: WriteItem):
+    """The item's search values, extracted once when it is written (its references rewritten by then)."""
+    if "extracted" not in item.extra:
+        item.extra["extracted"] = extract(item.resource_type, item.body)
+    return item.extra["extracted"]
+
+
+def _columns(resource: Resource, body: dict, x=None) -> list:
     """Sets the indexed columns from the body; returns the token and reference rows to write."""
-    x = extract(resource.resource_type, body)
+    x = x or extract(resource.resource_type, body)
     resource.status = x.status
     resource.effective_low, resource.effective_high = x.effective
     resource.identifier_system, resource.identifier_value = x.identifier
@@ -176,11 +183,16 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
         matches = conditional_matches(item.resource_type, item.if_none_exist)
         _conditional_settle(item, matches)
     if by_identifier:
-        rows = SearchToken.objects.filter(
-            param="identifier",
-            resource_type__in={k[0] for k in by_identifier},
-            code__in={k[2] for k in by_identifier},
-        ).values_list("resource_type", "system", "code", "resource_id")
+        types, values = {k[0] for k in by_identifier}, {k[2] for k in by_identifier}
+        # The first identifier is a column of the resource, later ones are token rows: look in both.
+        rows = list(
+            Resource.objects.filter(resource_type__in=types, identifier_value__in=values).values_list(
+                "resource_type", "identifier_system", "identifier_value", "pk"
+            )
+        )
+        rows += SearchToken.objects.filter(param="identifier", resource_type__in=types, code__in=values).values_list(
+            "resource_type", "system", "code", "resource_id"
+        )
         hits: dict[tuple[str, str, str], set[int]] = {}
         for resource_type, system, code, resource_id in rows:
             if (resource_type, system, code) in by_identifier:
@@ -194,7 +206,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     for item in pending:
         if item.outcome == "existing" or item.body is None:
             continue
-        system, value = extract(item.resource_type, item.body).identifier
+        system, value = business_identifier(item.resource_type, item.body)
         if value:
             wanted[(item.resource_type, system, value)] = item
     if wanted:
@@ -230,11 +242,12 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     items_resolve(items, source=source)
 
     creates: list[Resource] = []
-    versions: list[ResourceVersion] = []
+    archived: list[ResourceVersion] = []
     index_rows: list = []
     reindexed: list[int] = []
     keys: list[ConditionalKey] = []
     seen_criteria: dict[tuple[str, str], WriteItem] = {}
+    actor = actor[:150]
     for item in items:
         if item.outcome == "existing":
             continue
@@ -245,19 +258,19 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                     item.resource, item.outcome = seen_criteria[key].resource, "existing"
                     continue
                 seen_criteria[key] = item
-            fhir_id = item.fhir_id
-            body = _stamp(item.body, fhir_id, 1, now)
+            body = _stamp(item.body, item.fhir_id, 1, now)
             resource = Resource(
                 resource_type=item.resource_type,
-                fhir_id=fhir_id,
+                fhir_id=item.fhir_id,
                 version_id=1,
                 identity_id=item.identity_id,
                 source_id=source_id,
                 last_updated=now,
+                actor=actor,
                 body=body,
                 submission=submission,
             )
-            index_rows += _columns(resource, body)
+            index_rows += _columns(resource, body, _extracted(item))
             creates.append(resource)
             item.resource, item.outcome = resource, "created"
             continue
@@ -271,78 +284,85 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                 status=412,
                 code="conflict",
             )
-        if item.method == "delete":
-            if resource.deleted:
-                item.resource, item.outcome = resource, "unchanged"
-                continue
-            resource.deleted = True
-            body = resource.body
-            method = ResourceVersion.Method.DELETE
-            item.outcome = "deleted"
-        else:
-            if not resource.deleted and _content(resource.body) == _content(item.body):
-                item.resource, item.outcome = resource, "unchanged"
-                continue
-            body = _stamp(item.body, resource.fhir_id, resource.version_id + 1, now)
-            resource.deleted = False
-            resource.body = body
-            if item.identity_id is not None:
-                resource.identity_id = item.identity_id
-            reindexed.append(resource.pk)
-            index_rows += _columns(resource, body)
-            method = ResourceVersion.Method.UPDATE
-            item.outcome = "updated"
-        resource.version_id += 1
-        resource.last_updated = now
-        resource.submission = submission
-        if item.method == "delete":
-            reindexed.append(resource.pk)  # a deleted resource leaves every search
-        resource.save()
-        versions.append(
+        if item.method == "delete" and resource.deleted:
+            item.resource, item.outcome = resource, "unchanged"
+            continue
+        if item.method != "delete" and not resource.deleted and _content(resource.body) == _content(item.body):
+            item.resource, item.outcome = resource, "unchanged"
+            continue
+        # The version being replaced moves to the history table as it was.
+        archived.append(
             ResourceVersion(
                 resource=resource,
                 version_id=resource.version_id,
-                method=method,
-                body=body,
-                last_updated=now,
-                actor=actor[:150],
-                submission=submission,
+                method=version_method(resource),
+                body=resource.body,
+                last_updated=resource.last_updated,
+                actor=resource.actor,
+                submission_id=resource.submission_id,
             )
         )
+        reindexed.append(resource.pk)
+        if item.method == "delete":
+            resource.deleted = True  # a deleted resource leaves every search; its body stays for history
+            item.outcome = "deleted"
+        else:
+            resource.body = _stamp(item.body, resource.fhir_id, resource.version_id + 1, now)
+            resource.deleted = False
+            if item.identity_id is not None:
+                resource.identity_id = item.identity_id
+            index_rows += _columns(resource, resource.body, _extracted(item))
+            item.outcome = "updated"
+        resource.version_id += 1
+        resource.last_updated, resource.actor, resource.submission = now, actor, submission
+        resource.save()
         item.resource = resource
 
     if reindexed:
         SearchToken.objects.filter(resource_id__in=reindexed).delete()
         SearchReference.objects.filter(resource_id__in=reindexed).delete()
     Resource.objects.bulk_create(creates, batch_size=1000)
-    for resource in creates:
-        versions.append(
-            ResourceVersion(
-                resource=resource,
-                version_id=1,
-                method=ResourceVersion.Method.CREATE,
-                body=resource.body,
-                last_updated=now,
-                actor=actor[:150],
-                submission=submission,
-            )
-        )
     for item in seen_criteria.values():
-        keys.append(
-            ConditionalKey(
-                resource_type=item.resource_type,
-                criteria_sha256=_criteria_hash(item.resource_type, item.if_none_exist),
-                resource=item.resource,
-            )
+        if _identifier_criteria(item.if_none_exist) == _extracted(item).identifier:
+            # Criteria on the resource's own business identifier: the unique constraint on (source, type,
+            # identifier) already lets only one of two concurrent creates through; no key row is needed.
+            continue
+        key = ConditionalKey(
+            resource_type=item.resource_type,
+            criteria_sha256=_criteria_hash(item.resource_type, item.if_none_exist),
+            resource=item.resource,
         )
+        key.extra_criteria = item.if_none_exist
+        keys.append(key)
     if keys:
-        # A key left by a resource that no longer matches its criteria (step 1 found nothing) gives way.
-        ConditionalKey.objects.filter(criteria_sha256__in=[k.criteria_sha256 for k in keys]).delete()
-    ResourceVersion.objects.bulk_create(versions, batch_size=1000)
+        _stale_keys_drop(keys)
+        ConditionalKey.objects.bulk_create(keys)
+    ResourceVersion.objects.bulk_create(archived, batch_size=1000)
     SearchToken.objects.bulk_create([r for r in index_rows if isinstance(r, SearchToken)], batch_size=2000)
     SearchReference.objects.bulk_create([r for r in index_rows if isinstance(r, SearchReference)], batch_size=2000)
-    ConditionalKey.objects.bulk_create(keys)
     return items
+
+
+def _stale_keys_drop(keys: list[ConditionalKey]) -> None:
+    """Removes the keys of earlier conditional creates whose resources no longer match their criteria (the
+    resource changed since). A key whose criteria match again *now* (this statement sees what a concurrent
+    writer committed since our search) means we lost a race: the request runs again and finds that resource."""
+    from ehr.selectors import conditional_matches
+
+    criteria = {k.criteria_sha256: k for k in keys}
+    for old in ConditionalKey.objects.filter(criteria_sha256__in=list(criteria)).select_related("resource"):
+        mine = criteria[old.criteria_sha256]
+        item_criteria = mine.extra_criteria
+        if conditional_matches(mine.resource_type, item_criteria):
+            raise WriteRace()
+        old.delete()
+
+
+def version_method(resource: Resource) -> str:
+    """How the resource's current version came to be: created, updated or deleted."""
+    if resource.deleted:
+        return ResourceVersion.Method.DELETE
+    return ResourceVersion.Method.CREATE if resource.version_id == 1 else ResourceVersion.Method.UPDATE
 
 
 def resource_body_json(resource: Resource) -> str:
