@@ -90,10 +90,21 @@ def date_eq(name: str, value: str) -> dt.date:
         raise invalid_parameter(name, "not a calendar date") from None
 
 
-def count(value: str | None) -> int:
+def whole_number(value: str) -> int | None:
+    """A decimal number of ASCII digits, or None. ``str.isdigit`` is not enough: it accepts "²" and other
+    digits ``int`` refuses, and a number of thousands of digits is refused by ``int`` too (and would
+    overflow a database integer); 18 digits fit in a bigint."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    return int(text)
+
+
+def count(value: str | None, *, name: str = "_count") -> int:
     """``_count``: at most MAX_COUNT (a server may return fewer than asked, R4 search.html#count)."""
     if value is None:
         return DEFAULT_COUNT
-    if not value.strip().isdigit():
-        raise invalid_parameter("_count", "expected a non-negative integer")
-    return min(int(value), MAX_COUNT)
+    number = whole_number(value)
+    if number is None:
+        raise invalid_parameter(name, "expected a non-negative integer")
+    return min(number, MAX_COUNT)

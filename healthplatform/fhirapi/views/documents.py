@@ -149,7 +149,9 @@ class BinaryView(FHIRView):
     @extend_schema(
         operation_id="fhir_binary_read",
         summary="Retrieve Document (MHD ITI-68)",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        # The document's own bytes with its own MIME type (text/plain, application/pdf, ...), or the Binary
+        # resource when the client's Accept asks for FHIR JSON.
+        responses={(200, "*/*"): OpenApiTypes.BINARY, (200, "application/fhir+json"): OpenApiTypes.OBJECT},
     )
     def get(self, request, id):
         entry = _get(id)

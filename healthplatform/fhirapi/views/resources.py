@@ -18,10 +18,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from ehr import selectors as archive
+from ehr.indexing import CLINICAL_TYPES
 from ehr.models import Resource
 from ehr.services import ResourceError, WriteRace, resources_write, submission_record
 from healthplatform.fhirapi import search
-from healthplatform.fhirapi.outcome import FHIRError
+from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.clinical import (
     clinical_item,
@@ -35,8 +36,24 @@ from healthplatform.fhirapi.resources.clinical import (
 from healthplatform.fhirapi.views.base import FHIRView
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
-_TYPE = OpenApiParameter("type", str, OpenApiParameter.PATH, description="a clinical resource type")
-_ID = OpenApiParameter("id", str, OpenApiParameter.PATH)
+_TYPE = OpenApiParameter(
+    "type", str, OpenApiParameter.PATH, enum=list(CLINICAL_TYPES), description="a clinical resource type"
+)
+# History and vread serve source Patients too (urls.ARCHIVED).
+_ARCHIVED_TYPE = OpenApiParameter(
+    "type", str, OpenApiParameter.PATH, enum=["Patient", *CLINICAL_TYPES], description="an archived resource type"
+)
+# FHIR ids (R4 datatypes.html#id); urls.ID routes nothing else here.
+_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9\-.]{1,64}$")
+_SEARCH = [
+    OpenApiParameter("patient", str, description="Patient/<id> or <id>: every identity of that person"),
+    OpenApiParameter("_id", str),
+    OpenApiParameter("_lastUpdated", str, description="a FHIR date, optionally prefixed (eq, ge, lt, ...)"),
+    OpenApiParameter("_count", int),
+    OpenApiParameter("_sort", str),
+    OpenApiParameter("_summary", str, enum=["count"]),
+    OpenApiParameter("_cursor", str, description="the page cursor of a next link"),
+]
 
 
 def etag(version: int) -> str:
@@ -48,10 +65,10 @@ def if_match_version(request) -> int | None:
     value = request.headers.get("If-Match")
     if not value:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise FHIRError.one(400, "invalid", f'If-Match: expected W/"<versionId>", got {value!r}')
-    return int(text)
+    version = search.whole_number(value.strip().removeprefix("W/").strip('"'))
+    if version is None:
+        raise FHIRError.one(400, "invalid", f'If-Match: expected W/"<versionId>", got {value[:40]!r}')
+    return version
 
 
 def resource_url(request, resource: Resource, *, version: bool = False) -> str:
@@ -132,7 +149,10 @@ class ResourceTypeView(FHIRView):
         return kwargs.get("type")
 
     @extend_schema(
-        operation_id="fhir_type_search", summary="Search a resource type", parameters=[_TYPE], responses=_FHIR_OBJECT
+        operation_id="fhir_type_search",
+        summary="Search a resource type",
+        parameters=[_TYPE, *_SEARCH],
+        responses=_FHIR_OBJECT,
     )
     def get(self, request, type):
         return search_response(request, type, _search_pairs(request))
@@ -277,14 +297,17 @@ class ResourceHistoryView(FHIRView):
         return kwargs.get("type")
 
     @extend_schema(
-        operation_id="fhir_history", summary="History of a resource", parameters=[_TYPE, _ID], responses=_FHIR_OBJECT
+        operation_id="fhir_history",
+        summary="History of a resource",
+        parameters=[_ARCHIVED_TYPE, _ID, OpenApiParameter("_count", int), OpenApiParameter("_before_version", int)],
+        responses=_FHIR_OBJECT,
     )
     def get(self, request, type, id):
         resource = _get(type, id)
         count = search.count(request.query_params.get("_count"))
         before = request.query_params.get("_before_version")
         versions = archive.resource_history(
-            resource, count=count + 1, before=int(before) if before and before.isdigit() else None
+            resource, count=count + 1, before=search.whole_number(before) if before else None
         )
         more, versions = len(versions) > count, versions[:count]
         url = resource_url(request, resource)
@@ -326,7 +349,7 @@ class ResourceVersionView(FHIRView):
     @extend_schema(
         operation_id="fhir_vread",
         summary="Read one version of a resource",
-        parameters=[_TYPE, _ID, OpenApiParameter("vid", int, OpenApiParameter.PATH)],
+        parameters=[_ARCHIVED_TYPE, _ID, OpenApiParameter("vid", int, OpenApiParameter.PATH)],
         responses=_FHIR_OBJECT,
     )
     def get(self, request, type, id, vid):
@@ -344,6 +367,10 @@ class ResourceVersionView(FHIRView):
 
 def search_response(request, resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     """A searchset of one page, with a ``next`` link carrying the keyset cursor."""
+    for name, value in pairs:
+        if name == "_count":
+            # Checked here as well as in the archive, whose check lets "²" through to int() (a 500).
+            search.count(value)
     try:
         query = archive.query_parse(
             resource_type, pairs, resolve_patient=identities_for_patient, strict=search.strict_handling(request)
@@ -416,6 +443,12 @@ class PatientInstanceView(PatientReadView):
     """``GET /fhir/Patient/{id}``: a source Patient (an identity) or a golden Patient (a person);
     ``PUT``: update a source Patient (re-registered with the MPI)."""
 
+    @extend_schema(
+        operation_id="fhir_patient_read",
+        summary="Read a Patient (a source Patient, or the golden record of a person)",
+        parameters=[_ID],
+        responses=_FHIR_OBJECT,
+    )
     def get(self, request, id):
         from healthplatform.fhirapi.resources.clinical import identity_by_fhir_id, identity_patient
 
@@ -459,9 +492,15 @@ class PatientEverythingView(FHIRView):
         identity_ids = identities_for_patient(id)
         if not identity_ids:
             raise FHIRError.one(404, "not-found", f"Patient/{id} is not known")
-        count = min(int(request.query_params.get("_count") or archive.DEFAULT_COUNT), archive.MAX_COUNT) or 1
+        count = archive.DEFAULT_COUNT
+        if raw_count := request.query_params.get("_count"):
+            asked = search.whole_number(raw_count)
+            if asked is None:
+                raise invalid_parameter("_count", "expected a non-negative integer")
+            count = min(asked, archive.MAX_COUNT) or 1
         cursor = request.query_params.get("_cursor")
-        if cursor is not None and not cursor.isdigit():
+        after_pk = search.whole_number(cursor) if cursor is not None else None
+        if cursor is not None and after_pk is None:
             raise FHIRError.one(400, "invalid", "_cursor: not a page link this server made", expression="_cursor")
         entries: list[SearchEntry] = []
         if cursor is None:
@@ -487,9 +526,7 @@ class PatientEverythingView(FHIRView):
             for entry in documents.order_by("-date", "-pk")[:1000]:
                 url = request.build_absolute_uri(f"/fhir/DocumentReference/{entry.uuid}")
                 entries.append(SearchEntry(document_reference_resource(entry), url))
-        rows, next_pk = archive.everything_page(
-            identity_ids, count=count, after_pk=int(cursor) if cursor is not None else None
-        )
+        rows, next_pk = archive.everything_page(identity_ids, count=count, after_pk=after_pk)
         entries += [SearchEntry(rendered(r), resource_url(request, r)) for r in rows if r.resource_type != "Patient"]
         bundle = searchset(entries, self_url=request.build_absolute_uri())
         if next_pk is not None:

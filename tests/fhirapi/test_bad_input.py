@@ -1,0 +1,101 @@
+"""Bad parameters get a 4xx OperationOutcome naming them, never a 500: one regression test per server
+error the schemathesis run (test_openapi_schemathesis.py) or its follow-up review found."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+from registry.models import SourceSystem
+from registry.services import source_system_register
+from tests.registry.factories import InstitutionFactory
+
+FHIR_JSON = "application/fhir+json"
+# Unicode digits that str.isdigit() accepts and int() refuses, and a number int() refuses to read.
+SUPERSCRIPT_TWO = "²"
+FIVE_THOUSAND_DIGITS = "9" * 5000
+
+
+@pytest.fixture
+def feed(db):
+    """A hospital feed with one Patient and one Observation about it."""
+    cache.clear()
+    source, secret = source_system_register(
+        institution=InstitutionFactory(),
+        kind=SourceSystem.Kind.HIS,
+        name="HIS",
+        sending_application="HIS",
+        sending_facility="HOSP-A",
+    )
+    token = base64.b64encode(f"{source.client_id}:{secret}".encode()).decode()
+    client = Client(HTTP_AUTHORIZATION=f"Basic {token}")
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:platform:authority:HOSP-A", "value": "A-1"}],
+        "name": [{"text": "王小明"}],
+        "gender": "male",
+        "birthDate": "1985-03-12",
+    }
+    response = client.post("/fhir/Patient", patient, content_type=FHIR_JSON)
+    assert response.status_code == 201, response.content
+    patient_id = response.json()["id"]
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": "2024-05-01T10:00:00+08:00",
+    }
+    response = client.post("/fhir/Observation", observation, content_type=FHIR_JSON)
+    assert response.status_code == 201, response.content
+    yield SimpleNamespace(client=client, patient_id=patient_id, observation_id=response.json()["id"])
+    cache.clear()
+
+
+def refused(response, name: str) -> None:
+    """A 400 OperationOutcome that names the parameter."""
+    assert response.status_code == 400, response.content
+    body = response.json()
+    OperationOutcome.model_validate(body)
+    assert any(name in issue["diagnostics"] for issue in body["issue"]), body
+
+
+@pytest.mark.parametrize("value", ["abc", "null", "-1", SUPERSCRIPT_TWO, FIVE_THOUSAND_DIGITS])
+def test_everything_refuses_a_count_that_is_not_a_whole_number(feed, value):
+    # Was: int("null") -> ValueError -> 500 (found by schemathesis).
+    refused(feed.client.get(f"/fhir/Patient/{feed.patient_id}/$everything", {"_count": value}), "_count")
+
+
+@pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, "9" * 40])
+def test_everything_refuses_a_cursor_that_is_not_a_page_link(feed, value):
+    # Was: "²".isdigit() is True, int("²") raised -> 500.
+    refused(feed.client.get(f"/fhir/Patient/{feed.patient_id}/$everything", {"_cursor": value}), "_cursor")
+
+
+@pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, FIVE_THOUSAND_DIGITS])
+@pytest.mark.parametrize(
+    "path,criteria",
+    [("Patient", {"family": "王"}), ("Observation", {"code": "718-7"}), ("DocumentReference", {"patient": None})],
+)
+def test_searches_refuse_a_count_that_int_cannot_read(feed, path, criteria, value):
+    # Was: search.count and the archive's _count check let "²" (and 5000 digits) through to int() -> 500.
+    criteria = {k: v or feed.patient_id for k, v in criteria.items()}
+    refused(feed.client.get(f"/fhir/{path}", {**criteria, "_count": value}), "_count")
+
+
+def test_history_refuses_such_a_count_and_ignores_such_a_before_version(feed):
+    url = f"/fhir/Observation/{feed.observation_id}/_history"
+    refused(feed.client.get(url, {"_count": SUPERSCRIPT_TWO}), "_count")
+    # _before_version is our own next link's parameter; one we did not make is ignored, as before.
+    assert feed.client.get(url, {"_before_version": SUPERSCRIPT_TWO}).status_code == 200
+
+
+@pytest.mark.parametrize("value", [f'W/"{SUPERSCRIPT_TWO}"', f'W/"{FIVE_THOUSAND_DIGITS}"'])
+def test_if_match_that_names_no_version_number_is_refused(feed, value):
+    # Was: If-Match: W/"²" -> int("²") -> 500.
+    refused(feed.client.delete(f"/fhir/Observation/{feed.observation_id}", HTTP_IF_MATCH=value), "If-Match")
