@@ -599,7 +599,14 @@ def test_metadata_is_an_r4_capability_statement_of_what_is_served(client, db):
     CapabilityStatement.model_validate(body)
     assert body["fhirVersion"] == "4.0.1"
     served = {r["type"]: r for r in body["rest"][0]["resource"]}
-    assert set(TYPES) <= set(served) and "Patient" in served
+    assert set(TYPES) <= set(served) and {
+        "Patient",
+        "DocumentReference",
+        "Binary",
+        "Organization",
+        "Practitioner",
+        "Location",
+    } <= set(served)
     observation = {p["name"] for p in served["Observation"]["searchParam"]}
     assert {"patient", "code", "date", "category", "status", "identifier", "_lastUpdated"} <= observation
     # Every declared search parameter is really accepted (strict handling would refuse an unknown one).
@@ -613,3 +620,17 @@ def test_oversized_payload_and_wrong_content_type_get_an_outcome_and_write_nothi
     as_xml = hosp.client.post("/fhir/Observation", "<Observation/>", content_type="application/fhir+xml")
     assert outcome(as_xml, 415)[0]["code"] == "not-supported"
     assert Resource.objects.filter(resource_type="Observation").count() == 0
+
+
+def test_conditional_update_creates_then_updates_the_one_match(hosp):
+    body = sample("Procedure", f"Patient/{hosp.patient_id}")
+    url = "Procedure?identifier=urn:hosp-a:procedure|Pro-1"
+    first = ok(put(hosp.client, url, body), 201)
+    changed = {**body, "status": "entered-in-error"}
+    second = ok(put(hosp.client, url, changed), 200)
+    assert second["id"] == first["id"] and second["meta"]["versionId"] == "2"
+    ok(
+        post(hosp.client, "Procedure", {**body, "identifier": [{"system": "urn:hosp-a:procedure", "value": "Pro-2"}]}),
+        201,
+    )
+    assert outcome(put(hosp.client, "Procedure?code=80146002", body), 412)[0]["code"] == "multiple-matches"

@@ -13,12 +13,52 @@ from ehr.selectors import search_parameters
 
 FHIR_VERSION = "4.0.1"
 _RW = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
-# Other modules add {"type": ..., "interaction": [...], "searchParam": {name: type}} here.
-EXTRA_RESOURCES: list[dict] = []
 
 
 def _params(params: dict[str, str]) -> list[dict]:
     return [{"name": name, "type": kind} for name, kind in sorted(params.items())]
+
+
+def _served(resource_type: str, interactions: tuple[str, ...], params: dict[str, str], **extra) -> dict:
+    return {
+        "type": resource_type,
+        "interaction": [{"code": c} for c in interactions],
+        "searchParam": _params(params),
+        **extra,
+    }
+
+
+_DIRECTORY = ("read", "vread", "update", "create", "search-type")
+# The document store (MHD) and the registry's directory (mCSD), served by their own views.
+EXTRA_RESOURCES: list[dict] = [
+    _served(
+        "DocumentReference",
+        ("read", "create", "search-type"),
+        {"patient": "reference", "status": "token", "type": "token", "category": "token", "date": "date"},
+        supportedProfile=[
+            "https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.DocumentReference"
+        ],
+    ),
+    _served("Binary", ("read",), {}),
+    _served(
+        "Organization",
+        _DIRECTORY,
+        {"identifier": "token", "name": "string", "active": "token", "type": "token"},
+        conditionalCreate=True,
+    ),
+    _served(
+        "Practitioner",
+        _DIRECTORY,
+        {"identifier": "token", "name": "string", "active": "token", "organization": "reference"},
+        conditionalCreate=True,
+    ),
+    _served(
+        "Location",
+        _DIRECTORY,
+        {"identifier": "token", "name": "string", "organization": "reference", "status": "token"},
+        conditionalCreate=True,
+    ),
+]
 
 
 def _archive_resource(resource_type: str) -> dict:

@@ -194,10 +194,13 @@ class ResourceTypeView(FHIRView):
         if matches and body.get("id") not in (None, matches[0].fhir_id):
             raise FHIRError.one(400, "invalid", f"{type}.id: differs from the resource the criteria match")
         target = matches[0] if matches else None
-        return _update(request, type, body, target)
+        return _update(request, type, body, target, criteria=urlencode(pairs) if type != "Patient" else None)
 
 
-def _update(request, type: str, body: dict, target: Resource | None) -> Response:
+def _update(request, type: str, body: dict, target: Resource | None, *, criteria: str | None = None) -> Response:
+    """An update of ``target``; without a target, a conditional update that creates — conditionally on the same
+    criteria, so that two concurrent identical conditional updates make one resource (the database decides),
+    the second then updating the first's."""
     version = if_match_version(request)
 
     def build(writer):
@@ -216,9 +219,13 @@ def _update(request, type: str, body: dict, target: Resource | None) -> Response
         if target is not None and writer.source is not None and target.source_id not in (None, writer.source.pk):
             raise FHIRError.one(403, "forbidden", f"{type}/{target.fhir_id} was written by another source system")
         item.if_match = version
+        if target is None and criteria:
+            item.if_none_exist = criteria
         return [item]
 
     item = run_write(request, build, request_line=f"PUT {request.path}")[0]
+    if item.outcome == "existing":  # a concurrent conditional update created it first: update that one
+        return _update(request, type, body, item.resource)
     return write_response(request, item)
 
 
