@@ -30,7 +30,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
+
+from database import bench_database
+
 os.environ.setdefault("PLATFORM_DATA_DIR", tempfile.mkdtemp(prefix="hp-bench-fhir-"))
 
 FHIR_JSON = "application/fhir+json"
@@ -291,17 +295,9 @@ def main() -> None:
     args = parser.parse_args()
 
     _django()
-    from django.core.management import call_command
     from django.db import connection
 
-    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("hp_bench"):
-        sys.exit("bench: DATABASE_URL must name a PostgreSQL database starting with hp_bench (it is emptied)")
-    name = connection.settings_dict["NAME"]
-    with connection._nodb_cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not cursor.fetchone():
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
+    bench_database()
     work = Path(args.work or tempfile.mkdtemp(prefix="hp-bench-fhir-work-"))
     work.mkdir(parents=True, exist_ok=True)
     if not args.reuse:

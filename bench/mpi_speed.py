@@ -29,7 +29,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
+
+from database import bench_database
+
 os.environ.setdefault("PLATFORM_DATA_DIR", tempfile.mkdtemp(prefix="hp-bench-"))
 
 AUTHORITY = "POPULATION-REGISTER"
@@ -95,14 +99,7 @@ def main() -> None:
 
     from mpi.models import Identity
 
-    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("hp_bench"):
-        sys.exit("bench: set DATABASE_URL to a PostgreSQL database whose name starts with hp_bench (it is emptied)")
-    name = connection.settings_dict["NAME"]
-    with connection._nodb_cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not cursor.fetchone():
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
+    bench_database()
     loaded = Identity.objects.filter(assigning_authority=AUTHORITY).count()
     if not (args.reuse and loaded == args.persons):
         call_command("flush", interactive=False, verbosity=0)

@@ -346,17 +346,9 @@ def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
 
 def _current_version(resource: Resource) -> ResourceVersion:
     """The resource's current version in the shape of a history row (it lives on ``Resource`` itself)."""
-    from ehr.services import version_method
+    from ehr.services import version_row
 
-    return ResourceVersion(
-        resource=resource,
-        version_id=resource.version_id,
-        method=version_method(resource),
-        body=resource.body,
-        last_updated=resource.last_updated,
-        actor=resource.actor,
-        submission_id=resource.submission_id,
-    )
+    return version_row(resource)
 
 
 def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:

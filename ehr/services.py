@@ -291,17 +291,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             item.resource, item.outcome = resource, "unchanged"
             continue
         # The version being replaced moves to the history table as it was.
-        archived.append(
-            ResourceVersion(
-                resource=resource,
-                version_id=resource.version_id,
-                method=version_method(resource),
-                body=resource.body,
-                last_updated=resource.last_updated,
-                actor=resource.actor,
-                submission_id=resource.submission_id,
-            )
-        )
+        archived.append(version_row(resource))
         reindexed.append(resource.pk)
         if item.method == "delete":
             resource.deleted = True  # a deleted resource leaves every search; its body stays for history
@@ -356,6 +346,19 @@ def _stale_keys_drop(keys: list[ConditionalKey]) -> None:
         if conditional_matches(mine.resource_type, item_criteria):
             raise WriteRace()
         old.delete()
+
+
+def version_row(resource: Resource) -> ResourceVersion:
+    """The resource's current version as a (not yet saved) history row."""
+    return ResourceVersion(
+        resource=resource,
+        version_id=resource.version_id,
+        method=version_method(resource),
+        body=resource.body,
+        last_updated=resource.last_updated,
+        actor=resource.actor,
+        submission_id=resource.submission_id,
+    )
 
 
 def version_method(resource: Resource) -> str:

@@ -3,17 +3,13 @@ error the schemathesis run (test_openapi_schemathesis.py) or its follow-up revie
 
 from __future__ import annotations
 
-import base64
 from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from registry.models import SourceSystem
-from registry.services import source_system_register
-from tests.registry.factories import InstitutionFactory
+from tests.fhirapi.client import register_feed
 
 FHIR_JSON = "application/fhir+json"
 # Unicode digits that str.isdigit() accepts and int() refuses, and a number int() refuses to read.
@@ -24,16 +20,7 @@ FIVE_THOUSAND_DIGITS = "9" * 5000
 @pytest.fixture
 def feed(db):
     """A hospital feed with one Patient and one Observation about it."""
-    cache.clear()
-    source, secret = source_system_register(
-        institution=InstitutionFactory(),
-        kind=SourceSystem.Kind.HIS,
-        name="HIS",
-        sending_application="HIS",
-        sending_facility="HOSP-A",
-    )
-    token = base64.b64encode(f"{source.client_id}:{secret}".encode()).decode()
-    client = Client(HTTP_AUTHORIZATION=f"Basic {token}")
+    client = register_feed().client
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": "urn:platform:authority:HOSP-A", "value": "A-1"}],

@@ -21,14 +21,11 @@ from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.test import Client
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from registry.models import SourceSystem
-from registry.services import source_system_register
-from tests.registry.factories import InstitutionFactory
+from tests.fhirapi.client import basic, register_feed
 
 FHIR_JSON = "application/fhir+json"
 # No 5xx, and what is answered has the media type and shape the description declares. Not (yet)
@@ -68,10 +65,6 @@ APP = _InTestTransaction()
 schema = schemathesis.openapi.from_wsgi("/api/schema/", APP, config=CONFIG)
 
 
-def _basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
 @pytest.fixture
 def on_file(db, settings, tmp_path):
     """A hospital feed with a Patient, an Observation and a document about it; ids of what exists, by type."""
@@ -79,16 +72,9 @@ def on_file(db, settings, tmp_path):
         **settings.STORAGES,
         "documents": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
     }
-    cache.clear()
-    source, secret = source_system_register(
-        institution=InstitutionFactory(),
-        kind=SourceSystem.Kind.HIS,
-        name="HIS",
-        sending_application="HIS",
-        sending_facility="HOSP-A",
-    )
-    authorization = _basic(source.client_id, secret)
-    client = Client(HTTP_AUTHORIZATION=authorization)
+    feed = register_feed()
+    authorization = basic(feed.source.client_id, feed.secret)["authorization"]
+    client = feed.client
 
     def created(path: str, body: dict) -> str:
         response = client.post(f"/fhir/{path}", body, content_type=FHIR_JSON)
