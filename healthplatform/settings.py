@@ -197,6 +197,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Regional health information platform",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "healthplatform.fhirapi.openapi.operation_outcomes",
+    ],
 }
 
 # --- OAuth2 for source systems (FHIR API) -----------------------------------

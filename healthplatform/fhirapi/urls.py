@@ -44,5 +44,6 @@ urlpatterns = [
     re_path(rf"^{ARCHIVED}/{ID}/_history$", ResourceHistoryView.as_view(), name="history"),
     re_path(rf"^{ARCHIVED}/{ID}/_history/(?P<vid>[0-9]{{1,9}})$", ResourceVersionView.as_view(), name="vread"),
     *directory.urlpatterns,  # Organization, Practitioner, Location (mCSD)
-    re_path(r"^.*$", UnknownEndpointView.as_view(), name="unknown"),
+    # [\s\S], not ".": a path with an encoded newline must get an OperationOutcome too, not an HTML page.
+    re_path(r"^[\s\S]*$", UnknownEndpointView.as_view(), name="unknown"),
 ]

@@ -86,3 +86,10 @@ def test_history_refuses_such_a_count_and_ignores_such_a_before_version(feed):
 def test_if_match_that_names_no_version_number_is_refused(feed, value):
     # Was: If-Match: W/"²" -> int("²") -> 500.
     refused(feed.client.delete(f"/fhir/Observation/{feed.observation_id}", HTTP_IF_MATCH=value), "If-Match")
+
+
+def test_a_path_with_an_encoded_newline_gets_an_outcome_not_an_html_page(feed):
+    response = feed.client.get("/fhir/Patient/abc%0Adef")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith(FHIR_JSON)
+    OperationOutcome.model_validate(response.json())

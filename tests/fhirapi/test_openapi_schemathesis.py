@@ -23,14 +23,18 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.fhirapi.client import basic, register_feed
 
 FHIR_JSON = "application/fhir+json"
 # No 5xx, and what is answered has the media type and shape the description declares. Not (yet)
 # status_code_conformance: the 4xx OperationOutcomes are not declared on every operation.
-CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = 25
 SEED = 20240501
 
