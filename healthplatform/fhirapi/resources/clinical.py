@@ -61,8 +61,9 @@ def error_from(exc: ResourceError, *, path: str | None = None) -> FHIRError:
     return FHIRError(exc.status, [Issue(exc.code, exc.message, (expression,) if expression else ())])
 
 
-def validate(resource_type: str, body, *, path: str) -> None:
-    """Validates a resource with the R4B model of its type; every error names its element under ``path``."""
+def validate(resource_type: str, body, *, path: str):
+    """Validates a resource with the R4B model of its type and returns the model; every error names its
+    element under ``path``."""
     if not isinstance(body, dict):
         raise FHIRError.one(400, "structure", f"{path}: expected a JSON object", expression=path)
     if body.get("resourceType") != resource_type:
@@ -75,7 +76,7 @@ def validate(resource_type: str, body, *, path: str) -> None:
     if "id" in body and not (isinstance(body["id"], str) and FHIR_ID.match(body["id"])):
         raise FHIRError.one(400, "invalid", f"{path}.id: not a FHIR id", expression=f"{path}.id")
     try:
-        get_fhir_model_class(resource_type).model_validate(body)
+        return get_fhir_model_class(resource_type).model_validate(body)
     except pydantic.ValidationError as exc:
         issues = validation_issues(resource_type, exc)
         if path != resource_type:
@@ -192,8 +193,7 @@ def patient_item(writer: Writer, body: dict, *, path: str, method: str, target: 
     The MRN is the Patient identifier under one of the writer's assigning authorities; the MPI links the
     identity to a person (by a trusted number or by matching) in the same transaction.
     """
-    validate("Patient", body, path=path)
-    model = get_fhir_model_class("Patient").model_validate(body)
+    model = validate("Patient", body, path=path)
     mrns = local_ids(model)
     if not writer.is_staff:
         mrns = [(s, v) for s, v in mrns if authority_of_system(s) in writer.authorities]
