@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass, field
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -391,14 +390,6 @@ def conditional_matches(resource_type: str, criteria: str) -> list[Resource]:
     q = query_parse(resource_type, pairs, resolve_patient=no_patient, strict=True)
     q.count = 2
     return resources_search(q).matches
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def everything_page(identity_ids: list[int], *, count: int, after_pk: int | None) -> tuple[list[Resource], int | None]:

@@ -19,14 +19,13 @@ Rules the archive keeps, whoever calls it:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ehr.indexing import SPECS, business_identifier, extract
+from ehr.indexing import business_identifier, extract
 from ehr.models import (
     ConditionalKey,
     Resource,
@@ -245,7 +244,6 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     archived: list[ResourceVersion] = []
     index_rows: list = []
     reindexed: list[int] = []
-    keys: list[ConditionalKey] = []
     seen_criteria: dict[tuple[str, str], WriteItem] = {}
     actor = actor[:150]
     for item in items:
@@ -312,38 +310,34 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         SearchToken.objects.filter(resource_id__in=reindexed).delete()
         SearchReference.objects.filter(resource_id__in=reindexed).delete()
     Resource.objects.bulk_create(creates, batch_size=1000)
-    for item in seen_criteria.values():
-        if _identifier_criteria(item.if_none_exist) == _extracted(item).identifier:
-            # Criteria on the resource's own business identifier: the unique constraint on (source, type,
-            # identifier) already lets only one of two concurrent creates through; no key row is needed.
-            continue
-        key = ConditionalKey(
-            resource_type=item.resource_type,
-            criteria_sha256=_criteria_hash(item.resource_type, item.if_none_exist),
-            resource=item.resource,
+    keyed = {
+        criteria_hash: item
+        for (_, criteria_hash), item in seen_criteria.items()
+        # Criteria on the resource's own business identifier: the unique constraint on (source, type,
+        # identifier) already lets only one of two concurrent creates through; no key row is needed.
+        if _identifier_criteria(item.if_none_exist) != _extracted(item).identifier
+    }
+    if keyed:
+        _stale_keys_drop(keyed)
+        ConditionalKey.objects.bulk_create(
+            ConditionalKey(resource_type=item.resource_type, criteria_sha256=criteria_hash, resource=item.resource)
+            for criteria_hash, item in keyed.items()
         )
-        key.extra_criteria = item.if_none_exist
-        keys.append(key)
-    if keys:
-        _stale_keys_drop(keys)
-        ConditionalKey.objects.bulk_create(keys)
     ResourceVersion.objects.bulk_create(archived, batch_size=1000)
     SearchToken.objects.bulk_create([r for r in index_rows if isinstance(r, SearchToken)], batch_size=2000)
     SearchReference.objects.bulk_create([r for r in index_rows if isinstance(r, SearchReference)], batch_size=2000)
     return items
 
 
-def _stale_keys_drop(keys: list[ConditionalKey]) -> None:
+def _stale_keys_drop(keyed: dict[str, WriteItem]) -> None:
     """Removes the keys of earlier conditional creates whose resources no longer match their criteria (the
     resource changed since). A key whose criteria match again *now* (this statement sees what a concurrent
     writer committed since our search) means we lost a race: the request runs again and finds that resource."""
     from ehr.selectors import conditional_matches
 
-    criteria = {k.criteria_sha256: k for k in keys}
-    for old in ConditionalKey.objects.filter(criteria_sha256__in=list(criteria)).select_related("resource"):
-        mine = criteria[old.criteria_sha256]
-        item_criteria = mine.extra_criteria
-        if conditional_matches(mine.resource_type, item_criteria):
+    for old in ConditionalKey.objects.filter(criteria_sha256__in=list(keyed)):
+        mine = keyed[old.criteria_sha256]
+        if conditional_matches(mine.resource_type, mine.if_none_exist):
             raise WriteRace()
         old.delete()
 
@@ -366,11 +360,3 @@ def version_method(resource: Resource) -> str:
     if resource.deleted:
         return ResourceVersion.Method.DELETE
     return ResourceVersion.Method.CREATE if resource.version_id == 1 else ResourceVersion.Method.UPDATE
-
-
-def resource_body_json(resource: Resource) -> str:
-    return json.dumps(resource.body, ensure_ascii=False, separators=(",", ":"))
-
-
-def supported(resource_type: str) -> bool:
-    return resource_type in SPECS

@@ -9,6 +9,7 @@ only as its own institution: only Patients under its own assigning authorities, 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -94,12 +95,18 @@ def validate(resource_type: str, body, *, path: str):
 # --- patients -----------------------------------------------------------------------
 
 
+def _uuid(value: str) -> uuid.UUID | None:
+    """Patient ids are uuids (identities' and persons'); any other FHIR id names no Patient."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def identity_by_fhir_id(fhir_id: str) -> Identity | None:
     """The identity a source Patient id names (ids are the identities' uuids)."""
-    try:
-        return Identity.objects.select_related("person").filter(uuid=fhir_id).first()
-    except Exception:
-        return None
+    key = _uuid(fhir_id)
+    return Identity.objects.select_related("person").filter(uuid=key).first() if key else None
 
 
 def identities_for_patient(fhir_id: str) -> list[int]:
@@ -108,10 +115,8 @@ def identities_for_patient(fhir_id: str) -> list[int]:
     identity = identity_by_fhir_id(fhir_id)
     person_id = identity.person_id if identity is not None else None
     if person_id is None:
-        try:
-            person = Person.objects.filter(uuid=fhir_id).first()
-        except Exception:
-            person = None
+        key = _uuid(fhir_id)
+        person = Person.objects.filter(uuid=key).first() if key else None
         if person is None:
             return []
         person_id = person.pk
@@ -143,7 +148,7 @@ def patient_reference(writer: Writer, value, *, path: str, local: dict[str, str]
     elif ref.startswith("Patient/") or "/Patient/" in ref:
         fhir_id = ref.rsplit("/", 1)[-1]
         identity = identity_by_fhir_id(fhir_id)
-        if identity is None and Person.objects.filter(uuid=fhir_id).exists() if _is_uuid(fhir_id) else False:
+        if identity is None and _uuid(fhir_id) and Person.objects.filter(uuid=_uuid(fhir_id)).exists():
             raise FHIRError.one(
                 422,
                 "processing",
@@ -164,10 +169,6 @@ def patient_reference(writer: Writer, value, *, path: str, local: dict[str, str]
         )
     writer.patients[ref] = identity
     return identity
-
-
-def _is_uuid(value: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-fA-F-]{32,36}", value))
 
 
 def _patient_by_criteria(criteria: str, *, path: str) -> Identity | None:

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from ehr import selectors as archive
 from ehr.indexing import SPECS
 from ehr.services import ResourceError, WriteItem, WriteRace, items_resolve, resources_write, submission_record
-from healthplatform.fhirapi.outcome import FHIRError, Issue, operation_outcome
+from healthplatform.fhirapi.outcome import FHIRError, operation_outcome
 from healthplatform.fhirapi.resources.clinical import (
     FHIR_ID,
     clinical_item,
@@ -390,6 +390,3 @@ def _response(kind: str, results: list[dict]) -> dict:
     if results:
         bundle["entry"] = results
     return bundle
-
-
-__all__ = ["BundleView", "Issue"]

@@ -55,9 +55,8 @@ class DocumentReferenceTypeView(FHIRView):
     )
     def get(self, request):
         query = request.query_params
-        params = search.search_parameters(
-            query, ITI67_PARAMETERS - {"date"}, strict=search.strict_handling(request) and False
-        )
+        # date is read separately (ITI-67 sends it twice, ge and le), so the one-value parser is lenient here.
+        params = search.search_parameters(query, ITI67_PARAMETERS - {"date"}, strict=False)
         patient = params.get("patient")
         if not patient:
             raise FHIRError.one(
@@ -168,7 +167,5 @@ class BinaryView(FHIRView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         if isinstance(response, HttpResponse) and not isinstance(response, Response):
-            from healthplatform.fhirapi.access_log import access_log  # noqa: F401 - logged in dispatch
-
             return response
         return super().finalize_response(request, response, *args, **kwargs)

@@ -7,7 +7,6 @@ makes a create conditional, ``PUT Type?criteria`` is a conditional update.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from django.db import transaction
@@ -72,12 +71,8 @@ def if_match_version(request) -> int | None:
 
 
 def resource_url(request, resource: Resource, *, version: bool = False) -> str:
-    url = request.build_absolute_uri(f"{_base(request)}{resource.resource_type}/{resource.fhir_id}")
+    url = request.build_absolute_uri(f"{reverse('fhirapi:base')}{resource.resource_type}/{resource.fhir_id}")
     return f"{url}/_history/{resource.version_id}" if version else url
-
-
-def _base(request) -> str:
-    return reverse("fhirapi:base")
 
 
 def with_version_headers(response: Response, resource: Resource) -> Response:
@@ -142,11 +137,15 @@ def _search_pairs(request) -> list[tuple[str, str]]:
     return [(name, value) for name in request.query_params for value in request.query_params.getlist(name) if value]
 
 
-class ResourceTypeView(FHIRView):
-    """``GET /fhir/{type}?…`` (search) and ``POST /fhir/{type}`` (create, conditional with If-None-Exist)."""
+class ArchiveView(FHIRView):
+    """A view of one archived type named in the URL: the scope check reads the type from there."""
 
     def fhir_resource_type(self, request, **kwargs):
         return kwargs.get("type")
+
+
+class ResourceTypeView(ArchiveView):
+    """``GET /fhir/{type}?…`` (search) and ``POST /fhir/{type}`` (create, conditional with If-None-Exist)."""
 
     @extend_schema(
         operation_id="fhir_type_search",
@@ -238,11 +237,8 @@ def _same_person(identity_a: int, identity_b: int | None) -> bool:
     return len(persons) == 1
 
 
-class ResourceInstanceView(FHIRView):
+class ResourceInstanceView(ArchiveView):
     """``GET``/``PUT``/``DELETE /fhir/{type}/{id}``: read, update, logical delete."""
-
-    def fhir_resource_type(self, request, **kwargs):
-        return kwargs.get("type")
 
     @extend_schema(operation_id="fhir_read", summary="Read a resource", parameters=[_TYPE, _ID], responses=_FHIR_OBJECT)
     def get(self, request, type, id):
@@ -297,11 +293,8 @@ class ResourceInstanceView(FHIRView):
         return response
 
 
-class ResourceHistoryView(FHIRView):
+class ResourceHistoryView(ArchiveView):
     """``GET /fhir/{type}/{id}/_history``: every version, newest first (a history Bundle)."""
-
-    def fhir_resource_type(self, request, **kwargs):
-        return kwargs.get("type")
 
     @extend_schema(
         operation_id="fhir_history",
@@ -347,11 +340,8 @@ class ResourceHistoryView(FHIRView):
         return Response(bundle)
 
 
-class ResourceVersionView(FHIRView):
+class ResourceVersionView(ArchiveView):
     """``GET /fhir/{type}/{id}/_history/{vid}``: one version (vread)."""
-
-    def fhir_resource_type(self, request, **kwargs):
-        return kwargs.get("type")
 
     @extend_schema(
         operation_id="fhir_vread",
@@ -416,10 +406,6 @@ def search_response(request, resource_type: str, pairs: list[tuple[str, str]]) -
             }
         )
     return Response(bundle)
-
-
-def dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False)
 
 
 # --- Patient: source Patients are MPI identities; the golden Patient is the person ------------------------
