@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ehr.bulk import objects_insert, rows_insert
 from ehr.indexing import business_identifier, extract
 from ehr.models import (
     ConditionalKey,
@@ -107,21 +108,22 @@ def _extracted(item: WriteItem):
     return item.extra["extracted"]
 
 
-def _columns(resource: Resource, body: dict, x=None) -> list:
-    """Sets the indexed columns from the body; returns the token and reference rows to write."""
-    x = x or extract(resource.resource_type, body)
+TOKEN_COLUMNS = ["resource_id", "resource_type", "param", "system", "code"]
+REFERENCE_COLUMNS = ["resource_id", "resource_type", "param", "target_type", "target_id"]
+
+
+def _columns(resource: Resource, body: dict, x, tokens: list, references: list) -> None:
+    """Sets the indexed columns from the body and adds its token and reference rows, as (resource, values…)
+    until the resource has its primary key."""
     resource.status = x.status
     resource.effective_low, resource.effective_high = x.effective
     resource.identifier_system, resource.identifier_value = x.identifier
-    rows: list = [
-        SearchToken(resource=resource, resource_type=resource.resource_type, param=p, system=s, code=c)
-        for p, s, c in x.tokens
-    ]
-    rows += [
-        SearchReference(resource=resource, resource_type=resource.resource_type, param=p, target_type=t, target_id=i)
-        for p, t, i in x.references
-    ]
-    return rows
+    tokens += [(resource, resource.resource_type, p, s, c) for p, s, c in x.tokens]
+    references += [(resource, resource.resource_type, p, t, i) for p, t, i in x.references]
+
+
+def _index_insert(model, columns: list[str], rows: list[tuple]) -> None:
+    rows_insert(model, columns, [(row[0].pk, *row[1:]) for row in rows])
 
 
 class WriteRace(ResourceError):
@@ -242,7 +244,8 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
 
     creates: list[Resource] = []
     archived: list[ResourceVersion] = []
-    index_rows: list = []
+    tokens: list[tuple] = []
+    references: list[tuple] = []
     reindexed: list[int] = []
     seen_criteria: dict[tuple[str, str], WriteItem] = {}
     actor = actor[:150]
@@ -268,7 +271,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                 body=body,
                 submission=submission,
             )
-            index_rows += _columns(resource, body, _extracted(item))
+            _columns(resource, body, _extracted(item), tokens, references)
             creates.append(resource)
             item.resource, item.outcome = resource, "created"
             continue
@@ -299,7 +302,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             resource.deleted = False
             if item.identity_id is not None:
                 resource.identity_id = item.identity_id
-            index_rows += _columns(resource, resource.body, _extracted(item))
+            _columns(resource, resource.body, _extracted(item), tokens, references)
             item.outcome = "updated"
         resource.version_id += 1
         resource.last_updated, resource.actor, resource.submission = now, actor, submission
@@ -309,7 +312,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     if reindexed:
         SearchToken.objects.filter(resource_id__in=reindexed).delete()
         SearchReference.objects.filter(resource_id__in=reindexed).delete()
-    Resource.objects.bulk_create(creates, batch_size=1000)
+    objects_insert(creates)
     keyed = {
         criteria_hash: item
         for (_, criteria_hash), item in seen_criteria.items()
@@ -323,9 +326,9 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             ConditionalKey(resource_type=item.resource_type, criteria_sha256=criteria_hash, resource=item.resource)
             for criteria_hash, item in keyed.items()
         )
-    ResourceVersion.objects.bulk_create(archived, batch_size=1000)
-    SearchToken.objects.bulk_create([r for r in index_rows if isinstance(r, SearchToken)], batch_size=2000)
-    SearchReference.objects.bulk_create([r for r in index_rows if isinstance(r, SearchReference)], batch_size=2000)
+    objects_insert(archived)
+    _index_insert(SearchToken, TOKEN_COLUMNS, tokens)
+    _index_insert(SearchReference, REFERENCE_COLUMNS, references)
     return items
 
 
