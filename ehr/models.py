@@ -103,8 +103,12 @@ class Resource(models.Model):
         verbose_name = _("clinical resource")
         constraints = [
             models.UniqueConstraint(fields=["resource_type", "fhir_id"], name="ehr_resource_type_id"),
+            # The value right after the source: a Bundle's resend check asks for its few dozen business
+            # identifiers of one source, and the index answers each with one descent; with the type and the
+            # system before it, that check scanned every row of the source (measured: 10 ms per Bundle at
+            # 80,000 resources, growing with the archive).
             models.UniqueConstraint(
-                fields=["source", "resource_type", "identifier_system", "identifier_value"],
+                fields=["source", "identifier_value", "resource_type", "identifier_system"],
                 condition=~Q(identifier_value=""),
                 name="ehr_resource_business_identifier",
             ),
@@ -113,8 +117,9 @@ class Resource(models.Model):
             # Everything about one patient of one type, newest first: the viewer and patient-scoped searches.
             models.Index(fields=["identity", "resource_type", "-effective_low"], name="ehr_resource_patient_type"),
             models.Index(fields=["resource_type", "last_updated"], name="ehr_resource_type_updated"),
-            # identifier=system|value searches and conditional creates on the business identifier.
-            models.Index(fields=["resource_type", "identifier_value"], name="ehr_resource_identifier"),
+            # identifier=system|value searches and conditional creates on the business identifier; the value
+            # first, so that a Bundle's few dozen identifiers over several types are one descent each.
+            models.Index(fields=["identifier_value", "resource_type"], name="ehr_resource_identifier"),
         ]
 
     def __str__(self) -> str:

@@ -167,8 +167,9 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     a conditional create that finds its resource is ``existing``; a create resending a business identifier of
     this source becomes an update of that resource; any other create gets its new id now.
 
-    Identifier criteria (``identifier=system|value``, what hospital systems send) are resolved for the whole
-    batch in one query; other criteria run as searches. Call inside the transaction that writes.
+    Identifier criteria (``identifier=system|value``, what hospital systems send) and the resend check are
+    answered for the whole batch by one query on the archive (rows locked: a resend updates them) and one on
+    the secondary identifiers; other criteria run as searches. Call inside the transaction that writes.
     """
     from ehr.selectors import conditional_matches
 
@@ -177,53 +178,66 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     for item in pending:
         if not item.if_none_exist:
             continue
-        found = _identifier_criteria(item.if_none_exist)
+        found = _criteria_identifier(item)
         if found:
             by_identifier.setdefault((item.resource_type, *found), []).append(item)
             continue
         matches = conditional_matches(item.resource_type, item.if_none_exist)
         _conditional_settle(item, matches)
-    if by_identifier:
-        types, values = {k[0] for k in by_identifier}, {k[2] for k in by_identifier}
-        # The first identifier is a column of the resource, later ones are token rows: look in both.
-        rows = list(
-            Resource.objects.filter(resource_type__in=types, identifier_value__in=values).values_list(
-                "resource_type", "identifier_system", "identifier_value", "pk"
-            )
-        )
-        rows += SearchToken.objects.filter(param="identifier", resource_type__in=types, code__in=values).values_list(
-            "resource_type", "system", "code", "resource_id"
-        )
-        hits: dict[tuple[str, str, str], set[int]] = {}
-        for resource_type, system, code, resource_id in rows:
-            if (resource_type, system, code) in by_identifier:
-                hits.setdefault((resource_type, system, code), set()).add(resource_id)
-        found_rows = Resource.objects.in_bulk({pk for pks in hits.values() for pk in pks})
-        for key, waiting in by_identifier.items():
-            matches = [found_rows[pk] for pk in sorted(hits.get(key, ())) if not found_rows[pk].deleted]
-            for item in waiting:
-                _conditional_settle(item, matches)
     wanted: dict[tuple[str, str, str], WriteItem] = {}
     for item in pending:
-        if item.outcome == "existing" or item.body is None:
+        if item.body is None:
             continue
         system, value = business_identifier(item.resource_type, item.body)
         if value:
             wanted[(item.resource_type, system, value)] = item
-    if wanted:
-        existing = Resource.objects.select_for_update().filter(
-            source_id=source.pk if source is not None else None,
-            resource_type__in={k[0] for k in wanted},
-            identifier_value__in={k[2] for k in wanted},
-        )
-        for row in existing:
+    if by_identifier or wanted:
+        keys = by_identifier.keys() | wanted.keys()
+        # The first identifier is a column of the resource (one indexed query for both questions); later
+        # identifiers are token rows, looked up for the criteria only.
+        rows = {
+            r.pk: r
+            for r in Resource.objects.select_for_update().filter(
+                resource_type__in={k[0] for k in keys}, identifier_value__in={k[2] for k in keys}
+            )
+        }
+        hits: dict[tuple[str, str, str], set[int]] = {}
+        for row in rows.values():
+            key = (row.resource_type, row.identifier_system, row.identifier_value)
+            if key in by_identifier:
+                hits.setdefault(key, set()).add(row.pk)
+        if by_identifier:
+            tokens = SearchToken.objects.filter(
+                param="identifier",
+                resource_type__in={k[0] for k in by_identifier},
+                code__in={k[2] for k in by_identifier},
+            ).values_list("resource_type", "system", "code", "resource_id")
+            for resource_type, system, code, resource_id in tokens:
+                if (resource_type, system, code) in by_identifier:
+                    hits.setdefault((resource_type, system, code), set()).add(resource_id)
+            missing = {pk for pks in hits.values() for pk in pks} - rows.keys()
+            if missing:
+                rows.update(Resource.objects.in_bulk(missing))
+        for key, waiting in by_identifier.items():
+            matches = [rows[pk] for pk in sorted(hits.get(key, ())) if not rows[pk].deleted]
+            for item in waiting:
+                _conditional_settle(item, matches)
+        source_id = source.pk if source is not None else None
+        for row in rows.values():
             item = wanted.get((row.resource_type, row.identifier_system, row.identifier_value))
-            if item is not None:
+            if item is not None and row.source_id == source_id and item.outcome != "existing":
                 item.method, item.target, item.fhir_id = "update", row, row.fhir_id
     for item in pending:
         if item.outcome != "existing" and item.method == "create":
             item.fhir_id = item.fhir_id or new_fhir_id()
         item.extra["resolved"] = True
+
+
+def _criteria_identifier(item: WriteItem) -> tuple[str, str] | None:
+    """The (system, value) of the item's If-None-Exist when it is ``identifier=system|value``, parsed once."""
+    if "criteria_identifier" not in item.extra:
+        item.extra["criteria_identifier"] = _identifier_criteria(item.if_none_exist) if item.if_none_exist else None
+    return item.extra["criteria_identifier"]
 
 
 def _conditional_settle(item: WriteItem, matches: list[Resource]) -> None:
@@ -247,14 +261,16 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     tokens: list[tuple] = []
     references: list[tuple] = []
     reindexed: list[int] = []
-    seen_criteria: dict[tuple[str, str], WriteItem] = {}
+    seen_criteria: dict[tuple, WriteItem] = {}
     actor = actor[:150]
     for item in items:
         if item.outcome == "existing":
             continue
         if item.method == "create":
             if item.if_none_exist:
-                key = (item.resource_type, _criteria_hash(item.resource_type, item.if_none_exist))
+                # Identifier criteria compare as (system, value); others by their canonical hash.
+                found = _criteria_identifier(item)
+                key = (item.resource_type, found or _criteria_hash(item.resource_type, item.if_none_exist))
                 if key in seen_criteria:  # the same conditional create twice in one batch: one resource
                     item.resource, item.outcome = seen_criteria[key].resource, "existing"
                     continue
@@ -314,11 +330,11 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         SearchReference.objects.filter(resource_id__in=reindexed).delete()
     objects_insert(creates)
     keyed = {
-        criteria_hash: item
-        for (_, criteria_hash), item in seen_criteria.items()
+        _criteria_hash(item.resource_type, item.if_none_exist): item
+        for item in seen_criteria.values()
         # Criteria on the resource's own business identifier: the unique constraint on (source, type,
         # identifier) already lets only one of two concurrent creates through; no key row is needed.
-        if _identifier_criteria(item.if_none_exist) != _extracted(item).identifier
+        if _criteria_identifier(item) != _extracted(item).identifier
     }
     if keyed:
         _stale_keys_drop(keyed)

@@ -12,6 +12,9 @@ admin.site.site_header = "区域健康信息平台 · Regional health informatio
 admin.site.site_title = "区域健康信息平台"
 admin.site.index_title = "平台管理 · Administration"
 
+# A request Django refuses before routing it (e.g. DisallowedHost) is answered in FHIR under /fhir/.
+handler400 = "healthplatform.views.bad_request"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),

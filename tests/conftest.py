@@ -17,3 +17,12 @@ def _fast_password_hashing(settings):
     dozen use Django's fast test hasher instead (the standard Django testing advice). Production settings
     are unchanged."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _directory_references_forgotten():
+    """Each test starts without the per-process memory of resolved directory references: a test's rolled-back
+    registry (loaded in bulk, without save signals) must not answer the next test's references."""
+    from healthplatform.fhirapi.resources.directory import _resolved
+
+    _resolved.clear()

@@ -93,3 +93,14 @@ def test_a_path_with_an_encoded_newline_gets_an_outcome_not_an_html_page(feed):
     assert response.status_code == 404
     assert response["Content-Type"].startswith(FHIR_JSON)
     OperationOutcome.model_validate(response.json())
+
+
+def test_a_host_header_this_server_does_not_serve_gets_an_outcome_not_an_html_page(feed):
+    # Found by schemathesis: Django refuses such a request before any view runs (DisallowedHost).
+    response = feed.client.get(f"/fhir/Observation/{feed.observation_id}", HTTP_HOST="cl")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith(FHIR_JSON)
+    OperationOutcome.model_validate(response.json())
+    assert "Host" in response.json()["issue"][0]["diagnostics"]
+    # Outside the FHIR API it stays Django's own page.
+    assert feed.client.get("/admin/", HTTP_HOST="cl").status_code == 400

@@ -538,3 +538,39 @@ def test_the_openapi_schema_lists_the_directory_endpoints(admin_client_zh):
         assert {f"/fhir/{resource_type}", f"/fhir/{resource_type}/{{id}}"} <= set(paths)
         assert {"get", "post"} <= set(paths[f"/fhir/{resource_type}"])
         assert {"get", "put"} <= set(paths[f"/fhir/{resource_type}/{{id}}"])
+
+
+def test_a_conditional_practitioner_reference_follows_the_registry_as_it_changes(hospital, region):
+    """Directory references are remembered per process for speed, but never a miss, and a registry change
+    made here is seen at once."""
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:platform:authority:WUSHAN", "value": "MRN-9"}],
+        "name": [{"text": "赵敏"}],
+        "gender": "female",
+        "birthDate": "1990-01-02",
+    }
+    patient_id = resource(post(hospital, "/fhir/Patient", patient), 201)["id"]
+    licence = "330000000000777"
+
+    def encounter():
+        return {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "participant": [
+                {"individual": {"reference": f"Practitioner?identifier={PRACTITIONER_LICENCE_SYSTEM}|{licence}"}}
+            ],
+        }
+
+    def participant(response) -> str:
+        return resource(response, 201)["participant"][0]["individual"]["reference"]
+
+    assert issues(post(hospital, "/fhir/Encounter", encounter()), 400)[0]["code"] == "not-found"
+    first = PractitionerFactory(institution=region.ours, licence_number=licence)
+    assert participant(post(hospital, "/fhir/Encounter", encounter())) == f"Practitioner/{first.pk}"
+    first.licence_number = "330000000000778"
+    first.save()
+    second = PractitionerFactory(institution=region.ours, licence_number=licence)
+    assert participant(post(hospital, "/fhir/Encounter", encounter())) == f"Practitioner/{second.pk}"

@@ -228,7 +228,12 @@ def patient_item(writer: Writer, body: dict, *, path: str, method: str, target: 
     except DemographicsError as exc:
         raise FHIRError.one(400, "invalid", f"{path}: {exc}", expression=path) from None
     identity = registration.identity
-    existing = target or Resource.objects.filter(resource_type="Patient", fhir_id=str(identity.uuid)).first()
+    # A Patient just registered for the first time has no archived Patient yet; only a known one is looked up.
+    existing = target
+    if existing is None and not registration.created:
+        existing = Resource.objects.filter(resource_type="Patient", fhir_id=str(identity.uuid)).first()
+    # The entries after it name this Patient by its id: the writer owns it, no need to look it up again.
+    writer.patients[f"Patient/{identity.uuid}"] = identity
     item = WriteItem(
         "Patient",
         body,
@@ -263,28 +268,35 @@ def references_rewrite(node, local: dict[str, str], *, path: str) -> None:
     """Rewrites, in place, every ``reference`` that names a Bundle entry (``urn:uuid:…``, or the entry's
     fullUrl) to ``Type/id``, and every conditional reference (``Observation?identifier=…``) to the one resource
     it matches (R4 http.html#trules: no match or several is an error)."""
+    if isinstance(node, (dict, list)):
+        _rewrite(node, local, (path,))
+
+
+def _rewrite(node, local: dict[str, str], steps: tuple) -> None:
+    # ``steps`` is the element path in pieces, joined only for an error: most nodes hold no reference.
     if isinstance(node, list):
         for i, child in enumerate(node):
-            references_rewrite(child, local, path=f"{path}[{i}]")
-        return
-    if not isinstance(node, dict):
+            if isinstance(child, (dict, list)):
+                _rewrite(child, local, (*steps, f"[{i}]"))
         return
     for key, child in node.items():
         if key == "reference" and isinstance(child, str):
             if child in local:
                 node[key] = local[child]
             elif child.startswith("urn:uuid:") or child.startswith("urn:oid:"):
+                where = _joined(steps) + ".reference"
                 raise FHIRError.one(
-                    400,
-                    "not-found",
-                    f"{path}.reference: {child} is not an entry of this Bundle",
-                    expression=f"{path}.reference",
+                    400, "not-found", f"{where}: {child} is not an entry of this Bundle", expression=where
                 )
             elif "?" in child:
                 # Resolved once per Bundle: the same Practitioner?identifier=… recurs on every encounter.
-                node[key] = local[child] = conditional_reference(child, path=f"{path}.reference")
+                node[key] = local[child] = conditional_reference(child, path=_joined(steps) + ".reference")
         elif isinstance(child, (dict, list)):
-            references_rewrite(child, local, path=f"{path}.{key}")
+            _rewrite(child, local, (*steps, f".{key}"))
+
+
+def _joined(steps: tuple) -> str:
+    return "".join(steps)
 
 
 # Conditional references to the directory (Organization?identifier=…) are answered by the registry; the

@@ -12,6 +12,7 @@ Ids are derived from the registry's own keys, so they are stable and need no col
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 import pydantic
@@ -588,10 +589,47 @@ def practitioner_by_criteria(criteria: str) -> str | None:
     return f"Practitioner/{pk}" if pk is not None else None
 
 
+# Found references, kept per process for a minute: every Bundle of a hospital names the same few dozen
+# practitioners and organisations, and the registry changes by the day. Only hits are kept, so a practitioner
+# registered a moment ago resolves at once; a deactivated one may still be named for up to a minute.
+RESOLVED_SECONDS = 60.0
+_resolved: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def _remembered(resolver):
+    def resolve(criteria: str) -> str | None:
+        key = (resolver.__name__, criteria)
+        now = time.monotonic()
+        hit = _resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = resolver(criteria)
+        if found:
+            if len(_resolved) > 100_000:
+                _resolved.clear()
+            _resolved[key] = (now + RESOLVED_SECONDS, found)
+        return found
+
+    return resolve
+
+
+def _forget_resolved(**kwargs) -> None:
+    _resolved.clear()
+
+
 def _register_resolvers() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    # A change to the registry made in this process is seen at once (other processes: within the minute).
+    for model in (Institution, Practitioner):
+        post_save.connect(_forget_resolved, sender=model, dispatch_uid=f"fhir-directory-resolved-{model.__name__}")
+        post_delete.connect(_forget_resolved, sender=model, dispatch_uid=f"fhir-directory-forget-{model.__name__}")
+
     from healthplatform.fhirapi.resources.clinical import DIRECTORY_RESOLVERS
 
-    DIRECTORY_RESOLVERS.update(Organization=organization_by_criteria, Practitioner=practitioner_by_criteria)
+    DIRECTORY_RESOLVERS.update(
+        Organization=_remembered(organization_by_criteria), Practitioner=_remembered(practitioner_by_criteria)
+    )
 
 
 _register_resolvers()
