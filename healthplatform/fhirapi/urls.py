@@ -6,7 +6,13 @@ from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.base import UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
-from healthplatform.fhirapi.views.documents import BinaryView, DocumentReferenceInstanceView, DocumentReferenceTypeView
+from healthplatform.fhirapi.views.documents import (
+    BinaryView,
+    DocumentReferenceHistoryView,
+    DocumentReferenceInstanceView,
+    DocumentReferenceTypeView,
+    DocumentReferenceVersionView,
+)
 from healthplatform.fhirapi.views.patient import PatientMatchView
 from healthplatform.fhirapi.views.pix import PatientPIXView
 from healthplatform.fhirapi.views.resources import (
@@ -38,6 +44,12 @@ urlpatterns = [
     re_path(rf"^Patient/{ID}/\$everything$", PatientEverythingView.as_view(), name="patient-everything"),
     path("DocumentReference", DocumentReferenceTypeView.as_view(), name="document-search"),
     re_path(rf"^DocumentReference/{ID}$", DocumentReferenceInstanceView.as_view(), name="document-read"),
+    re_path(rf"^DocumentReference/{ID}/_history$", DocumentReferenceHistoryView.as_view(), name="document-history"),
+    re_path(
+        rf"^DocumentReference/{ID}/_history/(?P<vid>[0-9]{{1,9}})$",
+        DocumentReferenceVersionView.as_view(),
+        name="document-vread",
+    ),
     re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
     re_path(rf"^{CLINICAL}$", ResourceTypeView.as_view(), name="type"),
     re_path(rf"^{CLINICAL}/{ID}$", ResourceInstanceView.as_view(), name="instance"),

@@ -573,6 +573,37 @@ def test_provide_find_and_retrieve_a_document_mhd(hosp, settings, tmp_path):
     assert search(hosp.client, "List?identifier=urn:hosp-a:submission|S-DOC-2") == []
 
 
+def test_a_documents_history_and_each_version_are_readable(hosp, settings, tmp_path):
+    from emr.models import DocumentEntry
+    from emr.services import document_retire
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "documents": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    response = ok(post(hosp.client, "", provide_document_bundle(f"Patient/{hosp.patient_id}", b"report")))
+    doc_id = response["entry"][1]["response"]["location"].split("/")[1]
+    document_retire(entry=DocumentEntry.objects.get(uuid=doc_id), actor="records office", reason="wrong patient")
+
+    history = ok(hosp.client.get(f"/fhir/DocumentReference/{doc_id}/_history"))
+    Bundle.model_validate(history)
+    assert history["type"] == "history"
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+    assert [e["resource"]["status"] for e in history["entry"]] == ["entered-in-error", "current"]
+    assert [e["request"]["method"] for e in history["entry"]] == ["PUT", "POST"]
+    first = ok(hosp.client.get(f"/fhir/DocumentReference/{doc_id}/_history/1"))
+    assert first == history["entry"][1]["resource"]
+    # Paged one version at a time, the next link leads to the older version and no further.
+    page = ok(hosp.client.get(f"/fhir/DocumentReference/{doc_id}/_history?_count=1"))
+    assert [e["resource"]["meta"]["versionId"] for e in page["entry"]] == ["2"]
+    older = next(link["url"] for link in page["link"] if link["relation"] == "next")
+    last = ok(hosp.client.get(older))
+    assert [e["resource"]["meta"]["versionId"] for e in last["entry"]] == ["1"]
+    assert not [link for link in last["link"] if link["relation"] == "next"]
+    assert outcome(hosp.client.get(f"/fhir/DocumentReference/{doc_id}/_history/3"), 404)[0]["code"] == "not-found"
+    assert outcome(hosp.client.get("/fhir/DocumentReference/nothing-here/_history"), 404)[0]["code"] == "not-found"
+
+
 def test_everything_returns_the_whole_person_across_institutions_in_pages(hosp):
     response = ok(post(hosp.client, "", history_bundle("A-80", 6)))
     patient_id = response["entry"][0]["resource"]["id"]

@@ -33,7 +33,7 @@ _DIRECTORY = ("read", "vread", "update", "create", "search-type")
 EXTRA_RESOURCES: list[dict] = [
     _served(
         "DocumentReference",
-        ("read", "create", "search-type"),
+        ("read", "vread", "history-instance", "create", "search-type"),
         {"patient": "reference", "status": "token", "type": "token", "category": "token", "date": "date"},
         supportedProfile=[
             "https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.DocumentReference"

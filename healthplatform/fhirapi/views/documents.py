@@ -127,6 +127,85 @@ class DocumentReferenceInstanceView(FHIRView):
         return response
 
 
+# A document's versions as history entries: stored by a POST, every later version a change the store made.
+_HISTORY_METHOD = {"create": "POST"}
+
+
+class DocumentReferenceHistoryView(FHIRView):
+    """``GET /fhir/DocumentReference/{id}/_history``: every version of the DocumentReference, newest first
+    (stored, then each status change the store made: superseded by a replacement, entered in error)."""
+
+    fhir_resource_type = "DocumentReference"
+
+    @extend_schema(
+        operation_id="fhir_document_history",
+        summary="History of a DocumentReference",
+        parameters=[OpenApiParameter("_count", int), OpenApiParameter("_before_version", int)],
+        responses=_FHIR_OBJECT,
+    )
+    def get(self, request, id):
+        entry = _get(id)
+        count = search.count(request.query_params.get("_count"))
+        versions = documents.document_versions(entry).order_by("-version_id")
+        before = search.whole_number(request.query_params.get("_before_version") or "")
+        if before is not None:  # like the archive's history: a value that is not a version number is ignored
+            versions = versions.filter(version_id__lt=before)
+        versions = list(versions[: count + 1])
+        more, versions = len(versions) > count, versions[:count]
+        url = _document_url(request, entry)
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "history",
+            "link": [{"relation": "self", "url": request.build_absolute_uri()}],
+        }
+        if more and versions:
+            bundle["link"].append(
+                {"relation": "next", "url": f"{url}/_history?_count={count}&_before_version={versions[-1].version_id}"}
+            )
+        entries = []
+        for version in versions:
+            method = _HISTORY_METHOD.get(version.method, "PUT")
+            entries.append(
+                {
+                    "fullUrl": url,
+                    "resource": document_reference_resource(entry, version),
+                    "request": {
+                        "method": method,
+                        "url": "DocumentReference" if method == "POST" else f"DocumentReference/{entry.uuid}",
+                    },
+                    "response": {
+                        "status": "201" if method == "POST" else "200",
+                        "etag": f'W/"{version.version_id}"',
+                        "lastModified": version.recorded_at.isoformat(),
+                    },
+                }
+            )
+        if entries:
+            bundle["entry"] = entries
+        return Response(bundle)
+
+
+class DocumentReferenceVersionView(FHIRView):
+    """``GET /fhir/DocumentReference/{id}/_history/{vid}``: one version (vread)."""
+
+    fhir_resource_type = "DocumentReference"
+
+    @extend_schema(
+        operation_id="fhir_document_vread",
+        summary="Read one version of a DocumentReference",
+        parameters=[OpenApiParameter("vid", int, OpenApiParameter.PATH)],
+        responses=_FHIR_OBJECT,
+    )
+    def get(self, request, id, vid):
+        entry = _get(id)
+        version = documents.document_version(entry, vid)
+        if version is None:
+            raise FHIRError.one(404, "not-found", f"DocumentReference/{id} has no version {vid}")
+        response = Response(document_reference_resource(entry, version))
+        response["ETag"] = f'W/"{version.version_id}"'
+        return response
+
+
 class _AnyNegotiation(BaseContentNegotiation):
     """ITI-68 serves the document's own bytes: any Accept is fine (FHIR JSON asks for the Binary resource)."""
 
