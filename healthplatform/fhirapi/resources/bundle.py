@@ -45,3 +45,18 @@ def searchset(entries: list[SearchEntry], *, self_url: str | None = None, total:
     if entries:
         bundle["entry"] = [e.as_fhir() for e in entries]
     return bundle
+
+
+def history(request, entries: list[dict], resource_url: str, *, count: int, next_before: int | None) -> dict:
+    """A history Bundle of one resource's versions, newest first; ``next_before`` links to the older ones."""
+    bundle: dict = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "link": [{"relation": "self", "url": request.build_absolute_uri()}],
+    }
+    if next_before is not None:
+        older = f"{resource_url}/_history?_count={count}&_before_version={next_before}"
+        bundle["link"].append({"relation": "next", "url": older})
+    if entries:
+        bundle["entry"] = entries
+    return bundle

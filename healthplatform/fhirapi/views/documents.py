@@ -20,6 +20,7 @@ from healthplatform.fhirapi import search
 from healthplatform.fhirapi.media import FHIRJSONRenderer, _accepts_json
 from healthplatform.fhirapi.outcome import FHIRError
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
+from healthplatform.fhirapi.resources.bundle import history as history_bundle
 from healthplatform.fhirapi.resources.clinical import identities_for_patient, writer_of
 from healthplatform.fhirapi.resources.documents import document_error, document_write, search_dates
 from healthplatform.fhirapi.views.base import FHIRView
@@ -153,15 +154,6 @@ class DocumentReferenceHistoryView(FHIRView):
         versions = list(versions[: count + 1])
         more, versions = len(versions) > count, versions[:count]
         url = _document_url(request, entry)
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "history",
-            "link": [{"relation": "self", "url": request.build_absolute_uri()}],
-        }
-        if more and versions:
-            bundle["link"].append(
-                {"relation": "next", "url": f"{url}/_history?_count={count}&_before_version={versions[-1].version_id}"}
-            )
         entries = []
         for version in versions:
             method = _HISTORY_METHOD.get(version.method, "PUT")
@@ -180,8 +172,8 @@ class DocumentReferenceHistoryView(FHIRView):
                     },
                 }
             )
-        if entries:
-            bundle["entry"] = entries
+        last = versions[-1].version_id if more and versions else None
+        bundle = history_bundle(request, entries, url, count=count, next_before=last)
         return Response(bundle)
 
 

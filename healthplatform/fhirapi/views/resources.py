@@ -23,6 +23,7 @@ from ehr.services import ResourceError, WriteRace, resources_write, submission_r
 from healthplatform.fhirapi import search
 from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
+from healthplatform.fhirapi.resources.bundle import history as history_bundle
 from healthplatform.fhirapi.resources.clinical import (
     clinical_item,
     error_from,
@@ -311,15 +312,6 @@ class ResourceHistoryView(ArchiveView):
         )
         more, versions = len(versions) > count, versions[:count]
         url = resource_url(request, resource)
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "history",
-            "link": [{"relation": "self", "url": request.build_absolute_uri()}],
-        }
-        if more and versions:
-            bundle["link"].append(
-                {"relation": "next", "url": f"{url}/_history?_count={count}&_before_version={versions[-1].version_id}"}
-            )
         entries = []
         for v in versions:
             method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[v.method]
@@ -335,8 +327,8 @@ class ResourceHistoryView(ArchiveView):
             if v.method != "delete":
                 entry["resource"] = rendered(resource, body=v.body)
             entries.append(entry)
-        if entries:
-            bundle["entry"] = entries
+        last = versions[-1].version_id if more and versions else None
+        bundle = history_bundle(request, entries, url, count=count, next_before=last)
         return Response(bundle)
 
 
