@@ -154,7 +154,7 @@ DOCUMENT_STORAGE_DIR = env.path("DOCUMENT_STORAGE_DIR", DATA_DIR / "documents")
 MEDIA_ROOT = DOCUMENT_STORAGE_DIR
 STORAGES = {
     "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "emr.storage.DurableFileSystemStorage",  # fsyncs each document before its row commits
         "OPTIONS": {"location": str(DOCUMENT_STORAGE_DIR)},
     },
     "staticfiles": {

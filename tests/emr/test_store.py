@@ -224,3 +224,28 @@ def test_replacing_an_unknown_document_is_refused(patient, source):
     with pytest.raises(DocumentError, match="not in the store"):
         store(patient, source, ref)
     assert not DocumentEntry.objects.exists()
+
+
+def test_the_platforms_storage_has_the_content_on_disk_before_the_row_commits(
+    patient, source, settings, tmp_path, monkeypatch
+):
+    import os
+
+    folder = tmp_path / "durable"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "documents": {"BACKEND": "emr.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(folder)}},
+    }
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):  # records what is flushed, then flushes it
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    entry, _ = store(patient, source, reference(content=PDF))
+
+    path = folder / entry.content_name
+    assert read_back(entry) == PDF
+    assert synced == [str(path), str(path.parent)]
