@@ -35,6 +35,7 @@ __all__ = [
     "document_retire",
     "document_store",
     "document_update",
+    "documents_sweep",
 ]
 
 # What the store accepts: PDF, CDA (XML) and plain text, with the file extension each is kept under.
@@ -645,3 +646,65 @@ def document_retire(
             reason=reason,
         )
     return entry
+
+
+# --- orphaned content -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0  # content files looked at
+    orphaned: list[str] = field(default_factory=list)  # unreferenced and old enough: deleted (unless a dry run)
+
+
+def documents_sweep(*, older_than: dt.timedelta, dry_run: bool = False, batch: int = 1000) -> SweepReport:
+    """Deletes content files that no document row names and that are older than ``older_than``.
+
+    A document's content is saved before its row is written (so that an answered request never names a
+    missing file); when the transaction around the row rolls back — a FHIR transaction Bundle with a bad
+    entry after its DocumentReference — the file stays behind without a row. The age margin keeps files of
+    transactions still in flight.
+    """
+    storage = document_storage()
+    cutoff = timezone.now() - older_than
+    report = SweepReport()
+    pending: list[str] = []
+
+    def settle() -> None:
+        # Content is saved under the entry's uuid (emr/YYYY/MM/<uuid>.<ext>): looked up by the unique uuid.
+        uuids = {_stem_uuid(name) for name in pending}
+        known = set(DocumentEntry.objects.filter(uuid__in=uuids).values_list("content_name", flat=True))
+        for name in pending:
+            if name not in known and storage.get_modified_time(name) < cutoff:
+                report.orphaned.append(name)
+                if not dry_run:
+                    storage.delete(name)
+        pending.clear()
+
+    for name in _content_names(storage, "emr"):
+        if _stem_uuid(name) is None:
+            continue  # not a name the store gives: not ours to delete
+        report.checked += 1
+        pending.append(name)
+        if len(pending) >= batch:
+            settle()
+    if pending:
+        settle()
+    return report
+
+
+def _content_names(storage, folder: str):
+    if not storage.exists(folder):
+        return
+    folders, files = storage.listdir(folder)
+    for name in sorted(files):
+        yield f"{folder}/{name}"
+    for sub in sorted(folders):
+        yield from _content_names(storage, f"{folder}/{sub}")
+
+
+def _stem_uuid(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(name.rsplit("/", 1)[-1].split(".", 1)[0])
+    except ValueError:
+        return None
