@@ -122,6 +122,10 @@ class Comparison:
     # same person may supply it (services._person_verdict).
     needs_contact: bool = False
     contact_from_person: bool = False
+    # No birth date on one side: corroborated by the whole name, the sex and a household contact that agree
+    # with nothing contradicting; only if no identity of the person has another birth date
+    # (services._person_verdict) and no other person fits as well (services._second_links).
+    without_birth_date: bool = False
 
     @property
     def evidence(self) -> dict:
@@ -132,6 +136,7 @@ class Comparison:
             "corroborated": self.corroborated,
             **({"rare_name": True} if self.rare_name else {}),
             **({"contact_from_person": True} if self.contact_from_person else {}),
+            **({"without_birth_date": True} if self.without_birth_date else {}),
         }
 
     @property
@@ -382,6 +387,21 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and birth == "exact"
             and levels["sex"] != "disagree"
             and not contact_conflict
+            and levels["document"] != "disagree"
+        )
+    elif not identifier_conflict and name == "exact" and birth is None:
+        # A registration without a birth date (an emergency, a pharmacy) is the same resident when the
+        # whole name, middle names included, and a phone or address agree and nothing disagrees. The one
+        # other person who fits is a same-named relative at that address (a father and son, Jr./Sr.):
+        # a generation written on either side, a middle name on one side only, or a person holding
+        # another birth date keeps it from linking.
+        c.corroborated = c.without_birth_date = (
+            _full_names_agree(a, b)
+            and not (a.generation or b.generation)
+            and levels["sex"] != "disagree"
+            and (levels["phone"] == "agree" or levels["address"] == "agree")
+            and levels["phone"] != "disagree"
+            and levels["address"] != "disagree"
             and levels["document"] != "disagree"
         )
     return c

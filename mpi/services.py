@@ -148,6 +148,9 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int]) -> 
     if not comparisons or any(c.conflict for c in comparisons):
         return None
     best = max(comparisons, key=lambda c: c.score)
+    if best.without_birth_date and any(c.levels.get("birth_date") == "disagree" for c in comparisons):
+        # The person is known with another birth date than the record: a same-named relative, maybe.
+        best.corroborated = False
     if not best.corroborated:
         if best.needs_contact and any(c.contact_agrees for c in comparisons):
             best.corroborated = best.contact_from_person = True
@@ -534,6 +537,11 @@ def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) 
     """
     auto, bridges = thresholds()["auto_link"], []
     chosen_levels = chosen.comparison.levels
+    if chosen.comparison.without_birth_date and any(
+        c.comparison.levels.get("name") in NAME_CLOSE and c.comparison.contact_agrees for c in others
+    ):
+        # Without a birth date the record cannot tell apart two persons of that name in one household.
+        return [], True
     if chosen.comparison.identifier_agrees and chosen_levels.get("name") not in NAME_CLOSE:
         # The number agrees but the name only resembles; if another person has this very name and birth
         # date, the record is more likely that person using a sibling's number (twins, parents' cards).
@@ -545,7 +553,7 @@ def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) 
         if c.comparison.score < auto:
             continue
         verdict = _person_verdict(profile, c.person_id, set())
-        if verdict is None or verdict.band() != "auto_link" or verdict.rare_name:
+        if verdict is None or verdict.band() != "auto_link" or verdict.rare_name or verdict.without_birth_date:
             continue
         if not all(_persons_compatible(other.person_id, c.person_id) for other in (chosen, *bridges)):
             return [], True

@@ -241,3 +241,17 @@ def test_identifier_longer_than_any_document_is_refused():
 
     with pytest.raises(DemographicsError, match="health_card is longer than 64"):
         p(name="张伟", health_card="1" * 70)
+
+
+def test_without_a_birth_date_the_whole_name_and_a_household_contact_corroborate():
+    dated = p(name="Nancy Lisa Baker", sex="female", birth_date="1972-06-26", phone="+44 7700 978255")
+    undated = {"sex": "female", "phone": "07700 978255"}
+    c = compare(dated, p(name="BAKER, Nancy Lisa", **undated))
+    assert c.corroborated and c.without_birth_date and c.band() == "auto_link"
+    assert compare(p(name="BAKER, Nancy Lisa", **undated), dated).corroborated  # symmetric
+    # A same-named relative at that address may differ only in a generation or a middle name left out.
+    assert not compare(dated, p(name="Nancy Lisa Baker Jr", **undated)).corroborated
+    assert not compare(dated, p(name="Nancy Baker", **undated)).corroborated
+    # A contact that disagrees, or no contact at all, leaves it to review.
+    assert not compare(dated, p(name="Nancy Lisa Baker", sex="female", phone="07700 111111")).corroborated
+    assert not compare(dated, p(name="Nancy Lisa Baker", sex="female")).corroborated

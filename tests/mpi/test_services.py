@@ -460,3 +460,17 @@ def test_a_person_left_empty_is_retired_with_a_history_entry():
     retired = Person.objects.get(pk=b.person.pk)
     assert retired.status == "merged" and retired.merged_into_id == a.person.pk
     assert LinkEvent.objects.filter(kind="rematch", other_person=retired, detail__retired=retired.pk).exists()
+
+
+def test_a_record_without_birth_date_links_by_whole_name_and_contact_unless_two_persons_fit():
+    home = {"sex": "male", "phone": "+44 7700 944604", "address": "133 High Street, Oakham"}
+    father = reg("H1", "F1", name="James Robert McDonald", birth_date="1959-08-11", **home)
+    undated = reg("H2", "U1", name="MCDONALD, James Robert", **home)
+    assert undated.decision == "auto" and undated.person == father.person
+    assert undated.identity.link_evidence["without_birth_date"] is True
+    # The son of the same name, born later, does not join through the undated record.
+    son = reg("H3", "S1", name="James Robert McDonald", birth_date="1988-02-14", **home)
+    assert son.person != father.person
+    # Now two persons of that name live there: a record without a birth date cannot choose.
+    again = reg("H4", "U2", name="James Robert McDonald", **home)
+    assert again.decision == "review" and again.person not in (father.person, son.person)
