@@ -26,7 +26,7 @@ from functools import lru_cache
 import jellyfish
 from django.conf import settings
 
-from mpi.demographics import Profile, token_sound
+from mpi.demographics import NICKNAMES, Profile, token_sound
 
 # (m, u) per field and level. Levels are ordered from strongest agreement to
 # strongest disagreement; "missing" (either side absent) weighs 0 and is not listed.
@@ -250,6 +250,10 @@ def _name_level(a: Profile, b: Profile) -> str:
     )
     if best >= 0.92:
         return "similar"
+    if any(fa and fb and ga and gb and _part_close(fa, fb) and _part_close(ga, gb) for (fa, ga), (fb, gb) in pairs):
+        # Each part is the other's up to one slip (Baer/Baker) or a diminutive (Pat/Patricia): two errors
+        # in one name, not a wholly different name, so no conflict that would keep the records apart.
+        return "similar"
     family_agrees = any(fa and fb and (fa == fb or _sound_eq(fa, fb)) for (fa, _), (fb, _) in pairs)
     given_agrees = any(ga and gb and (ga == gb or _sound_eq(ga, gb)) for (_, ga), (_, gb) in pairs)
     if family_agrees:
@@ -257,6 +261,17 @@ def _name_level(a: Profile, b: Profile) -> str:
     if given_agrees:
         return "given_only"
     return "disagree"
+
+
+def _part_close(x: str, y: str) -> bool:
+    """One name part agrees with another: the same, the same sound, a diminutive of it, or one keystroke off."""
+    return (
+        x == y
+        or _sound_eq(x, y)
+        or x in NICKNAMES.get(y, ())
+        or y in NICKNAMES.get(x, ())
+        or (min(len(x), len(y)) >= 4 and _edit1(x, y))
+    )
 
 
 def _sound_eq(x: str, y: str) -> bool:

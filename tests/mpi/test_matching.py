@@ -255,3 +255,13 @@ def test_without_a_birth_date_the_whole_name_and_a_household_contact_corroborate
     # A contact that disagrees, or no contact at all, leaves it to review.
     assert not compare(dated, p(name="Nancy Lisa Baker", sex="female", phone="07700 111111")).corroborated
     assert not compare(dated, p(name="Nancy Lisa Baker", sex="female")).corroborated
+
+
+def test_a_name_with_a_slip_in_one_part_and_a_diminutive_in_the_other_is_similar_not_a_conflict():
+    base = {"sex": "female", "birth_date": "2020-01-06"}
+    c = compare(p(name="Patricia Baer", **base), p(name="BAKER, Pat", **base))
+    assert c.levels["name"] == "similar" and not c.conflict and not c.corroborated
+    c = compare(p(name="Bill Smtih", sex="male"), p(name="William Smith", sex="male"))
+    assert c.levels["name"] == "similar" and not c.conflict
+    # A wholly different name still tells two people apart.
+    assert compare(p(name="Patricia Baer", **base), p(name="Susan Walker", **base)).conflict
