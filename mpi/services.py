@@ -147,7 +147,9 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int]) -> 
     comparisons = [compare(profile, Profile.from_json(p)) for p in rows.values_list("profile", flat=True)]
     if not comparisons or any(c.conflict for c in comparisons):
         return None
-    best = max(comparisons, key=lambda c: c.score)
+    # A corroborated comparison first: "Robert Clark" agrees in full with the person's "Robert Clark" even
+    # when its "Robert Steven Clark" scores as high.
+    best = max(comparisons, key=lambda c: (c.corroborated, c.score))
     if best.without_birth_date and any(c.levels.get("birth_date") == "disagree" for c in comparisons):
         # The person is known with another birth date than the record: a same-named relative, maybe.
         best.corroborated = False

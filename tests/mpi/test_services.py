@@ -474,3 +474,13 @@ def test_a_record_without_birth_date_links_by_whole_name_and_contact_unless_two_
     # Now two persons of that name live there: a record without a birth date cannot choose.
     again = reg("H4", "U2", name="James Robert McDonald", **home)
     assert again.decision == "review" and again.person not in (father.person, son.person)
+
+
+def test_a_person_is_judged_on_the_identity_that_corroborates_the_record_not_only_the_highest_score():
+    home = {"sex": "male", "phone": "+44 7700 937417", "address": "163 Bridge Ln, Riverton"}
+    first = reg("H1", "A1", name="Robert Steven Clark", birth_date="1956-10-28", **home)
+    second = reg("H2", "B1", name="Robert Clark", birth_date="1956-10-28", **home)
+    assert second.person == first.person
+    # Without a birth date only the identity named in full alike corroborates; it scores no higher.
+    undated = reg("H3", "C1", name="Robert Clark", **home)
+    assert undated.decision == "auto" and undated.person == first.person
