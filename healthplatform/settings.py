@@ -209,6 +209,9 @@ SPECTACULAR_SETTINGS = {
 # ``system/<ResourceType|*>.<read|write|*>`` (SMART App Launch v1 scopes). The
 # validator checks the secret the registry keeps; DOT only keeps the tokens.
 FHIR_TOKEN_SECONDS = env.int("FHIR_TOKEN_SECONDS", 3600, minimum=60)
+# Failed client authentications from one address before it is refused for the window (healthplatform.fhirapi.throttle).
+AUTH_FAILURES_MAX = env.int("AUTH_FAILURES_MAX", 20, minimum=1)
+AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1)
 # The largest request body (a hospital's whole history of one person as one transaction Bundle is a few
 # MB); larger ones get 413 with an OperationOutcome.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024)

@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
-from oauth2_provider.views import TokenView
 
+from healthplatform.fhirapi.oauth import SourceSystemTokenView
 from healthplatform.views import healthz
 
 admin.site.site_header = "区域健康信息平台 · Regional health information platform"
@@ -22,6 +22,6 @@ urlpatterns = [
     path("fhir/", include("healthplatform.fhirapi.urls")),
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application
     # management or introspection pages; source systems are registered in the admin's registry.
-    path("oauth/token", TokenView.as_view(), name="oauth2-token"),
+    path("oauth/token", SourceSystemTokenView.as_view(), name="oauth2-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

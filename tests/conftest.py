@@ -20,9 +20,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _directory_references_forgotten():
-    """Each test starts without the per-process memory of resolved directory references: a test's rolled-back
-    registry (loaded in bulk, without save signals) must not answer the next test's references."""
+def _process_memory_forgotten():
+    """Each test starts without what earlier tests left in this process: resolved directory references (a
+    test's rolled-back registry, loaded in bulk without save signals, must not answer the next test's
+    references) and the cache (failed authentications from 127.0.0.1 add up across tests to a 429)."""
+    from django.core.cache import cache
+
     from healthplatform.fhirapi.resources.directory import _resolved
 
     _resolved.clear()
+    cache.clear()

@@ -27,6 +27,7 @@ from rest_framework.authentication import (
 )
 
 from healthplatform.fhirapi.oauth import UNKNOWN_DESCRIPTION
+from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
 from registry.services import SourceSystemAuthError, source_system_authenticate
 
@@ -107,9 +108,13 @@ class SourceSystemBasicAuthentication(BasicAuthentication):
         key = _cache_key(userid, password)
         source = _cached_source(key, userid)
         if source is None:
+            if request is not None and (wait := auth_blocked_for(request)):
+                raise exceptions.Throttled(wait, "too many failed authentications from this address")
             try:
                 source = source_system_authenticate(client_id=userid, secret=password)
             except SourceSystemAuthError as exc:
+                if request is not None:
+                    auth_failure_record(request)
                 raise exceptions.AuthenticationFailed(f"HTTP Basic: {exc}") from None
             cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, CREDENTIALS_CACHE_SECONDS)
         return SourceSystemClient(source), source

@@ -19,9 +19,12 @@ import logging
 import secrets
 from urllib.parse import unquote_plus
 
+from django.http import JsonResponse
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.views import TokenView
 
+from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
 from registry.services import SourceSystemAuthError, source_system_authenticate
 
@@ -169,3 +172,25 @@ class SourceSystemOAuth2Validator(OAuth2Validator):
             return False
         request.source_system = source
         return True
+
+
+class SourceSystemTokenView(TokenView):
+    """``POST /oauth/token`` (RFC 6749 §4.4), with failed client authentications counted per address
+    (``throttle``): an address that failed too often gets 429 and ``Retry-After`` before any secret is checked."""
+
+    def post(self, request, *args, **kwargs):
+        if wait := auth_blocked_for(request):
+            response = JsonResponse(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "too many failed client authentications from this address; try later",
+                },
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            response["Cache-Control"] = "no-store"
+            return response
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:  # invalid_client (RFC 6749 §5.2)
+            auth_failure_record(request)
+        return response
