@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -230,6 +231,16 @@ class SourceSystem(TimestampedModel):
     secret_hash = models.CharField(_("secret hash"), max_length=256, editable=False)
     secret_rotated_at = models.DateTimeField(_("secret rotated"), null=True, editable=False)
     active = models.BooleanField(_("active"), default=True)
+    # What this feed may do through the FHIR API, whatever its token asks for (SMART system scopes).
+    fhir_scopes = models.CharField(
+        _("FHIR scopes allowed"),
+        max_length=1000,
+        blank=True,
+        help_text=_(
+            "SMART system scopes, separated by spaces, e.g. “system/Observation.* system/Patient.read”; "
+            "empty: every scope. Applies at once, also to tokens already issued and to HTTP Basic."
+        ),
+    )
 
     class Meta:
         verbose_name = _("source system")
@@ -243,6 +254,11 @@ class SourceSystem(TimestampedModel):
 
     def __str__(self):
         return f"{self.institution.name} · {self.kind} · {self.name}"
+
+    def clean(self):
+        unknown = sorted(set(self.fhir_scopes.split()) - set(settings.FHIR_SCOPES))
+        if unknown:
+            raise ValidationError({"fhir_scopes": _("Unknown scopes: %(scopes)s") % {"scopes": ", ".join(unknown)}})
 
 
 class CodeSystem(TimestampedModel):

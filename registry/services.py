@@ -138,6 +138,7 @@ def source_system_register(
     sending_application: str,
     sending_facility: str,
     active: bool = True,
+    fhir_scopes: str = "",
 ) -> tuple[SourceSystem, str]:
     """Registers a feed; returns it with its client secret, which is not stored and shown only now."""
     secret = _new_secret()
@@ -152,6 +153,7 @@ def source_system_register(
             secret_hash=make_password(secret),
             secret_rotated_at=timezone.now(),
             active=active,
+            fhir_scopes=" ".join(fhir_scopes.split()),
         )
     )
     return source, secret

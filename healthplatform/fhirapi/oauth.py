@@ -52,6 +52,20 @@ def scopes_granting(resource_type: str, action: str) -> frozenset[str]:
     return frozenset(f"system/{t}.{a}" for t in (resource_type, "*") for a in (action, "*"))
 
 
+def source_scopes(source: SourceSystem | None) -> frozenset[str] | None:
+    """The scopes a source system is allowed (its registry allow-list), or None when it is not limited."""
+    allowed = frozenset(source.fhir_scopes.split()) if source is not None else frozenset()
+    return allowed or None
+
+
+def scope_within(scope: str, allowed: frozenset[str]) -> bool:
+    """Does ``allowed`` grant everything ``scope`` grants? (``system/Observation.read`` is within
+    ``system/Observation.*``; ``system/*.read`` only within a scope on every type.)"""
+    _, _, rest = scope.partition("/")
+    resource_type, _, action = rest.rpartition(".")
+    return all(not allowed.isdisjoint(scopes_granting(resource_type, a)) for a in ACTIONS if action in (a, "*"))
+
+
 def source_system_application_ensure(*, source_system: SourceSystem) -> Application:
     """The DOT application standing for this source system (same client id), created on first use.
 
@@ -144,6 +158,19 @@ class SourceSystemOAuth2Validator(OAuth2Validator):
         request.client = source_system_application_ensure(source_system=source)
         request.source_system = source
         return True
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs) -> bool:
+        # Beyond DOT's check (known scopes), the registry's allow-list of the source system: a scope
+        # outside it is invalid_scope (RFC 6749 §5.2).
+        if not super().validate_scopes(client_id, scopes, client, request, *args, **kwargs):
+            return False
+        allowed = source_scopes(getattr(request, "source_system", None))
+        return allowed is None or all(scope_within(scope, allowed) for scope in scopes)
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        # A client that asks for no scope gets what its source system is allowed (or the defaults).
+        allowed = source_scopes(getattr(request, "source_system", None))
+        return sorted(allowed) if allowed else super().get_default_scopes(client_id, request, *args, **kwargs)
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
         # No public clients: a client that does not authenticate gets nothing.

@@ -432,3 +432,65 @@ def test_an_address_that_keeps_failing_http_basic_gets_429_as_an_operation_outco
 
     assert refused.status_code == 429 and refused["Retry-After"] == "300"
     assert issues(refused, 429)[0]["code"] == "throttled"
+
+
+# --- the source system's allow-list (SourceSystem.fhir_scopes) -------------------------------------------
+
+
+def allow(feed, scopes: str) -> None:
+    feed.source.fhir_scopes = scopes
+    feed.source.full_clean()
+    feed.source.save()
+
+
+def test_a_token_is_limited_to_what_the_registry_allows_the_source_system(feed):
+    allow(feed, "system/Observation.* system/Patient.read")
+
+    asked_for_more = request_token(headers=basic(feed.source.client_id, feed.secret), scope="system/*.write")
+    assert oauth_error(asked_for_more, 400) == "invalid_scope"
+    assert (
+        oauth_error(request_token(headers=basic(feed.source.client_id, feed.secret), scope="system/Patient.write"), 400)
+        == "invalid_scope"
+    )
+    narrower = request_token(headers=basic(feed.source.client_id, feed.secret), scope="system/Observation.write")
+    assert narrower.status_code == 200, narrower.content
+    # Asking for nothing gives what is allowed, not the platform's defaults.
+    default = request_token(headers=basic(feed.source.client_id, feed.secret))
+    assert set(default.json()["scope"].split()) == {"system/Observation.*", "system/Patient.read"}
+
+
+def test_the_allow_list_holds_at_once_for_issued_tokens_and_for_http_basic(region, feed):
+    token = token_for(feed)  # system/*.read and system/*.write
+    bearer_client = Client(headers=bearer(token))
+    assert search_patient(bearer_client).status_code == 200
+    assert search_patient(feed.client).status_code == 200
+
+    allow(feed, "system/Observation.read")
+
+    assert issues(search_patient(bearer_client), 403)[0]["code"] == "forbidden"
+    assert issues(search_patient(feed.client), 403)[0]["code"] == "forbidden"
+
+
+def test_an_unknown_scope_in_the_allow_list_is_refused_naming_it(feed):
+    from django.core.exceptions import ValidationError
+
+    feed.source.fhir_scopes = "system/Observation.read system/Nothing.read"
+    with pytest.raises(ValidationError, match=r"system/Nothing\.read"):
+        feed.source.full_clean()
+
+
+@pytest.mark.parametrize(
+    ("scope", "allowed", "within"),
+    [
+        ("system/Observation.read", {"system/Observation.*"}, True),
+        ("system/Observation.*", {"system/Observation.read"}, False),
+        ("system/Observation.*", {"system/Observation.read", "system/Observation.write"}, True),
+        ("system/*.read", {"system/Observation.read"}, False),
+        ("system/Patient.read", {"system/*.read"}, True),
+        ("system/*.*", {"system/*.read", "system/*.write"}, True),
+    ],
+)
+def test_scope_within_compares_what_scopes_grant(scope, allowed, within):
+    from healthplatform.fhirapi.oauth import scope_within
+
+    assert scope_within(scope, frozenset(allowed)) is within
