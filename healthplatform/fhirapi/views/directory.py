@@ -340,20 +340,22 @@ class DirectoryInstanceView(FHIRView):
         super().__init_subclass__(**kwargs)
         cls.fhir_resource_type = cls.entry.resource_type
         name = cls.fhir_resource_type.lower()
-        extend_schema_view(
-            get=extend_schema(
+        schemas = {
+            "get": extend_schema(
                 operation_id=f"fhir_{name}_read",
                 summary=f"Read {_article(cls.fhir_resource_type)}",
                 responses=_FHIR_OBJECT,
-            ),
-            put=extend_schema(
+            )
+        }
+        if "put" in cls.http_method_names:  # not on the vread subclasses (_CurrentVersionRead): GET only
+            schemas["put"] = extend_schema(
                 operation_id=f"fhir_{name}_update",
                 summary=cls.entry.update_summary,
                 parameters=[_IF_MATCH],
                 request=_FHIR_BODY,
                 responses=_FHIR_OBJECT,
-            ),
-        )(cls)
+            )
+        extend_schema_view(**schemas)(cls)
 
     def _row(self, id: str):
         row = self.entry.lookup(id)
