@@ -168,8 +168,8 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     this source becomes an update of that resource; any other create gets its new id now.
 
     Identifier criteria (``identifier=system|value``, what hospital systems send) and the resend check are
-    answered for the whole batch by one query on the archive (rows locked: a resend updates them) and one on
-    the secondary identifiers; other criteria run as searches. Call inside the transaction that writes.
+    answered for the whole batch by one query on the archive and one on the secondary identifiers (the rows a
+    resend updates are then locked); other criteria run as searches. Call inside the transaction that writes.
     """
     from ehr.selectors import conditional_matches
 
@@ -197,7 +197,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
         # identifiers are token rows, looked up for the criteria only.
         rows = {
             r.pk: r
-            for r in Resource.objects.select_for_update().filter(
+            for r in Resource.objects.filter(
                 resource_type__in={k[0] for k in keys}, identifier_value__in={k[2] for k in keys}
             )
         }
@@ -223,10 +223,18 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
             for item in waiting:
                 _conditional_settle(item, matches)
         source_id = source.pk if source is not None else None
-        for row in rows.values():
-            item = wanted.get((row.resource_type, row.identifier_system, row.identifier_value))
-            if item is not None and row.source_id == source_id and item.outcome != "existing":
-                item.method, item.target, item.fhir_id = "update", row, row.fhir_id
+        resent = {
+            row.pk: item
+            for row in rows.values()
+            if row.source_id == source_id
+            and (item := wanted.get((row.resource_type, row.identifier_system, row.identifier_value))) is not None
+            and item.outcome != "existing"
+        }
+        # A resend updates the source's own row: only those rows are locked (and read again under the lock),
+        # never another source's row that shares an identifier value.
+        for row in Resource.objects.select_for_update().filter(pk__in=resent) if resent else ():
+            item = resent[row.pk]
+            item.method, item.target, item.fhir_id = "update", row, row.fhir_id
     for item in pending:
         if item.outcome != "existing" and item.method == "create":
             item.fhir_id = item.fhir_id or new_fhir_id()
