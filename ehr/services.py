@@ -112,9 +112,9 @@ TOKEN_COLUMNS = ["resource_id", "resource_type", "param", "system", "code"]
 REFERENCE_COLUMNS = ["resource_id", "resource_type", "param", "target_type", "target_id"]
 
 
-def _columns(resource: Resource, body: dict, x, tokens: list, references: list) -> None:
-    """Sets the indexed columns from the body and adds its token and reference rows, as (resource, values…)
-    until the resource has its primary key."""
+def _columns(resource: Resource, x, tokens: list, references: list) -> None:
+    """Sets the indexed columns from the extracted values ``x`` and adds the token and reference rows, as
+    (resource, values…) until the resource has its primary key."""
     resource.status = x.status
     resource.effective_low, resource.effective_high = x.effective
     resource.identifier_system, resource.identifier_value = x.identifier
@@ -178,7 +178,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     for item in pending:
         if not item.if_none_exist:
             continue
-        found = _criteria_identifier(item)
+        found = _if_none_exist_identifier(item)
         if found:
             by_identifier.setdefault((item.resource_type, *found), []).append(item)
             continue
@@ -241,7 +241,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
         item.extra["resolved"] = True
 
 
-def _criteria_identifier(item: WriteItem) -> tuple[str, str] | None:
+def _if_none_exist_identifier(item: WriteItem) -> tuple[str, str] | None:
     """The (system, value) of the item's If-None-Exist when it is ``identifier=system|value``, parsed once."""
     if "criteria_identifier" not in item.extra:
         item.extra["criteria_identifier"] = _identifier_criteria(item.if_none_exist) if item.if_none_exist else None
@@ -277,7 +277,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         if item.method == "create":
             if item.if_none_exist:
                 # Identifier criteria compare as (system, value); others by their canonical hash.
-                found = _criteria_identifier(item)
+                found = _if_none_exist_identifier(item)
                 key = (item.resource_type, found or _criteria_hash(item.resource_type, item.if_none_exist))
                 if key in seen_criteria:  # the same conditional create twice in one batch: one resource
                     item.resource, item.outcome = seen_criteria[key].resource, "existing"
@@ -295,7 +295,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                 body=body,
                 submission=submission,
             )
-            _columns(resource, body, _extracted(item), tokens, references)
+            _columns(resource, _extracted(item), tokens, references)
             creates.append(resource)
             item.resource, item.outcome = resource, "created"
             continue
@@ -326,7 +326,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             resource.deleted = False
             if item.identity_id is not None:
                 resource.identity_id = item.identity_id
-            _columns(resource, resource.body, _extracted(item), tokens, references)
+            _columns(resource, _extracted(item), tokens, references)
             item.outcome = "updated"
         resource.version_id += 1
         resource.last_updated, resource.actor, resource.submission = now, actor, submission
@@ -342,7 +342,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         for item in seen_criteria.values()
         # Criteria on the resource's own business identifier: the unique constraint on (source, type,
         # identifier) already lets only one of two concurrent creates through; no key row is needed.
-        if _criteria_identifier(item) != _extracted(item).identifier
+        if _if_none_exist_identifier(item) != _extracted(item).identifier
     }
     if keyed:
         _stale_keys_drop(keyed)

@@ -668,12 +668,11 @@ def documents_sweep(*, older_than: dt.timedelta, dry_run: bool = False, batch: i
     storage = document_storage()
     cutoff = timezone.now() - older_than
     report = SweepReport()
-    pending: list[str] = []
+    pending: dict[str, uuid.UUID] = {}  # content name -> the entry uuid it is named after
 
     def settle() -> None:
         # Content is saved under the entry's uuid (emr/YYYY/MM/<uuid>.<ext>): looked up by the unique uuid.
-        uuids = {_stem_uuid(name) for name in pending}
-        known = set(DocumentEntry.objects.filter(uuid__in=uuids).values_list("content_name", flat=True))
+        known = set(DocumentEntry.objects.filter(uuid__in=pending.values()).values_list("content_name", flat=True))
         for name in pending:
             if name not in known and storage.get_modified_time(name) < cutoff:
                 report.orphaned.append(name)
@@ -682,10 +681,11 @@ def documents_sweep(*, older_than: dt.timedelta, dry_run: bool = False, batch: i
         pending.clear()
 
     for name in _content_names(storage, "emr"):
-        if _stem_uuid(name) is None:
+        entry_uuid = _stem_uuid(name)
+        if entry_uuid is None:
             continue  # not a name the store gives: not ours to delete
         report.checked += 1
-        pending.append(name)
+        pending[name] = entry_uuid
         if len(pending) >= batch:
             settle()
     if pending:

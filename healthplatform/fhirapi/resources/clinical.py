@@ -284,19 +284,15 @@ def _rewrite(node, local: dict[str, str], steps: tuple) -> None:
             if child in local:
                 node[key] = local[child]
             elif child.startswith("urn:uuid:") or child.startswith("urn:oid:"):
-                where = _joined(steps) + ".reference"
+                where = "".join(steps) + ".reference"
                 raise FHIRError.one(
                     400, "not-found", f"{where}: {child} is not an entry of this Bundle", expression=where
                 )
             elif "?" in child:
                 # Resolved once per Bundle: the same Practitioner?identifier=… recurs on every encounter.
-                node[key] = local[child] = conditional_reference(child, path=_joined(steps) + ".reference")
+                node[key] = local[child] = conditional_reference(child, path="".join(steps) + ".reference")
         elif isinstance(child, (dict, list)):
             _rewrite(child, local, (*steps, f".{key}"))
-
-
-def _joined(steps: tuple) -> str:
-    return "".join(steps)
 
 
 # Conditional references to the directory (Organization?identifier=…) are answered by the registry; the

@@ -128,10 +128,6 @@ class DocumentReferenceInstanceView(FHIRView):
         return response
 
 
-# A document's versions as history entries: stored by a POST, every later version a change the store made.
-_HISTORY_METHOD = {"create": "POST"}
-
-
 class DocumentReferenceHistoryView(FHIRView):
     """``GET /fhir/DocumentReference/{id}/_history``: every version of the DocumentReference, newest first
     (stored, then each status change the store made: superseded by a replacement, entered in error)."""
@@ -156,7 +152,8 @@ class DocumentReferenceHistoryView(FHIRView):
         url = _document_url(request, entry)
         entries = []
         for version in versions:
-            method = _HISTORY_METHOD.get(version.method, "PUT")
+            # Stored by a POST; every later version is a change the store made (superseded, entered in error).
+            method = "POST" if version.method == "create" else "PUT"
             entries.append(
                 {
                     "fullUrl": url,
