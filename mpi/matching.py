@@ -188,8 +188,9 @@ def compare_name(a: Profile, b: Profile) -> str | None:
         return None
     if a.placeholder or b.placeholder:
         # "BABY BOY A SMITH" and "BABY BOY B SMITH" are twins; a placeholder and a real name say nothing
-        # for or against beyond their difference. Only the same placeholder, marks included, agrees.
-        return "sound" if a.placeholder == b.placeholder else "disagree"
+        # for or against beyond their difference. Only the same placeholder, marks included, agrees, in
+        # whatever order it was written ("THOMPSON, BABY GIRL" on a chart label).
+        return "sound" if sorted(a.placeholder.split()) == sorted(b.placeholder.split()) else "disagree"
     level = _name_level(a, b)
     if level in NAME_CLOSE and _name_parts_conflict(a, b):
         return "similar"
@@ -388,13 +389,28 @@ def compare(a: Profile, b: Profile) -> Comparison:
             or levels["document"] == "exact"
             or levels["resident_id"] in ("one_edit", "same_unverified")
         )
-        # A birth date known only by its year needs the name to sound the same, not just be close.
-        birth_ok = birth in DATE_CLOSE or name in ("exact", "sound")
+        # A birth date known only by its year needs the name to sound the same, not just be close. A
+        # placeholder ("BABY GIRL THOMPSON") names nobody: only the exact birth date joins two of them
+        # (two babies of one mother, born ten days apart, differ by one digit).
+        birth_ok = birth == "exact" if placeholder else birth in DATE_CLOSE or name in ("exact", "sound")
         # A wrong sex is a clerk's slip when name and birth date agree exactly; otherwise a sibling.
         sex_ok = levels["sex"] != "disagree" or (name == "exact" and birth == "exact")
-        c.corroborated = contact and birth_ok and sex_ok
-        c.needs_contact = not contact and birth_ok and sex_ok
         contact_conflict = levels["phone"] == "disagree" or levels["address"] == "disagree"
+        # Both records spell out the same middle name (an initial alone is a one-in-twenty coincidence)
+        # and the whole name agrees, with the exact birth date: another resident sharing first, middle and
+        # family name and the day of birth is far rarer than a new phone or a move, so one contact that
+        # disagrees does not keep them apart (Mary Ellen Walsh, WALSH, Mary Ellen). Both disagreeing does.
+        whole_name = (
+            name == "exact"
+            and birth == "exact"
+            and _full_names_agree(a, b)
+            and any(x == y and len(x) > 1 for x in a.middle_all for y in b.middle_all)
+            and levels["sex"] != "disagree"
+            and not (levels["phone"] == "disagree" and levels["address"] == "disagree")
+            and levels["document"] != "disagree"
+        )
+        c.corroborated = (contact and birth_ok and sex_ok) or whole_name
+        c.needs_contact = not c.corroborated and birth_ok and sex_ok
         c.rare_name_eligible = (
             not c.corroborated
             and name == "exact"

@@ -265,3 +265,33 @@ def test_a_name_with_a_slip_in_one_part_and_a_diminutive_in_the_other_is_similar
     assert c.levels["name"] == "similar" and not c.conflict
     # A wholly different name still tells two people apart.
     assert compare(p(name="Patricia Baer", **base), p(name="Susan Walker", **base)).conflict
+
+
+def test_the_same_middle_name_spelled_out_on_both_sides_outweighs_one_changed_contact():
+    base = {"sex": "female", "birth_date": "1964-03-09"}
+    a = p(name="Mary Ellen Walsh", phone="+44 7700 900111", address="12 Mill Lane, Oakham", **base)
+    moved = p(name="WALSH, Mary Ellen", phone="+44 7700 900111", address="4 Park Road, Fairview", **base)
+    new_phone = p(name="Mary Ellen Walsh", phone="+44 7700 900222", **base)
+    assert compare(a, new_phone).corroborated and compare(new_phone, a).corroborated
+    # (the phone agrees with "moved": that one corroborates through its contact anyway)
+    assert compare(moved, new_phone).corroborated
+    # Both contacts disagreeing is a namesake as likely as a move with a new phone.
+    both = p(name="Mary Ellen Walsh", phone="+44 7700 900333", address="9 Elm Street, Riverton", **base)
+    assert not compare(a, both).corroborated
+    # A middle initial is a one-in-twenty coincidence, a middle name on one side only says nothing.
+    assert not compare(a, p(name="Mary E. Walsh", phone="+44 7700 900222", **base)).corroborated
+    assert not compare(a, p(name="Mary Walsh", phone="+44 7700 900222", **base)).corroborated
+    # Nor does the rule reach past the exact birth date, the sex or a document that disagrees.
+    assert not compare(a, p(name="Mary Ellen Walsh", sex="female", birth_date="1964-09-03", phone="1")).corroborated
+    assert not compare(a, p(name="Mary Ellen Walsh", sex="male", birth_date="1964-03-09", phone="1")).corroborated
+    with_passport = p(name="Mary Ellen Walsh", documents=(("passport", "123456789"),), phone="1", **base)
+    other_passport = p(name="Mary Ellen Walsh", documents=(("passport", "987654321"),), phone="2", **base)
+    assert not compare(with_passport, other_passport).corroborated
+
+
+def test_two_placeholder_newborns_link_only_on_the_exact_birth_date():
+    home = {"sex": "female", "address": "202 Manor Avenue, Springfield"}
+    a = p(name="BABY GIRL THOMPSON", birth_date="2026-10-15", **home)
+    # One digit apart: two babies of one household, not a typing slip on one baby's card.
+    assert not compare(a, p(name="BABY GIRL THOMPSON", birth_date="2026-10-25", **home)).corroborated
+    assert compare(a, p(name="Thompson, Baby Girl", birth_date="2026-10-15", **home)).corroborated
