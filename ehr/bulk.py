@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from django.db import connection, models
 
 
@@ -46,7 +47,7 @@ def objects_insert(objects: list[models.Model]) -> None:
     for obj, pk in zip(objects, ids_reserve(model, len(objects)), strict=True):
         obj.pk = pk
     fields = model._meta.concrete_fields
-    # JSON goes as its text, dumped as the field itself would (its encoder); COPY's jsonb input parses it.
+    # JSON goes as its text; COPY's jsonb input parses it.
     encoders = {f.attname: f.encoder for f in fields if isinstance(f, models.JSONField)}
     rows = []
     for obj in objects:
@@ -54,11 +55,23 @@ def objects_insert(objects: list[models.Model]) -> None:
         for f in fields:
             value = getattr(obj, f.attname)
             if f.attname in encoders and value is not None:
-                value = json.dumps(value, cls=encoders[f.attname], ensure_ascii=False)
+                value = json_text(value, encoders[f.attname])
             row.append(value)
         rows.append(tuple(row))
         obj._state.adding, obj._state.db = False, connection.alias
     _copy(model, [f.column for f in fields], rows)
+
+
+def json_text(value, encoder: type[json.JSONEncoder] | None = None) -> str:
+    """``value`` as JSON text. orjson (a tenth of json.dumps's CPU for a resource body, measured on the
+    bench's Bundles) for what it can write; json.dumps with the field's encoder for anything else (an
+    integer beyond 64 bits, a type only the encoder knows)."""
+    if encoder is None:
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+    return json.dumps(value, cls=encoder, ensure_ascii=False)
 
 
 def rows_insert(model: type[models.Model], attnames: list[str], rows: list[tuple]) -> None:

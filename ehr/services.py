@@ -146,7 +146,10 @@ def resources_write(*, items: list[WriteItem], source, actor: str, submission: S
     the caller runs its whole request again, which then finds the winner's row.
     """
     try:
-        with transaction.atomic():
+        # No savepoint of its own inside a caller's transaction: a lost race is answered by running the
+        # caller's whole request again, so the rest of that transaction is rolled back anyway (and the
+        # SAVEPOINT/RELEASE pair cost two statements on every write).
+        with transaction.atomic(savepoint=False):
             return _write(items, source, actor, submission)
     except IntegrityError:
         raise WriteRace() from None

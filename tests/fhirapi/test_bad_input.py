@@ -3,6 +3,7 @@ error the schemathesis run (test_openapi_schemathesis.py) or its follow-up revie
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -104,3 +105,26 @@ def test_a_host_header_this_server_does_not_serve_gets_an_outcome_not_an_html_pa
     assert "Host" in response.json()["issue"][0]["diagnostics"]
     # Outside the FHIR API it stays Django's own page.
     assert feed.client.get("/admin/", HTTP_HOST="cl").status_code == 400
+
+
+def test_malformed_json_is_answered_with_where_the_parser_stopped(feed):
+    response = feed.client.post("/fhir/Observation", b'{"resourceType": "Observation",, }', content_type=FHIR_JSON)
+    refused(response, "JSON parse error")
+    assert "line 1 column" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_body_in_a_declared_charset_other_than_utf8_is_read_in_that_charset(feed):
+    # FHIR JSON is UTF-8; a client that says otherwise is still read as it says (the fast parser reads only UTF-8).
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:platform:authority:HOSP-A", "value": "A-2"}],
+        # In Latin-1 these bytes are also valid UTF-8 (for "Müller"): read as UTF-8 the name would change.
+        "name": [{"family": "MÃ¼ller", "given": ["Anna"]}],
+        "gender": "female",
+        "birthDate": "1990-01-02",
+    }
+    text = json.dumps(body, ensure_ascii=False)  # the test client encodes it in the declared charset
+    assert text.encode("latin-1") != text.encode("utf-8")
+    response = feed.client.post("/fhir/Patient", text, content_type=f"{FHIR_JSON}; charset=latin-1")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"][0]["family"] == "MÃ¼ller"
