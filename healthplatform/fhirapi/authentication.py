@@ -29,6 +29,7 @@ from rest_framework.authentication import (
 from healthplatform.fhirapi.oauth import UNKNOWN_DESCRIPTION
 from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
+from registry.selectors import source_system_by_client_id
 from registry.services import SourceSystemAuthError, source_system_authenticate
 
 # check_password runs the slow password hasher (hundreds of ms by design); a
@@ -92,8 +93,13 @@ def _cached_source(key: str, client_id: str) -> SourceSystem | None:
     cached = cache.get(key)
     if not cached:
         return None
-    source = SourceSystem.objects.select_related("institution").filter(pk=cached["id"], client_id=client_id).first()
-    if source is None or not (source.active and source.institution.active) or _stamp(source) != cached["stamp"]:
+    source = source_system_by_client_id(client_id)
+    if (
+        source is None
+        or source.pk != cached["id"]
+        or not (source.active and source.institution.active)
+        or _stamp(source) != cached["stamp"]
+    ):
         cache.delete(key)
         return None
     return source

@@ -26,6 +26,7 @@ from oauth2_provider.views import TokenView
 
 from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
+from registry.selectors import source_system_by_client_id
 from registry.services import SourceSystemAuthError, source_system_authenticate
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def token_source_system(access_token) -> SourceSystem | None:
     application = access_token.application
     if application is None:
         return None
-    source = SourceSystem.objects.select_related("institution").filter(client_id=application.client_id).first()
+    source = source_system_by_client_id(application.client_id)
     if source is None or not (source.active and source.institution.active):
         return None
     # A rotation answers a leaked secret; tokens obtained with that secret go with it.

@@ -207,3 +207,25 @@ def test_institution_list_filters_by_kind_level_and_licence_day():
     assert institution_list(level="tertiary").count() == 1
     assert institution_list(kind="hospital").count() == 2
     assert institution_list(licensed_on=TODAY).count() == 1
+
+
+def test_the_current_source_system_is_reused_until_its_rows_change_however_they_change():
+    from registry.models import Institution, SourceSystem
+    from registry.selectors import source_system_by_client_id
+
+    inst = InstitutionFactory()
+    source, _ = source_system_register(
+        institution=inst, kind="LIS", name="检验系统", sending_application="HUAYI_LIS", sending_facility=inst.code
+    )
+    first = source_system_by_client_id(source.client_id)
+    assert first == source and first.institution == inst
+    assert source_system_by_client_id(source.client_id) is first  # nothing changed: no model rebuilt
+    # A bulk update sets no updated_at: the rows are compared whole, so it is seen at the next request.
+    SourceSystem.objects.filter(pk=source.pk).update(fhir_scopes="system/Patient.read")
+    changed = source_system_by_client_id(source.client_id)
+    assert changed is not first and changed.fhir_scopes == "system/Patient.read"
+    Institution.objects.filter(pk=inst.pk).update(active=False)
+    assert source_system_by_client_id(source.client_id).institution.active is False
+    SourceSystem.objects.filter(pk=source.pk).delete()
+    assert source_system_by_client_id(source.client_id) is None
+    assert source_system_by_client_id("ss-unknown") is None
