@@ -21,6 +21,7 @@ from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
+from mpi.inserts import Rows, rows_insert_chain
 from mpi.matching import NAME_CLOSE, Comparison, compare, thresholds
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, MatchKey, Person, RematchRun, ReviewItem
 
@@ -272,8 +273,8 @@ def identity_fields(profile: Profile, d: Demographics) -> dict:
     }
 
 
-def _identifiers_sync(identity: Identity, profile: Profile, *, now, fresh: bool = False) -> None:
-    """Writes the identifiers the identity now carries; ones it no longer carries are superseded, not deleted."""
+def _identifiers_wanted(profile: Profile) -> dict[tuple[str, str], tuple[bool, str]]:
+    """(kind, value) -> (trusted, flag) of every identifier the profile carries."""
     flags = {f.element: f.code for f in profile.flags}
     wanted: dict[tuple[str, str], tuple[bool, str]] = {}
     if profile.resident_id:
@@ -284,6 +285,12 @@ def _identifiers_sync(identity: Identity, profile: Profile, *, now, fresh: bool 
     for kind, value in profile.documents:
         flag = flags.get(f"documents.{kind}", "")
         wanted[(kind, value)] = (not flag, flag)
+    return wanted
+
+
+def _identifiers_sync(identity: Identity, profile: Profile, *, now, fresh: bool = False) -> None:
+    """Writes the identifiers the identity now carries; ones it no longer carries are superseded, not deleted."""
+    wanted = _identifiers_wanted(profile)
     existing = {} if fresh else {(i.kind, i.value): i for i in identity.identifiers.filter(current=True)}
     for key, ident in existing.items():
         if key not in wanted:
@@ -505,18 +512,17 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
         score, evidence = chosen.comparison.score, chosen.comparison.evidence
     else:
-        person = _person_for(fields, profile, demographics)
+        person = Person(**golden_values(profile, fields["name"], demographics))
         kind = Identity.LinkKind.NEW
         score, evidence = (review[0].comparison.score, review[0].comparison.evidence) if review else (None, {})
-    identity = Identity.objects.create(
+    identity = Identity(
         assigning_authority=authority,
         local_id=local_id,
         source=source,
         received=received,
         profile=profile.as_json(),
         flags=flags,
-        person=person,
-        person_id=chosen.person_id if chosen else person.pk,
+        person_id=chosen.person_id if chosen else None,
         link_kind=kind,
         link_score=score,
         link_evidence=evidence,
@@ -524,18 +530,47 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         linked_at=now,
         **fields,
     )
-    _identifiers_sync(identity, profile, now=now, fresh=True)
-    _keys_sync(identity, profile, fresh=True)
-    _bridge(identity, bridges, actor)
-    items = _review_open(identity, review) if review else []
-    decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
-    LinkEvent.objects.create(
-        kind=LinkEvent.Kind.REGISTER,
-        identity=identity,
-        person_id=identity.person_id,
-        actor=actor,
-        detail={"decision": decision, "score": score, "reviews": [i.candidate_id for i in items]},
-    )
+    groups = [
+        Rows("person", [person] if person else []),
+        Rows("identity", [identity], {"person_id": "person"} if person else {}),
+        Rows(
+            "identifiers",
+            [
+                Identifier(kind=k, value=v, trusted=trusted, flag=flag)
+                for (k, v), (trusted, flag) in _identifiers_wanted(profile).items()
+            ],
+            {"identity_id": "identity"},
+        ),
+        Rows("keys", [MatchKey(key=key_hash(k)) for k in sorted(blocking_keys(profile))], {"identity_id": "identity"}),
+    ]
+    if not (bridges or review):
+        # The usual registration (a new person, or a link with nobody else in question): its history entry
+        # is known now and goes in the same statement.
+        decision = str(kind)
+        event = LinkEvent(
+            kind=LinkEvent.Kind.REGISTER,
+            person_id=identity.person_id,
+            actor=actor,
+            detail={"decision": decision, "score": score, "reviews": []},
+        )
+        refers = {"identity_id": "identity", **({"person_id": "person"} if person else {})}
+        groups.append(Rows("event", [event], refers))
+    rows_insert_chain(groups)
+    if person is not None:
+        identity.person = person
+    if bridges or review:
+        _bridge(identity, bridges, actor)
+        items = _review_open(identity, review) if review else []
+        decision = {"identifier": "identifier", "auto": "auto", "new": "review" if items else "new"}[kind]
+        LinkEvent.objects.create(
+            kind=LinkEvent.Kind.REGISTER,
+            identity=identity,
+            person_id=identity.person_id,
+            actor=actor,
+            detail={"decision": decision, "score": score, "reviews": [i.candidate_id for i in items]},
+        )
+    else:
+        items = []
     return Registration(identity, decision, True, score, evidence, items)
 
 
