@@ -27,6 +27,7 @@ from emr.codes import DOCUMENT_CLASS_SYSTEM, DOCUMENT_CLASSES, LOINC, LOINC_TO_C
 from emr.errors import DocumentError, DocumentVersionConflict
 from emr.models import DocumentEntry, DocumentVersion
 from emr.storage import document_storage
+from mpi.inserts import Rows, rows_insert_chain
 from mpi.models import Identity, uuid7
 
 __all__ = [
@@ -340,6 +341,15 @@ def _content_checked(checked: _Checked, reference: dict, content: bytes | None) 
 
 def _version_add(entry: DocumentEntry, resource: dict, *, actor: str, method: str, reason: str = "") -> None:
     """Makes ``resource`` the entry's next version: our id and meta.versionId/lastUpdated, the rest as sent."""
+    version = _version_next(entry, resource, actor=actor, method=method, reason=reason)
+    entry.save()
+    version.save(force_insert=True)
+
+
+def _version_next(
+    entry: DocumentEntry, resource: dict, *, actor: str, method: str, reason: str = ""
+) -> DocumentVersion:
+    """Sets ``resource`` as the entry's next version (not saved) and returns that version's row (not saved)."""
     now = timezone.now()
     entry.version_id = (entry.version_id + 1) if entry.pk else 1
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
@@ -350,8 +360,7 @@ def _version_add(entry: DocumentEntry, resource: dict, *, actor: str, method: st
         "meta": {**meta, "versionId": str(entry.version_id), "lastUpdated": now.isoformat(timespec="milliseconds")},
     }
     entry.resource = resource
-    entry.save()
-    DocumentVersion.objects.create(
+    return DocumentVersion(
         entry=entry,
         version_id=entry.version_id,
         resource=resource,
@@ -434,7 +443,9 @@ def document_store(
                 sha256=body.sha256,
                 sha1=body.sha1,
             )
-            _version_add(entry, checked.resource, actor=actor, method=DocumentVersion.Method.CREATE)
+            version = _version_next(entry, checked.resource, actor=actor, method=DocumentVersion.Method.CREATE)
+            # The entry and its first version in one statement on PostgreSQL.
+            rows_insert_chain([Rows("entry", [entry]), Rows("version", [version], {"entry_id": "entry"})])
             for index, target in checked.replaces:
                 _replace(entry, index, target, actor=actor)
     except IntegrityError:
