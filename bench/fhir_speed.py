@@ -32,6 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
+# As production runs: with DEBUG on, Django's debug cursor formats and keeps every statement it runs.
+os.environ.setdefault("DEBUG", "0")
 
 from database import bench_database
 
