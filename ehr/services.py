@@ -155,7 +155,7 @@ def resources_write(*, items: list[WriteItem], source, actor: str, submission: S
         raise WriteRace() from None
 
 
-def _identifier_criteria(criteria: str) -> tuple[str, str] | None:
+def identifier_criteria(criteria: str) -> tuple[str, str] | None:
     """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
@@ -264,7 +264,7 @@ def _rows_where(model, columns: str, **values: set) -> list[tuple]:
 def _if_none_exist_identifier(item: WriteItem) -> tuple[str, str] | None:
     """The (system, value) of the item's If-None-Exist when it is ``identifier=system|value``, parsed once."""
     if "criteria_identifier" not in item.extra:
-        item.extra["criteria_identifier"] = _identifier_criteria(item.if_none_exist) if item.if_none_exist else None
+        item.extra["criteria_identifier"] = identifier_criteria(item.if_none_exist) if item.if_none_exist else None
     return item.extra["criteria_identifier"]
 
 

@@ -21,6 +21,7 @@ from fhir.resources.R4B.location import Location as FHIRLocation
 from fhir.resources.R4B.organization import Organization as FHIROrganization
 from fhir.resources.R4B.practitioner import Practitioner as FHIRPractitioner
 
+from ehr.services import identifier_criteria
 from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
 from registry.directory import DepartmentFields, InstitutionFields, PractitionerFields, row_version
@@ -552,19 +553,9 @@ def parse_practitioner(data, *, default_institution: Institution | None) -> Pars
 # --- conditional references from clinical writes (Organization?identifier=…, Practitioner?identifier=…) ---
 
 
-def _identifier_criterion(criteria: str) -> tuple[str, str] | None:
-    from urllib.parse import parse_qsl
-
-    pairs = parse_qsl(criteria, keep_blank_values=True)
-    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
-        system, _, value = pairs[0][1].partition("|")
-        return system, value
-    return None
-
-
 def organization_by_criteria(criteria: str) -> str | None:
     """``Organization/<code>`` for ``identifier=<institution code or licence system>|<value>``."""
-    found = _identifier_criterion(criteria)
+    found = identifier_criteria(criteria)
     if found is None:
         return None
     system, value = found
@@ -577,7 +568,7 @@ def organization_by_criteria(criteria: str) -> str | None:
 
 def practitioner_by_criteria(criteria: str) -> str | None:
     """``Practitioner/<id>`` for ``identifier=<licence system>|<licence number>`` (the active one first)."""
-    found = _identifier_criterion(criteria)
+    found = identifier_criteria(criteria)
     if found is None or found[0] != PRACTITIONER_LICENCE_SYSTEM:
         return None
     pk = (
