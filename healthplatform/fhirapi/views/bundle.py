@@ -261,8 +261,9 @@ def _apply(request, writer, entries: list[_Entry]) -> None:
     for e in clinical:
         references_rewrite(e.item.body, local, path=f"{e.path}.resource")
     resources_write(items=items, source=writer.source, actor=writer.actor, submission=submission)
+    answer = _Answer(request)
     for e in entries:
-        e.result = _result(request, e)
+        e.result = _result(request, e, answer)
 
 
 def _target(e: _Entry):
@@ -293,7 +294,23 @@ def _target(e: _Entry):
     return matches[0] if matches else None
 
 
-def _result(request, e: _Entry) -> dict:
+class _Answer:
+    """What every entry's answer shares, worked out once per request: a Bundle of a person's history has
+    thousands of entries written at one instant."""
+
+    def __init__(self, request):
+        self.base = request.build_absolute_uri("/fhir/")
+        self.minimal = "return=minimal" in request.headers.get("Prefer", "")
+        self._instants: dict = {}
+
+    def instant(self, when) -> str:
+        text = self._instants.get(when)
+        if text is None:
+            text = self._instants[when] = when.isoformat(timespec="milliseconds")
+        return text
+
+
+def _result(request, e: _Entry, answer: _Answer) -> dict:
     if e.method in ("GET", "HEAD"):
         return _read_entry(request, e)
     if e.document is not None:
@@ -311,19 +328,22 @@ def _result(request, e: _Entry) -> dict:
     if item is None:  # a DELETE of nothing
         return {"response": {"status": "204 No Content"}}
     resource = item.resource
-    status = {"created": "201 Created", "deleted": "204 No Content"}.get(item.outcome, "200 OK")
+    name = f"{resource.resource_type}/{resource.fhir_id}"
     response = {
-        "status": status,
-        "location": f"{resource.resource_type}/{resource.fhir_id}/_history/{resource.version_id}",
+        "status": _STATUS.get(item.outcome, "200 OK"),
+        "location": f"{name}/_history/{resource.version_id}",
         "etag": etag(resource.version_id),
-        "lastModified": resource.last_updated.isoformat(timespec="milliseconds"),
+        "lastModified": answer.instant(resource.last_updated),
     }
     out: dict = {"response": response}
-    if item.outcome not in ("deleted",):
-        out["fullUrl"] = request.build_absolute_uri(f"/fhir/{resource.resource_type}/{resource.fhir_id}")
-        if "return=minimal" not in request.headers.get("Prefer", ""):
+    if item.outcome != "deleted":
+        out["fullUrl"] = answer.base + name
+        if not answer.minimal:
             out["resource"] = rendered(resource)
     return out
+
+
+_STATUS = {"created": "201 Created", "deleted": "204 No Content"}
 
 
 def _read_entry(request, e: _Entry) -> dict:
