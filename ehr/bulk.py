@@ -65,7 +65,8 @@ def objects_insert(objects: list[models.Model]) -> None:
 def json_text(value, encoder: type[json.JSONEncoder] | None = None) -> str:
     """``value`` as JSON text. orjson (a tenth of json.dumps's CPU for a resource body, measured on the
     bench's Bundles) for what it can write; json.dumps with the field's encoder for anything else (an
-    integer beyond 64 bits, a type only the encoder knows)."""
+    integer beyond 64 bits, a type only the encoder knows). orjson writes NaN and infinities as null where
+    json.dumps wrote text jsonb refuses; R4B validation refuses them first (a 400 naming the element)."""
     if encoder is None:
         try:
             return orjson.dumps(value).decode()

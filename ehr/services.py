@@ -139,7 +139,9 @@ class WriteRace(ResourceError):
 
 
 def resources_write(*, items: list[WriteItem], source, actor: str, submission: Submission | None) -> list[WriteItem]:
-    """Writes a batch atomically: all items or none (a ``ResourceError`` rolls the whole batch back).
+    """Writes a batch atomically: all items or none (a ``ResourceError`` rolls the whole batch back, and
+    inside a caller's transaction any exception from here dooms that whole transaction: the caller leaves it
+    and, for ``WriteRace``, runs its request again).
 
     Creates are resolved first (``items_resolve``) unless the caller already did so to rewrite references.
     A concurrent writer that wins a race on a business identifier or a conditional key raises ``WriteRace``:

@@ -466,16 +466,12 @@ def document_store(
 def _by_business_id(source, checked: _Checked) -> DocumentEntry | None:
     # A new document is the usual case: one indexed statement says so, the entry is read only when it exists
     # (the ORM's compiled SELECT costs several times the statement's CPU, on every document).
-    by_source = "source_id IS NULL" if source is None else "source_id = %s"
     sql = (
-        f"SELECT id FROM {DocumentEntry._meta.db_table} WHERE {by_source} "  # noqa: S608 (table and fixed text)
+        f"SELECT id FROM {DocumentEntry._meta.db_table} WHERE source_id = %s "  # noqa: S608 (the model's table)
         "AND master_identifier_system = %s AND master_identifier_value = %s"
     )
-    params = [checked.master_system, checked.master_value]
-    if source is not None:
-        params.insert(0, source.pk)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [source.pk, checked.master_system, checked.master_value])
         row = cursor.fetchone()
     return DocumentEntry.objects.get(pk=row[0]) if row else None
 

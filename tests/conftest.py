@@ -27,6 +27,8 @@ def _process_memory_forgotten():
     from django.core.cache import cache
 
     from healthplatform.fhirapi.resources.directory import _resolved
+    from registry.selectors import _SOURCES
 
     _resolved.clear()
+    _SOURCES.clear()
     cache.clear()

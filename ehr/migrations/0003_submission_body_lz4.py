@@ -17,6 +17,8 @@ def _lz4(apps, schema_editor, method="lz4"):
         cursor.execute("SELECT %s = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'", [method])
         row = cursor.fetchone()
         if row and row[0]:
+            # A catalog change, no rewrite, but it takes the table's lock: wait for it at most 10 s.
+            cursor.execute("SET LOCAL lock_timeout = '10s'")
             cursor.execute(f"ALTER TABLE ehr_submission ALTER COLUMN body SET COMPRESSION {method}")
 
 
@@ -27,4 +29,4 @@ def _pglz(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("ehr", "0002_identifier_value_first")]
 
-    operations = [migrations.RunPython(_lz4, _pglz, elidable=True)]
+    operations = [migrations.RunPython(_lz4, _pglz)]

@@ -9,6 +9,7 @@ format returns 406).
 from __future__ import annotations
 
 import io
+import re
 
 import orjson
 from rest_framework.exceptions import NotAcceptable
@@ -34,10 +35,16 @@ class FHIRJSONRenderer(JSONRenderer):
     ensure_ascii = False
 
 
+# 19 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float (rounded) where json
+# keeps it exact. FHIR decimals have any precision; such a body takes the exact path.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 class FHIRJSONParser(JSONParser):
     """Parses ``application/fhir+json`` request bodies: orjson (less than half of json's CPU on a
-    hospital's Bundle, measured), and DRF's own parser for a body orjson refuses, so that malformed JSON
-    is answered with the same message as before."""
+    hospital's Bundle, measured), and DRF's own parser for a body orjson refuses (so that malformed JSON
+    is answered with the same message as before) or might read differently (another charset, an integer
+    beyond 64 bits)."""
 
     media_type = FHIR_JSON
 
@@ -45,10 +52,12 @@ class FHIRJSONParser(JSONParser):
         if get_encoding(parser_context or {}).lower().replace("-", "") != "utf8":
             return super().parse(stream, media_type, parser_context)  # FHIR is UTF-8; orjson reads nothing else
         raw = stream.read()
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return super().parse(io.BytesIO(raw), media_type, parser_context)
+        if not _LONG_DIGITS.search(raw):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        return super().parse(io.BytesIO(raw), media_type, parser_context)
 
 
 class LegacyFHIRJSONParser(FHIRJSONParser):

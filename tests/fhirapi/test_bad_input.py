@@ -128,3 +128,18 @@ def test_a_body_in_a_declared_charset_other_than_utf8_is_read_in_that_charset(fe
     response = feed.client.post("/fhir/Patient", text, content_type=f"{FHIR_JSON}; charset=latin-1")
     assert response.status_code == 201, response.content
     assert response.json()["name"][0]["family"] == "MÃ¼ller"
+
+
+def test_an_integer_beyond_64_bits_is_kept_exactly_as_sent(feed):
+    # FHIR decimals may have any precision; orjson would read this integer as a rounded float.
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": f"Patient/{feed.patient_id}"},
+        "valueQuantity": {"value": 123456789012345678901234567890},
+    }
+    created = feed.client.post("/fhir/Observation", json.dumps(body), content_type=FHIR_JSON)
+    assert created.status_code == 201, created.content
+    read = feed.client.get(f"/fhir/Observation/{created.json()['id']}")
+    assert b'"value":123456789012345678901234567890' in read.content.replace(b" ", b"")

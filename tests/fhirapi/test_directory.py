@@ -574,3 +574,14 @@ def test_a_conditional_practitioner_reference_follows_the_registry_as_it_changes
     first.save()
     second = PractitionerFactory(institution=region.ours, licence_number=licence)
     assert participant(post(hospital, "/fhir/Encounter", encounter())) == f"Practitioner/{second.pk}"
+
+
+@pytest.mark.django_db
+def test_a_conditional_directory_reference_names_one_system_and_one_whole_value():
+    from healthplatform.fhirapi.resources.directory import organization_by_criteria, practitioner_by_criteria
+
+    # An empty value, or several (FHIR's "or"), names no single resource: left to the caller's 400.
+    assert practitioner_by_criteria(f"identifier={PRACTITIONER_LICENCE_SYSTEM}|") is None
+    assert organization_by_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|") is None
+    assert organization_by_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|a,b") is None
+    assert organization_by_criteria("identifier=|12440106") is None

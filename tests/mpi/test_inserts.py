@@ -88,3 +88,9 @@ def test_group_names_are_plain_words():
         Rows('person"; DROP TABLE mpi_person; --', [])
     with pytest.raises(ValueError, match="lower-case words"):
         Rows("keys", [], {"identity_id": "identity)"})
+
+
+def test_nothing_to_write_writes_nothing():
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert_chain([Rows("person", []), Rows("keys", [], {"identity_id": "person"})])
+    assert len(queries) == 0

@@ -210,6 +210,9 @@ def test_institution_list_filters_by_kind_level_and_licence_day():
 
 
 def test_the_current_source_system_is_reused_until_its_rows_change_however_they_change():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     from registry.models import Institution, SourceSystem
     from registry.selectors import source_system_by_client_id
 
@@ -219,11 +222,17 @@ def test_the_current_source_system_is_reused_until_its_rows_change_however_they_
     )
     first = source_system_by_client_id(source.client_id)
     assert first == source and first.institution == inst
-    assert source_system_by_client_id(source.client_id) is first  # nothing changed: no model rebuilt
+    with CaptureQueriesContext(connection) as queries:
+        again = source_system_by_client_id(source.client_id)
+    # Nothing changed: the rows' one read and no model rebuilt, but each caller has its own instances.
+    assert len(queries) == 1
+    assert again == first and again is not first and again.institution is not first.institution
+    again.name, again.institution.name = "changed by one request", "changed too"
+    assert source_system_by_client_id(source.client_id).name == "检验系统"
+    assert source_system_by_client_id(source.client_id).institution.name == inst.name
     # A bulk update sets no updated_at: the rows are compared whole, so it is seen at the next request.
     SourceSystem.objects.filter(pk=source.pk).update(fhir_scopes="system/Patient.read")
-    changed = source_system_by_client_id(source.client_id)
-    assert changed is not first and changed.fhir_scopes == "system/Patient.read"
+    assert source_system_by_client_id(source.client_id).fhir_scopes == "system/Patient.read"
     Institution.objects.filter(pk=inst.pk).update(active=False)
     assert source_system_by_client_id(source.client_id).institution.active is False
     SourceSystem.objects.filter(pk=source.pk).delete()
