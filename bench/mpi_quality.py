@@ -58,6 +58,14 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
             "assigning_authority", "local_id", "person_id"
         )
     }
+    link_of = {
+        lid: f"{kind} #{order}"
+        for order, (lid, kind) in enumerate(
+            Identity.objects.filter(assigning_authority__startswith=prefix)
+            .order_by("id")
+            .values_list("local_id", "link_kind")
+        )
+    }
     truth_sizes = Counter(r.truth for r in regs)
     person_sizes: Counter = Counter()
     cell: Counter = Counter()
@@ -109,7 +117,8 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
                     for _, r in (recs[i], recs[j]):
                         print(
                             f"     {r.case}: {r.name!r} {r.family_name}/{r.given_name} {r.sex} {r.birth_date} "
-                            f"id={r.resident_id} phone={r.phone} addr={r.address}"
+                            f"id={r.resident_id} phone={r.phone} addr={r.address} at {r.assigning_authority} "
+                            f"[{link_of.get(r.local_id, '')}]"
                         )
     if false_links:
         print("   FALSE LINKS (records of different residents under one person):")
@@ -119,7 +128,7 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
                 for r in recs:
                     print(
                         f"     person {pid}: truth {r.truth} case {r.case} {r.name!r} {r.sex} {r.birth_date} "
-                        f"id={r.resident_id} phone={r.phone}"
+                        f"id={r.resident_id} phone={r.phone} at {r.assigning_authority} [{link_of.get(r.local_id, '')}]"
                     )
                 shown += 1
                 if shown >= show:

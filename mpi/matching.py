@@ -126,6 +126,9 @@ class Comparison:
     # with nothing contradicting; only if no identity of the person has another birth date
     # (services._person_verdict) and no other person fits as well (services._second_links).
     without_birth_date: bool = False
+    # The person already has another record of the same assigning authority under another given name
+    # that only resembles this one (services._person_verdict): twins at one hospital; not corroborated.
+    same_authority: bool = False
 
     @property
     def evidence(self) -> dict:
@@ -137,6 +140,7 @@ class Comparison:
             **({"rare_name": True} if self.rare_name else {}),
             **({"contact_from_person": True} if self.contact_from_person else {}),
             **({"without_birth_date": True} if self.without_birth_date else {}),
+            **({"same_authority": True} if self.same_authority else {}),
         }
 
     @property
@@ -262,6 +266,25 @@ def _name_level(a: Profile, b: Profile) -> str:
     if given_agrees:
         return "given_only"
     return "disagree"
+
+
+def given_names_differ(a: Profile, b: Profile) -> bool:
+    """One family name and two different given names that may only sound alike (Kathryn / Katherine,
+    一鸣 / 一明): what twins look like. Not a registrar's slip: the same given name, a diminutive of it
+    (Dave / David) or one keystroke off (Jon / John) with the family name typed either way."""
+    if a.hanzi and b.hanzi:
+        return a.hanzi != b.hanzi and a.hanzi[0] == b.hanzi[0]
+    family_pairs = [
+        (ga, gb)
+        for (fa, ga), (fb, gb) in ((x, y) for x in _orders(a) for y in _orders(b))
+        if fa and fb and ga and gb and (fa == fb or _edit1(fa, fb))
+    ]
+    if any(
+        ga == gb or ga in NICKNAMES.get(gb, ()) or gb in NICKNAMES.get(ga, ()) or _edit1(ga, gb)
+        for ga, gb in family_pairs
+    ):
+        return False
+    return any(_sound_eq(ga, gb) for ga, gb in family_pairs)
 
 
 def _part_close(x: str, y: str) -> bool:

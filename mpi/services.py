@@ -22,7 +22,7 @@ from psycopg import errors as psycopg_errors
 
 from mpi.demographics import Demographics, DemographicsError, Profile, blocking_keys, key_hash, profile_build
 from mpi.inserts import Rows, rows_insert_chain
-from mpi.matching import NAME_CLOSE, Comparison, compare, thresholds
+from mpi.matching import NAME_CLOSE, Comparison, compare, given_names_differ, thresholds
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, MatchKey, Person, RematchRun, ReviewItem
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def name_is_rare(profile: Profile) -> bool:
     return bool(profile.sounds)
 
 
-def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int]) -> Comparison | None:
+def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str = "") -> Comparison | None:
     """The record compared with a whole person: the best comparison over all its identities, or None if
     any identity conflicts with the record.
 
@@ -144,13 +144,30 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int]) -> 
     their contact fields: a record agreeing on name and birth date with one identity and on the phone
     with another is corroborated. A rare name corroborates an exact name and birth date on its own.
     """
-    rows = Identity.objects.filter(person_id=person_id).exclude(id__in=exclude_ids)
-    comparisons = [compare(profile, Profile.from_json(p)) for p in rows.values_list("profile", flat=True)]
+    rows = list(
+        Identity.objects.filter(person_id=person_id)
+        .exclude(id__in=exclude_ids)
+        .values_list("profile", "assigning_authority")
+    )
+    profiles = [(Profile.from_json(p), a) for p, a in rows]
+    comparisons = [compare(profile, p) for p, _ in profiles]
     if not comparisons or any(c.conflict for c in comparisons):
         return None
     # A corroborated comparison first: "Robert Clark" agrees in full with the person's "Robert Clark" even
     # when its "Robert Steven Clark" scores as high.
     best = max(comparisons, key=lambda c: (c.corroborated, c.score))
+    if (
+        authority
+        and best.corroborated
+        and not best.identifier_agrees
+        and any(a == authority and given_names_differ(profile, p) for p, a in profiles)
+    ):
+        # The person already has a record under another local id of this very authority with another given
+        # name that only resembles this one: one hospital registering twins born there on one day (Kathryn
+        # and Katherine, one phone, one address) looks exactly like it. Reviewers decide; a false link would
+        # mix two children's records.
+        best.corroborated = False
+        best.same_authority = True
     if best.without_birth_date and any(c.levels.get("birth_date") == "disagree" for c in comparisons):
         # The person is known with another birth date than the record: a same-named relative, maybe.
         best.corroborated = False
@@ -354,20 +371,22 @@ def _review_open(identity: Identity, candidates: Iterable[Candidate]) -> list[Re
 
 
 def _decide(
-    identity_id: int | None, profile: Profile, *, exclude: Iterable[int] = ()
+    identity_id: int | None, profile: Profile, *, authority: str, exclude: Iterable[int] = ()
 ) -> tuple[Candidate | None, list[Candidate]]:
     """The person to auto-link to (or None), and the candidates worth a review."""
     blocked = _blocked_person_ids(identity_id)
     exclude_ids = set(exclude) | ({identity_id} if identity_id else set())
     found = [c for c in candidates_find(profile, exclude_identity_ids=exclude_ids) if c.person_id not in blocked]
     auto, chosen = thresholds()["auto_link"], None
-    for c in found:
+    for i, c in enumerate(found):
         if c.comparison.score < auto:
             break  # best first: no later candidate reaches the band
-        verdict = _person_verdict(profile, c.person_id, exclude_ids)
+        verdict = _person_verdict(profile, c.person_id, exclude_ids, authority)
         if verdict is not None and verdict.band() == "auto_link":
             chosen = Candidate(c.person_id, verdict, c.identity_id)
             break
+        if verdict is not None and verdict.same_authority:
+            found[i] = Candidate(c.person_id, verdict, c.identity_id)  # reviewers see why it did not link
     chosen_id = chosen.person_id if chosen else None
     review = [c for c in found if c.person_id != chosen_id and c.comparison.band() in ("auto_link", "review")]
     return chosen, review
@@ -494,10 +513,10 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
         return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
 
     for _ in range(3):
-        chosen, review = _decide(None, profile)
+        chosen, review = _decide(None, profile, authority=authority)
         bridges: list[Candidate] = []
         if chosen is not None and review:
-            bridges, ambiguous = _second_links(profile, chosen, review)
+            bridges, ambiguous = _second_links(profile, chosen, review, authority)
             if ambiguous:
                 chosen, review = None, [chosen, *review]
             bridged = {c.person_id for c in bridges}
@@ -574,7 +593,9 @@ def _register(authority, local_id, demographics, profile, source, actor) -> Regi
     return Registration(identity, decision, True, score, evidence, items)
 
 
-def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) -> tuple[list[Candidate], bool]:
+def _second_links(
+    profile: Profile, chosen: Candidate, others: list[Candidate], authority: str
+) -> tuple[list[Candidate], bool]:
     """Other persons the record would also link to automatically, and whether that is ambiguous.
 
     Such a person is the same resident registered twice before this record tied them together (a
@@ -601,9 +622,11 @@ def _second_links(profile: Profile, chosen: Candidate, others: list[Candidate]) 
     for c in others:
         if c.comparison.score < auto:
             continue
-        verdict = _person_verdict(profile, c.person_id, set())
+        verdict = _person_verdict(profile, c.person_id, set(), authority)
         if verdict is None or verdict.band() != "auto_link" or verdict.rare_name or verdict.without_birth_date:
             continue
+        if any(_same_authority_apart(other.person_id, c.person_id) for other in (chosen, *bridges)):
+            continue  # one authority registered both under names that only resemble (twins): reviewers decide
         if not all(_persons_compatible(other.person_id, c.person_id) for other in (chosen, *bridges)):
             return [], True
         bridges.append(Candidate(c.person_id, verdict, c.identity_id))
@@ -621,6 +644,23 @@ def _bridge(identity: Identity, bridges: list[Candidate], actor: str) -> None:
             reason=f"bridged by {identity.assigning_authority}|{identity.local_id} (score {c.comparison.score:.1f})",
             automatic=True,
         )
+
+
+def _same_authority_apart(person_a: int, person_b: int) -> bool:
+    """Both persons hold a record of one assigning authority, under given names that only resemble: what
+    _person_verdict keeps apart (twins registered by one hospital) a third record must not bridge."""
+    rows = Identity.objects.filter(person_id__in=[person_a, person_b]).values_list(
+        "person_id", "assigning_authority", "profile"
+    )
+    sides: dict[int, dict[str, list[Profile]]] = {person_a: {}, person_b: {}}
+    for pid, authority, profile in rows:
+        sides[pid].setdefault(authority, []).append(Profile.from_json(profile))
+    return any(
+        given_names_differ(pa, pb)
+        for authority in sides[person_a].keys() & sides[person_b].keys()
+        for pa in sides[person_a][authority]
+        for pb in sides[person_b][authority]
+    )
 
 
 def _persons_compatible(person_a: int, person_b: int) -> bool:
@@ -669,12 +709,12 @@ def _relink(identity: Identity, profile: Profile, actor: str, now) -> str:
     if siblings and identity.person.identities.filter(link_kind=Identity.LinkKind.MANUAL).exists():
         return "kept_manual"  # a person's decision holds this person together; only a person splits it
     if siblings:
-        best = _person_verdict(profile, identity.person_id, {identity.pk})
+        best = _person_verdict(profile, identity.person_id, {identity.pk}, identity.assigning_authority)
         if best is not None and best.band() == "auto_link":
             identity.link_score, identity.link_evidence = best.score, best.evidence
             identity.save(update_fields=["link_score", "link_evidence"])
             return "kept"
-    chosen, review = _decide(identity.pk, profile)
+    chosen, review = _decide(identity.pk, profile, authority=identity.assigning_authority)
     if chosen is not None and chosen.person_id == identity.person_id:
         return "kept"
     target = _active_locked(chosen.person_id) if chosen is not None else None
@@ -812,7 +852,7 @@ def identity_unlink(*, identity: Identity, actor: str, reason: str = "") -> Iden
             reason=reason,
             detail={"before": before, "separated_from": remaining},
         )
-        chosen, review = _decide(identity.pk, profile)
+        chosen, review = _decide(identity.pk, profile, authority=identity.assigning_authority)
         target = _active_locked(chosen.person_id) if chosen is not None else None
         if target is not None:
             _move(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mpi.demographics import Demographics, blocking_keys, pinyin_split, profile_build
 from mpi.identifiers import make_resident_id
-from mpi.matching import compare
+from mpi.matching import compare, given_names_differ
 
 TODAY = dt.date(2026, 11, 1)
 RID = make_resident_id("440106", dt.date(1980, 5, 3), 123)
@@ -295,3 +295,21 @@ def test_two_placeholder_newborns_link_only_on_the_exact_birth_date():
     # One digit apart: two babies of one household, not a typing slip on one baby's card.
     assert not compare(a, p(name="BABY GIRL THOMPSON", birth_date="2026-10-25", **home)).corroborated
     assert compare(a, p(name="Thompson, Baby Girl", birth_date="2026-10-15", **home)).corroborated
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "differ"),
+    [
+        ("Kathryn Miller", "Katherine Miller", True),
+        ("MILLER, Kathryn", "Katherine Miller", True),
+        ("张一鸣", "张一明", True),
+        ("Dave Wright", "David Wriht", False),  # a diminutive, the family name one keystroke off
+        ("Jon Smith", "John Smith", False),
+        ("Catherine Tayylor", "Catherine Taylor", False),
+        ("张一鸣", "张一鸣", False),
+        ("Kathryn Miller", "Kathryn Lowe", False),  # another family: not a sibling's name
+    ],
+)
+def test_given_names_differ_tells_a_twins_name_from_a_registrars_slip(a, b, differ):
+    assert given_names_differ(p(name=a), p(name=b)) is differ
+    assert given_names_differ(p(name=b), p(name=a)) is differ

@@ -484,3 +484,30 @@ def test_a_person_is_judged_on_the_identity_that_corroborates_the_record_not_onl
     # Without a birth date only the identity named in full alike corroborates; it scores no higher.
     undated = reg("H3", "C1", name="Robert Clark", **home)
     assert undated.decision == "auto" and undated.person == first.person
+
+
+def test_one_authority_registering_a_resembling_name_on_one_day_is_reviewed_not_linked():
+    # Twins born at one hospital: one birth date, one phone, names that sound alike.
+    home = {"sex": "female", "birth_date": "2013-10-16", "phone": "+44 7700 935421"}
+    kathryn = reg("H1", "A1", name="Kathryn Miller", **home)
+    katherine = reg("H1", "A2", name="Katherine Miller", **home)
+    assert katherine.decision == "review" and katherine.person != kathryn.person
+    item = ReviewItem.objects.get(identity=katherine.identity)
+    assert item.candidate == kathryn.person and item.evidence["same_authority"] is True
+    # The same name again at that hospital (a registrar's duplicate) still links.
+    again = reg("H1", "A3", name="MILLER, Kathryn", **home)
+    assert again.decision == "auto" and again.person == kathryn.person
+    # Another hospital's Katherine links to Katherine, and does not bridge the two girls into one person.
+    elsewhere = reg("H2", "B1", name="Katherine Miller", **home)
+    assert elsewhere.person == katherine.person
+    assert Person.objects.get(pk=kathryn.person.pk).status == Person.Status.ACTIVE
+    assert Identity.objects.filter(person=kathryn.person).count() == 2
+    # A registrar's duplicate under a diminutive or with a slip in the name still links at that hospital.
+    thomas = reg("H1", "T1", name="Thomas Novak", sex="male", birth_date="1965-03-07", phone="(503) 555-1100")
+    tommy = reg("H1", "T2", name="Tommy Novak", sex="male", birth_date="1965-03-07", phone="(503) 555-1100")
+    slip = reg("H1", "T3", name="Thomas Novac", sex="male", birth_date="1965-03-07", phone="(503) 555-1100")
+    assert tommy.person == thomas.person and slip.person == thomas.person
+    # At another hospital, the resemblance alone still links (no record of it says otherwise).
+    alone = reg("H3", "C1", name="Cathryn Lowe", sex="female", birth_date="1990-02-01", phone="+44 7700 900001")
+    spelled = reg("H4", "D1", name="Kathryn Lowe", sex="female", birth_date="1990-02-01", phone="+44 7700 900001")
+    assert spelled.decision == "auto" and spelled.person == alone.person
