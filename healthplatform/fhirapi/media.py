@@ -35,9 +35,16 @@ class FHIRJSONRenderer(JSONRenderer):
     ensure_ascii = False
 
 
-# 19 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float (rounded) where json
-# keeps it exact. FHIR decimals have any precision; such a body takes the exact path.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# A number of 19 digits or more where a JSON value starts (after ':', '[' or ',', or at the start): maybe an
+# integer beyond 64 bits, which orjson reads as a float (rounded) where json keeps it exact; such a body takes
+# the exact path. Digits inside strings mostly do not match (urn:oid:2.25.<a 39-digit arc> in every hospital's
+# identifier systems); the few that do ("ID:1234567890123456789") only take the slower path.
+_LONG_NUMBER = re.compile(rb"(?:^|[:\[,])[ \t\r\n]*-?[0-9]{19}")
+
+
+def may_hold_long_integer(raw: bytes) -> bool:
+    """Whether a JSON text may hold an integer orjson would not read exactly (never wrong the other way)."""
+    return _LONG_NUMBER.search(raw) is not None
 
 
 class FHIRJSONParser(JSONParser):
@@ -52,7 +59,7 @@ class FHIRJSONParser(JSONParser):
         if get_encoding(parser_context or {}).lower().replace("-", "") != "utf8":
             return super().parse(stream, media_type, parser_context)  # FHIR is UTF-8; orjson reads nothing else
         raw = stream.read()
-        if not _LONG_DIGITS.search(raw):
+        if not may_hold_long_integer(raw):
             try:
                 return orjson.loads(raw)
             except orjson.JSONDecodeError:

@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from healthplatform.fhirapi.media import may_hold_long_integer
 from tests.fhirapi.client import register_feed
 
 FHIR_JSON = "application/fhir+json"
@@ -143,3 +144,18 @@ def test_an_integer_beyond_64_bits_is_kept_exactly_as_sent(feed):
     assert created.status_code == 201, created.content
     read = feed.client.get(f"/fhir/Observation/{created.json()['id']}")
     assert b'"value":123456789012345678901234567890' in read.content.replace(b" ", b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "long"),
+    [
+        (b'{"value": 123456789012345678901234567890}', True),
+        (b'{"v":[1,\n -1234567890123456789]}', True),
+        (b"12345678901234567890", True),
+        (b'{"system": "urn:oid:2.25.196230784418830479385624663459522336735"}', False),
+        (b'{"value": 1.2345678901234567890123}', False),  # a float either way
+        (b'{"value": 123456789012345678}', False),  # 18 digits fit in 64 bits
+    ],
+)
+def test_only_a_long_number_where_a_value_starts_takes_the_exact_parser(text, long):
+    assert may_hold_long_integer(text) is long
