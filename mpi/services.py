@@ -147,27 +147,15 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     rows = list(
         Identity.objects.filter(person_id=person_id)
         .exclude(id__in=exclude_ids)
-        .values_list("profile", "assigning_authority")
+        .values_list("profile", "assigning_authority", "link_kind")
     )
-    profiles = [(Profile.from_json(p), a) for p, a in rows]
-    comparisons = [compare(profile, p) for p, _ in profiles]
+    profiles = [(Profile.from_json(p), a, kind) for p, a, kind in rows]
+    comparisons = [compare(profile, p) for p, _, _ in profiles]
     if not comparisons or any(c.conflict for c in comparisons):
         return None
     # A corroborated comparison first: "Robert Clark" agrees in full with the person's "Robert Clark" even
     # when its "Robert Steven Clark" scores as high.
     best = max(comparisons, key=lambda c: (c.corroborated, c.score))
-    if (
-        authority
-        and best.corroborated
-        and not best.identifier_agrees
-        and any(a == authority and given_names_differ(profile, p) for p, a in profiles)
-    ):
-        # The person already has a record under another local id of this very authority with another given
-        # name that only resembles this one: one hospital registering twins born there on one day (Kathryn
-        # and Katherine, one phone, one address) looks exactly like it. Reviewers decide; a false link would
-        # mix two children's records.
-        best.corroborated = False
-        best.same_authority = True
     if best.without_birth_date and any(c.levels.get("birth_date") == "disagree" for c in comparisons):
         # The person is known with another birth date than the record: a same-named relative, maybe.
         best.corroborated = False
@@ -176,7 +164,26 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
             best.corroborated = best.contact_from_person = True
         elif best.rare_name_eligible and name_is_rare(profile):
             best.corroborated = best.rare_name = True
+    if authority and best.corroborated and not best.identifier_agrees and _twin_at(profile, authority, profiles):
+        # The person already has a record under another local id of this very authority with another given
+        # name that only resembles this one: one hospital registering twins born there on one day (Kathryn
+        # and Katherine, one phone, one address) looks exactly like it. Reviewers decide; a false link would
+        # mix two children's records. Checked last: a contact pooled from the person's other records or the
+        # rare-name rule must not get past it.
+        best.corroborated = False
+        best.same_authority = True
     return best
+
+
+def _twin_at(profile: Profile, authority: str, profiles: list[tuple[Profile, str, str]]) -> bool:
+    """The person's records of ``authority`` hold a given name that only resembles the record's, none holds
+    its very name, and no reviewer joined the person (then the spellings are known to be one resident)."""
+    same = [p for p, a, _ in profiles if a == authority]
+    return (
+        any(given_names_differ(profile, p) for p in same)
+        and not any(compare(profile, p).levels.get("name") == "exact" for p in same)
+        and not any(kind == Identity.LinkKind.MANUAL for _, _, kind in profiles)
+    )
 
 
 def _blocked_person_ids(identity_id: int | None) -> set[int]:

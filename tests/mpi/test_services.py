@@ -511,3 +511,18 @@ def test_one_authority_registering_a_resembling_name_on_one_day_is_reviewed_not_
     alone = reg("H3", "C1", name="Cathryn Lowe", sex="female", birth_date="1990-02-01", phone="+44 7700 900001")
     spelled = reg("H4", "D1", name="Kathryn Lowe", sex="female", birth_date="1990-02-01", phone="+44 7700 900001")
     assert spelled.decision == "auto" and spelled.person == alone.person
+
+
+def test_the_one_hospital_twin_guard_holds_against_pooled_contacts_and_yields_to_the_exact_name_and_reviewers():
+    # The first twin's birth record has no phone; a clinic's undated record of her brings the phone.
+    reg("H1", "A1", name="Kathryn Miller", sex="female", birth_date="2013-10-16", address="1 High Street, Leeds")
+    clinic = reg(
+        "H2", "B1", name="Kathryn Miller", sex="female", phone="+44 7700 935421", address="1 High Street, Leeds"
+    )
+    twin = reg("H1", "A2", name="Katherine Miller", sex="female", birth_date="2013-10-16", phone="+44 7700 935421")
+    assert twin.decision == "review" and twin.person != clinic.person
+    # A reviewer says the two spellings are one girl: later records of that hospital in either spelling link.
+    review_accept(item=ReviewItem.objects.get(identity=twin.identity, candidate=clinic.person), actor="reviewer")
+    home = {"sex": "female", "birth_date": "2013-10-16", "phone": "+44 7700 935421"}
+    assert reg("H1", "A3", name="Kathryn Miller", **home).person == clinic.person
+    assert reg("H1", "A4", name="Katherine Miller", **home).person == clinic.person
