@@ -58,14 +58,18 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
             "assigning_authority", "local_id", "person_id"
         )
     }
-    link_of = {
-        lid: f"{kind} #{order}"
-        for order, (lid, kind) in enumerate(
+    link_of = {  # how each record was linked, and its place in the registration order
+        (a, lid): f"{kind} #{order}"
+        for order, (a, lid, kind) in enumerate(
             Identity.objects.filter(assigning_authority__startswith=prefix)
             .order_by("id")
-            .values_list("local_id", "link_kind")
+            .values_list("assigning_authority", "local_id", "link_kind")
         )
     }
+
+    def how_linked(r) -> str:
+        return link_of.get((prefix + r.assigning_authority, r.local_id), "")
+
     truth_sizes = Counter(r.truth for r in regs)
     person_sizes: Counter = Counter()
     cell: Counter = Counter()
@@ -118,7 +122,7 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
                         print(
                             f"     {r.case}: {r.name!r} {r.family_name}/{r.given_name} {r.sex} {r.birth_date} "
                             f"id={r.resident_id} phone={r.phone} addr={r.address} at {r.assigning_authority} "
-                            f"[{link_of.get(r.local_id, '')}]"
+                            f"[{how_linked(r)}]"
                         )
     if false_links:
         print("   FALSE LINKS (records of different residents under one person):")
@@ -128,7 +132,7 @@ def run(locale: str, residents: int, seed: int, show: int, show_missed: int = 0)
                 for r in recs:
                     print(
                         f"     person {pid}: truth {r.truth} case {r.case} {r.name!r} {r.sex} {r.birth_date} "
-                        f"id={r.resident_id} phone={r.phone} at {r.assigning_authority} [{link_of.get(r.local_id, '')}]"
+                        f"id={r.resident_id} phone={r.phone} at {r.assigning_authority} [{how_linked(r)}]"
                     )
                 shown += 1
                 if shown >= show:

@@ -135,7 +135,7 @@ def name_is_rare(profile: Profile) -> bool:
     return bool(profile.sounds)
 
 
-def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str = "") -> Comparison | None:
+def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str) -> Comparison | None:
     """The record compared with a whole person: the best comparison over all its identities, or None if
     any identity conflicts with the record.
 
@@ -144,13 +144,14 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     their contact fields: a record agreeing on name and birth date with one identity and on the phone
     with another is corroborated. A rare name corroborates an exact name and birth date on its own.
     """
-    rows = list(
+    rows = (
         Identity.objects.filter(person_id=person_id)
         .exclude(id__in=exclude_ids)
         .values_list("profile", "assigning_authority", "link_kind")
     )
-    profiles = [(Profile.from_json(p), a, kind) for p, a, kind in rows]
-    comparisons = [compare(profile, p) for p, _, _ in profiles]
+    parsed = [(Profile.from_json(p), a, kind) for p, a, kind in rows]
+    records = [(compare(profile, p), p, a, kind) for p, a, kind in parsed]
+    comparisons = [c for c, _, _, _ in records]
     if not comparisons or any(c.conflict for c in comparisons):
         return None
     # A corroborated comparison first: "Robert Clark" agrees in full with the person's "Robert Clark" even
@@ -164,7 +165,7 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
             best.corroborated = best.contact_from_person = True
         elif best.rare_name_eligible and name_is_rare(profile):
             best.corroborated = best.rare_name = True
-    if authority and best.corroborated and not best.identifier_agrees and _twin_at(profile, authority, profiles):
+    if authority and best.corroborated and not best.identifier_agrees and _twin_at(profile, authority, records):
         # The person already has a record under another local id of this very authority with another given
         # name that only resembles this one: one hospital registering twins born there on one day (Kathryn
         # and Katherine, one phone, one address) looks exactly like it. Reviewers decide; a false link would
@@ -175,14 +176,15 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     return best
 
 
-def _twin_at(profile: Profile, authority: str, profiles: list[tuple[Profile, str, str]]) -> bool:
+def _twin_at(profile: Profile, authority: str, records: list[tuple[Comparison, Profile, str, str]]) -> bool:
     """The person's records of ``authority`` hold a given name that only resembles the record's, none holds
-    its very name, and no reviewer joined the person (then the spellings are known to be one resident)."""
-    same = [p for p, a, _ in profiles if a == authority]
+    its very name, and no reviewer joined the person (then the spellings are known to be one resident).
+    ``records``: each identity's comparison with the record, its profile, authority and link kind."""
+    same = [(c, p) for c, p, a, _ in records if a == authority]
     return (
-        any(given_names_differ(profile, p) for p in same)
-        and not any(compare(profile, p).levels.get("name") == "exact" for p in same)
-        and not any(kind == Identity.LinkKind.MANUAL for _, _, kind in profiles)
+        any(given_names_differ(profile, p) for _, p in same)
+        and not any(c.levels.get("name") == "exact" for c, _ in same)
+        and not any(kind == Identity.LinkKind.MANUAL for _, _, _, kind in records)
     )
 
 
