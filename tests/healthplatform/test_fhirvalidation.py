@@ -19,7 +19,7 @@ from healthplatform.fhirapi.resources.clinical import SPECS
 
 
 def outcome(resource) -> list | str:
-    """"valid", or every error as (location, type, message)."""
+    """The string "valid", or every error as (location, type, message)."""
     try:
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     except pydantic.ValidationError as exc:
