@@ -38,13 +38,16 @@ class FHIRJSONRenderer(JSONRenderer):
 # A number of 19 digits or more where a JSON value starts (after ':', '[' or ',', or at the start): maybe an
 # integer beyond 64 bits, which orjson reads as a float (rounded) where json keeps it exact; such a body takes
 # the exact path. Digits inside strings mostly do not match (urn:oid:2.25.<a 39-digit arc> in every hospital's
-# identifier systems); the few that do ("ID:1234567890123456789") only take the slower path.
-_LONG_NUMBER = re.compile(rb"(?:^|[:\[,])[ \t\r\n]*-?[0-9]{19}")
+# identifier systems); the few that do ("ID:1234567890123456789") only take the slower path. The start of the
+# text is matched on its own: an alternation with ``^`` made every search 2.4 times slower (441 against 182 µs
+# on a 38 kB Bundle: more than parsing it).
+_LONG_NUMBER = re.compile(rb"[:\[,][ \t\r\n]*-?[0-9]{19}")
+_LONG_NUMBER_FIRST = re.compile(rb"[ \t\r\n]*-?[0-9]{19}")
 
 
 def may_hold_long_integer(raw: bytes) -> bool:
     """Whether a JSON text may hold an integer orjson would not read exactly (never wrong the other way)."""
-    return _LONG_NUMBER.search(raw) is not None
+    return _LONG_NUMBER_FIRST.match(raw) is not None or _LONG_NUMBER.search(raw) is not None
 
 
 class FHIRJSONParser(JSONParser):

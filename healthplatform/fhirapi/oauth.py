@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import secrets
 from urllib.parse import unquote_plus
@@ -41,8 +42,10 @@ UNKNOWN_DESCRIPTION = "the access token is unknown, expired or revoked"
 INACTIVE_DESCRIPTION = "the source system of this token, or its institution, is deactivated or its secret was rotated"
 
 
+@functools.lru_cache(maxsize=512)
 def scopes_granting(resource_type: str, action: str) -> frozenset[str]:
-    """Every scope that allows ``action`` ("read" or "write") on ``resource_type``.
+    """Every scope that allows ``action`` ("read" or "write") on ``resource_type``. Kept per type and action:
+    a Bundle asks once for each of its entries.
 
     ``system/Patient.read``, ``system/Patient.*``, ``system/*.read`` and
     ``system/*.*`` all allow reading a Patient (SMART App Launch v1, "Scopes

@@ -152,6 +152,8 @@ def test_an_integer_beyond_64_bits_is_kept_exactly_as_sent(feed):
         (b'{"value": 123456789012345678901234567890}', True),
         (b'{"v":[1,\n -1234567890123456789]}', True),
         (b"12345678901234567890", True),
+        (b" \n-12345678901234567890", True),
+        (b'["x", 12345678901234567890]', True),
         (b'{"system": "urn:oid:2.25.196230784418830479385624663459522336735"}', False),
         (b'{"value": 1.2345678901234567890123}', False),  # a float either way
         (b'{"value": 123456789012345678}', False),  # 18 digits fit in 64 bits

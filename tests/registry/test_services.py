@@ -11,6 +11,7 @@ from registry.selectors import (
     concept_translate,
     institution_list,
     practitioner_get_by_licence,
+    practitioner_id_by_licence,
     source_system_for_hl7_sender,
 )
 from registry.services import (
@@ -30,6 +31,7 @@ from tests.registry.factories import (
     ConceptFactory,
     DepartmentFactory,
     InstitutionFactory,
+    PractitionerFactory,
     credit_code,
 )
 
@@ -238,3 +240,14 @@ def test_the_current_source_system_is_reused_until_its_rows_change_however_they_
     SourceSystem.objects.filter(pk=source.pk).delete()
     assert source_system_by_client_id(source.client_id) is None
     assert source_system_by_client_id("ss-unknown") is None
+
+
+def test_a_licence_number_names_its_active_holder_before_an_inactive_one():
+    number = "330000000000901"
+    assert practitioner_id_by_licence(number) is None
+    retired = PractitionerFactory(licence_number=number, role="physician", active=False)
+    assert practitioner_id_by_licence(number) == retired.pk
+    active = PractitionerFactory(licence_number=number, role="pharmacist")
+    assert practitioner_id_by_licence(number) == active.pk
+    PractitionerFactory(licence_number=number, role="nurse")  # a later active holder: the first active wins
+    assert practitioner_id_by_licence(number) == active.pk

@@ -26,6 +26,7 @@ from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
 from registry.directory import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 from registry.models import Department, Institution, Practitioner
+from registry.selectors import practitioner_id_by_licence
 
 # Identifier systems. The first two are fixed: the synthetic region's generator writes them too.
 INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
@@ -571,12 +572,7 @@ def practitioner_by_criteria(criteria: str) -> str | None:
     found = identifier_criteria(criteria)
     if found is None or found[0] != PRACTITIONER_LICENCE_SYSTEM:
         return None
-    pk = (
-        Practitioner.objects.filter(licence_number=found[1])
-        .order_by("-active", "pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    pk = practitioner_id_by_licence(found[1])
     return f"Practitioner/{pk}" if pk is not None else None
 
 
