@@ -49,6 +49,8 @@ def test_postgresql_url_is_parsed():
     config = Env({"DATABASE_URL": "postgresql://hp:pw@db.internal:5433/region"}).database("DATABASE_URL", Path("x"))
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "region", "hp")
+    # Parameters are bound by the server (the whole suite runs so on PostgreSQL in CI).
+    assert config["OPTIONS"]["server_side_binding"] is True
 
 
 @pytest.mark.parametrize(
