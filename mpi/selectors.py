@@ -151,6 +151,24 @@ def person_search(
 ) -> list[Person]:
     """PDQm (ITI-78) search over active persons. Names match the golden name or any identity's name,
     as typed (characters) or in Latin letters, by prefix, without regard to case or accents."""
+    qs = _person_matches(identifier, family, given, name, birthdate, gender)
+    return list(qs.order_by("pk").prefetch_related(_identities_prefetch(), "merged_persons")[:limit])
+
+
+def person_search_count(
+    *,
+    identifier: tuple[str | None, str] | None = None,
+    family: str | None = None,
+    given: str | None = None,
+    name: str | None = None,
+    birthdate: dt.date | None = None,
+    gender: str | None = None,
+) -> int:
+    """How many active persons ``person_search`` with the same criteria finds, without a limit."""
+    return _person_matches(identifier, family, given, name, birthdate, gender).count()
+
+
+def _person_matches(identifier, family, given, name, birthdate, gender) -> QuerySet[Person]:
     qs = Person.objects.filter(status=Person.Status.ACTIVE)
     if identifier is not None:
         qs = qs.filter(pk__in=persons_by_identifier(*identifier).values("pk"))
@@ -166,7 +184,7 @@ def person_search(
         qs = qs.filter(Q(birth_date=birthdate) | Q(identities__birth_date=birthdate))
     if gender:
         qs = qs.filter(Q(sex=gender) | Q(identities__sex=gender))
-    return list(qs.distinct().order_by("pk").prefetch_related(_identities_prefetch(), "merged_persons")[:limit])
+    return qs.distinct()
 
 
 def _fold(text: str) -> str:

@@ -131,6 +131,27 @@ def test_search_by_gender(staff, region):
     assert patient_ids(staff.get("/fhir/Patient", {"gender": "male"})) == [str(region.wang.uuid)]
 
 
+def test_search_summary_count_and_count_zero_answer_the_total_only(staff, region):
+    for extra in ({"_summary": "count"}, {"_count": "0"}):
+        body = searchset(staff.get("/fhir/Patient", {"gender": "female", **extra}))
+        assert (body["total"], body.get("entry")) == (1, None)
+        assert "_summary=count" in body["link"][0]["url"] or "_count=0" in body["link"][0]["url"]
+    assert searchset(staff.get("/fhir/Patient", {"family": "王", "_summary": "count"}))["total"] == 1
+    assert (
+        searchset(staff.get("/fhir/Patient", {"family": "李", "birthdate": "1985-03-12", "_summary": "count"}))["total"]
+        == 0
+    )
+    # Other _summary values: the full answer under lenient handling (the self link drops it), 400 under strict.
+    lenient = searchset(staff.get("/fhir/Patient", {"gender": "female", "_summary": "text"}))
+    assert patient_ids_of(lenient) == [str(region.li.uuid)] and "_summary" not in lenient["link"][0]["url"]
+    strict = staff.get("/fhir/Patient", {"gender": "female", "_summary": "text"}, headers={"Prefer": "handling=strict"})
+    assert expressions(strict, 400) == ["_summary"]
+
+
+def patient_ids_of(body: dict) -> list[str]:
+    return [e["resource"]["id"] for e in body.get("entry", [])]
+
+
 @pytest.mark.parametrize("value", ["1985-13-45", "12/03/1985", "lt1985-03-12"])
 def test_search_with_a_bad_birthdate_is_400_naming_birthdate(staff, region, value):
     response = staff.get("/fhir/Patient", {"birthdate": value})

@@ -18,7 +18,7 @@ from healthplatform.fhirapi.views.base import FHIRView
 from mpi import selectors as mpi_selectors
 from mpi.demographics import DemographicsError
 from mpi.models import Person
-from mpi.selectors import person_match, person_search
+from mpi.selectors import person_match, person_search, person_search_count
 
 PDQM_PARAMETERS = frozenset({"identifier", "family", "given", "name", "birthdate", "gender"})
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
@@ -44,11 +44,13 @@ class PatientSearchView(FHIRView):
             OpenApiParameter("birthdate", str, description="YYYY-MM-DD, optionally prefixed eq"),
             OpenApiParameter("gender", str, enum=list(FHIR_GENDERS)),
             OpenApiParameter("_count", int),
+            OpenApiParameter("_summary", str, enum=["count"], description="count: only Bundle.total"),
         ],
         responses=_FHIR_OBJECT,
     )
     def get(self, request):
-        params = search.search_parameters(request.query_params, PDQM_PARAMETERS, strict=search.strict_handling(request))
+        strict = search.strict_handling(request)
+        params = search.search_parameters(request.query_params, PDQM_PARAMETERS | {"_summary"}, strict=strict)
         criteria: dict = {}
         if (value := params.get("identifier")) is not None:
             criteria["identifier"] = search.token("identifier", value)
@@ -67,13 +69,20 @@ class PatientSearchView(FHIRView):
                 400, "required", f"a Patient search needs at least one of {', '.join(sorted(PDQM_PARAMETERS))}"
             )
         count = search.count(params.get("_count"))
-        if count == 0 or criteria.get("identifier", (None,))[0] == "":
-            # "|value" asks for an identifier without a system; every identifier here has one.
-            persons = []
-        else:
-            persons = person_search(**criteria, limit=count)
+        summary = params.get("_summary")
+        if summary not in (None, "count", "false"):
+            if strict:
+                raise invalid_parameter("_summary", "only count or false is supported", code="not-supported")
+            params.values.pop("_summary")  # lenient: the full answer is a valid one, and the self link says so
+            summary = None
         applied = {k: v for k, v in params.values.items() if k != "_format"}
         self_url = request.build_absolute_uri(request.path) + ("?" + urlencode(applied) if applied else "")
+        # "|value" asks for an identifier without a system; every identifier here has one.
+        nothing = criteria.get("identifier", (None,))[0] == ""
+        # R4 search.html#count: _count=0 is answered like _summary=count, the total only.
+        if summary == "count" or count == 0:
+            return Response(searchset([], self_url=self_url, total=0 if nothing else person_search_count(**criteria)))
+        persons = [] if nothing else person_search(**criteria, limit=count)
         entries = [SearchEntry(patient_resource(p), _patient_url(request, p)) for p in persons]
         return Response(searchset(entries, self_url=self_url))
 
