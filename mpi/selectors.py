@@ -139,23 +139,20 @@ def pix_cross_reference(system: str, value: str) -> CrossReference | None:
     return CrossReference(person, identities, unique_docs)
 
 
-def person_search(
-    *,
-    identifier: tuple[str | None, str] | None = None,
-    family: str | None = None,
-    given: str | None = None,
-    name: str | None = None,
-    birthdate: dt.date | None = None,
-    gender: str | None = None,
-    limit: int = 50,
-) -> list[Person]:
-    """PDQm (ITI-78) search over active persons. Names match the golden name or any identity's name,
-    as typed (characters) or in Latin letters, by prefix, without regard to case or accents."""
-    qs = _person_matches(identifier, family, given, name, birthdate, gender)
+def person_search(*, limit: int = 50, **criteria) -> list[Person]:
+    """PDQm (ITI-78) search over active persons, by ``_person_matches``'s criteria. Names match the golden
+    name or any identity's name, as typed (characters) or in Latin letters, by prefix, without regard to
+    case or accents."""
+    qs = _person_matches(**criteria)
     return list(qs.order_by("pk").prefetch_related(_identities_prefetch(), "merged_persons")[:limit])
 
 
-def person_search_count(
+def person_search_count(**criteria) -> int:
+    """How many active persons ``person_search`` with the same criteria finds, without a limit."""
+    return _person_matches(**criteria).count()
+
+
+def _person_matches(
     *,
     identifier: tuple[str | None, str] | None = None,
     family: str | None = None,
@@ -163,12 +160,7 @@ def person_search_count(
     name: str | None = None,
     birthdate: dt.date | None = None,
     gender: str | None = None,
-) -> int:
-    """How many active persons ``person_search`` with the same criteria finds, without a limit."""
-    return _person_matches(identifier, family, given, name, birthdate, gender).count()
-
-
-def _person_matches(identifier, family, given, name, birthdate, gender) -> QuerySet[Person]:
+) -> QuerySet[Person]:
     qs = Person.objects.filter(status=Person.Status.ACTIVE)
     if identifier is not None:
         qs = qs.filter(pk__in=persons_by_identifier(*identifier).values("pk"))
