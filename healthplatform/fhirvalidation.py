@@ -15,6 +15,8 @@ class-level facts on every call:
   ``value[x]`` (R4 formats.html#choice) are checked against per-class plans built once.
 - ``FhirBase.get_model_klass`` imported the model class from its dotted name on every nested element.
 
+(fhir_core already keeps ``get_alias_mapping`` per class; it is left as it is.)
+
 The fast paths only ever *pass* an element; whenever one sees something that may be an error it calls
 fhir_core's original check, so every error (its type, location and message) is fhir_core's own. The two model
 validators are bound into each model's schema when the class is created, so ``apply()`` must run before the
@@ -67,7 +69,8 @@ def apply() -> None:
             return data
         keys = _complex_list_keys(cls)
         for key, value in data.items():
-            if key in keys and isinstance(value, list) and None in value:
+            # ``is None``, as fhir_core tests (``None in`` would call each item's __eq__).
+            if key in keys and isinstance(value, list) and any(item is None for item in value):
                 return original_reject_null(cls, data)
         return data
 
@@ -102,14 +105,6 @@ def apply() -> None:
                 return original_after(self)
         return self
 
-    alias_mappings: dict[type, dict[str, str]] = {}
-
-    def get_alias_mapping(cls) -> dict[str, str]:
-        mapping = alias_mappings.get(cls)
-        if mapping is None:
-            mapping = alias_mappings[cls] = original_alias_mapping(cls)
-        return dict(mapping)  # a copy: callers own what they get, as before
-
     model_classes: dict[type, type] = {}
 
     def get_model_klass(cls):
@@ -120,7 +115,6 @@ def apply() -> None:
 
     FHIRAbstractModel.reject_null_complex_elements = classmethod(reject_null_complex_elements)
     FHIRAbstractModel.validate_after_model_construction = validate_after_model_construction
-    FHIRAbstractModel.get_alias_mapping = classmethod(get_alias_mapping)
     FhirBase.get_model_klass = classmethod(get_model_klass)
     _applied = True
 

@@ -74,6 +74,52 @@ def mutated(resources: list[dict], count: int, seed: int) -> list[dict]:
     return out
 
 
+_OBS = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+_NO_STATUS = {k: v for k, v in _OBS.items() if k != "status"}
+_COVERAGE = {
+    "resourceType": "Coverage",
+    "status": "active",
+    "beneficiary": {"reference": "Patient/1"},
+    "payor": [{"reference": "Organization/1"}],
+}
+_EXTENSION = {"extension": [{"url": "http://example.org/x", "valueCode": "unknown"}]}
+# What random mutation seldom makes: a field held under its alias or its name (Coverage.class / class_fhir),
+# nulls in primitive lists beside their ``_given`` extensions, a required element explained by an extension,
+# two or no values of a choice element (false and 0 are values), nested resources.
+EDGE_CASES = [
+    {**_COVERAGE, "class": [None]},
+    {**_COVERAGE, "class_fhir": [None]},
+    {**_COVERAGE, "class": [{"type": {"text": "a"}, "value": "v"}], "class_fhir": [None]},
+    {**_COVERAGE, "class": [None], "class_fhir": [{"type": {"text": "a"}, "value": "v"}]},
+    {"resourceType": "Patient", "name": [None]},
+    {"resourceType": "Patient", "name": [{"given": ["a", None], "_given": [None, _EXTENSION]}]},
+    {"resourceType": "Patient", "name": [{"given": ["a", None], "_given": [None, None]}]},
+    {"resourceType": "Patient", "name": [{"given": ["a"], "given__ext": [None]}]},
+    {"resourceType": "Patient", "extension": [None]},
+    {"resourceType": "Patient", "contained": [None]},
+    {**_OBS, "status": None},
+    _NO_STATUS,
+    {**_NO_STATUS, "_status": _EXTENSION},
+    {**_NO_STATUS, "_status": {}},
+    {**_NO_STATUS, "_status": {"extension": []}},
+    {**_NO_STATUS, "status__ext": _EXTENSION},
+    {**_OBS, "status": ""},
+    {**_OBS, "valueString": "a", "valueQuantity": {"value": 1}},
+    {**_OBS, "effectiveDateTime": "2020-01-01", "effectivePeriod": {"start": "2020"}},
+    {**_OBS, "valueBoolean": False},
+    {**_OBS, "valueBoolean": False, "valueInteger": 0},
+    {**_OBS, "valueString": "", "valueBoolean": False},
+    {"resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": {"reference": "P/1"}},
+    {"resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": {"reference": "P/1"},
+     "medicationCodeableConcept": {"text": "a"}, "medicationReference": {"reference": "Medication/1"}},
+    {**_OBS, "component": [{"code": {"text": "c"}, "valueString": "a", "valueInteger": 1}]},
+    {"resourceType": "Bundle", "type": "transaction", "entry": [None]},
+    {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {**_OBS, "status": None}}]},
+    {**_OBS, "code": {"coding": [None, {"code": "x"}]}},
+    {**_OBS, "category": {"text": "x"}},
+]  # fmt: skip
+
+
 def test_every_archived_resource_type_validates_through_the_fast_paths():
     for resource_type in [*SPECS, "Bundle", "DocumentReference", "Organization", "Practitioner", "Location"]:
         assert fhirvalidation.in_effect(get_fhir_model_class(resource_type)), resource_type
@@ -82,7 +128,7 @@ def test_every_archived_resource_type_validates_through_the_fast_paths():
 def test_outcomes_and_messages_equal_fhir_cores_on_mutated_hospital_resources(tmp_path):
     region = RegionGenerator(seed=3, sizes=RegionSizes(institutions=20, residents=120))
     resources = [e["resource"] for b in FHIRBundleGenerator(region, seed=5).bundles(40) for e in b["entry"]]
-    corpus = resources + mutated(resources, 3000, seed=11)
+    corpus = resources + EDGE_CASES + mutated(resources, 3000, seed=11)
     (tmp_path / "corpus.json").write_text(json.dumps(corpus), encoding="utf-8")
 
     fast = [outcome(r) for r in corpus]
