@@ -147,9 +147,10 @@ def person_search(*, limit: int = 50, **criteria) -> list[Person]:
     return list(qs.order_by("pk").prefetch_related(_identities_prefetch(), "merged_persons")[:limit])
 
 
-def person_search_count(**criteria) -> int:
-    """How many active persons ``person_search`` with the same criteria finds, without a limit."""
-    return _person_matches(**criteria).count()
+def person_search_count(*, limit: int, **criteria) -> int:
+    """How many active persons ``person_search`` with the same criteria finds, counted up to ``limit`` + 1
+    (a criterion as broad as ``gender`` alone would otherwise count the whole index)."""
+    return _person_matches(**criteria)[: limit + 1].count()
 
 
 def _person_matches(

@@ -131,7 +131,7 @@ def test_search_by_gender(staff, region):
     assert patient_ids(staff.get("/fhir/Patient", {"gender": "male"})) == [str(region.wang.uuid)]
 
 
-def test_search_summary_count_and_count_zero_answer_the_total_only(staff, region):
+def test_search_summary_count_and_count_zero_answer_the_total_only(staff, region, monkeypatch):
     for extra in ({"_summary": "count"}, {"_count": "0"}):
         body = searchset(staff.get("/fhir/Patient", {"gender": "female", **extra}))
         assert (body["total"], body.get("entry")) == (1, None)
@@ -141,6 +141,15 @@ def test_search_summary_count_and_count_zero_answer_the_total_only(staff, region
         searchset(staff.get("/fhir/Patient", {"family": "李", "birthdate": "1985-03-12", "_summary": "count"}))["total"]
         == 0
     )
+    # Counting is bounded: criteria broader than the limit are refused, not counted through the whole index.
+    from healthplatform.fhirapi.views import patient as patient_views
+
+    monkeypatch.setattr(patient_views, "TOTAL_LIMIT", 1)
+    assert searchset(staff.get("/fhir/Patient", {"gender": "female", "_summary": "count"}))["total"] == 1
+    monkeypatch.setattr(patient_views, "TOTAL_LIMIT", 0)
+    refusal = issues(staff.get("/fhir/Patient", {"gender": "female", "_count": "0"}), 400)
+    assert (refusal[0]["code"], refusal[0]["expression"]) == ("too-costly", ["_count"])
+    monkeypatch.undo()
     # Other _summary values: the full answer under lenient handling (the self link drops it), 400 under strict.
     lenient = searchset(staff.get("/fhir/Patient", {"gender": "female", "_summary": "text"}))
     assert patient_ids_of(lenient) == [str(region.li.uuid)] and "_summary" not in lenient["link"][0]["url"]

@@ -21,6 +21,9 @@ from mpi.models import Person
 from mpi.selectors import person_match, person_search, person_search_count
 
 PDQM_PARAMETERS = frozenset({"identifier", "family", "given", "name", "birthdate", "gender"})
+# The most persons a Patient search counts (_summary=count): beyond it the criteria are too broad to be a
+# patient query, and counting them would read the whole index.
+TOTAL_LIMIT = 1_000
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
 
 
@@ -81,7 +84,15 @@ class PatientSearchView(FHIRView):
         nothing = criteria.get("identifier", (None,))[0] == ""
         # R4 search.html#count: _count=0 is answered like _summary=count, the total only.
         if summary == "count" or count == 0:
-            return Response(searchset([], self_url=self_url, total=0 if nothing else person_search_count(**criteria)))
+            total = 0 if nothing else person_search_count(**criteria, limit=TOTAL_LIMIT)
+            if total > TOTAL_LIMIT:
+                raise FHIRError.one(
+                    400,
+                    "too-costly",
+                    f"_summary: more than {TOTAL_LIMIT:,} persons match; narrow the search to count them",
+                    expression="_summary" if summary == "count" else "_count",
+                )
+            return Response(searchset([], self_url=self_url, total=total))
         persons = [] if nothing else person_search(**criteria, limit=count)
         entries = [SearchEntry(patient_resource(p), _patient_url(request, p)) for p in persons]
         return Response(searchset(entries, self_url=self_url))
