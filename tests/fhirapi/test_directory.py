@@ -576,6 +576,27 @@ def test_a_conditional_practitioner_reference_follows_the_registry_as_it_changes
     assert participant(post(hospital, "/fhir/Encounter", encounter())) == f"Practitioner/{second.pk}"
 
 
+def test_a_source_patients_conditional_references_are_resolved_as_any_resources_are(hospital, region):
+    """identifier.assigner and generalPractitioner of a source Patient name the directory like the facts do."""
+    org = f"Organization?identifier={INSTITUTION_CODE_SYSTEM}|{region.ours.code}"
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:platform:authority:WUSHAN", "value": "MRN-31", "assigner": {"reference": org}}],
+        "name": [{"text": "钱多"}],
+        "gender": "male",
+        "birthDate": "1971-05-06",
+    }
+    stored = resource(post(hospital, "/fhir/Patient", patient), 201)
+    assert stored["identifier"][0]["assigner"]["reference"] == f"Organization/{region.ours.code}"
+    read = hospital.get(f"/fhir/Patient/{stored['id']}")
+    assert read.json()["identifier"][0]["assigner"]["reference"] == f"Organization/{region.ours.code}"
+    nobody = {
+        **patient,
+        "generalPractitioner": [{"reference": f"Practitioner?identifier={PRACTITIONER_LICENCE_SYSTEM}|1"}],
+    }
+    assert issues(post(hospital, "/fhir/Patient", nobody), 400)[0]["code"] == "not-found"
+
+
 @pytest.mark.django_db
 def test_a_conditional_directory_reference_names_one_system_and_one_whole_value():
     from healthplatform.fhirapi.resources.directory import organization_by_criteria, practitioner_by_criteria

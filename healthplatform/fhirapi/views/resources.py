@@ -170,8 +170,7 @@ class ResourceTypeView(ArchiveView):
 
         def build(writer):
             item = _item_for(writer, type, body, path=type)
-            if type != "Patient":
-                references_rewrite(item.body, {}, path=type)
+            references_rewrite(item.body, {}, path=type)
             item.if_none_exist = criteria if type != "Patient" else None
             return [item]
 
@@ -206,6 +205,7 @@ def _update(request, type: str, body: dict, target: Resource | None, *, criteria
     def build(writer):
         if type == "Patient":
             item = patient_item(writer, body, path=type, method="update", target=target)
+            references_rewrite(item.body, {}, path=type)
         else:
             item = clinical_item(writer, type, body, path=type)
             references_rewrite(item.body, {}, path=type)
