@@ -113,9 +113,11 @@ def query_parse(resource_type: str, pairs: list[tuple[str, str]], *, resolve_pat
                 )
             q.sort = value.replace(spec.date_param, "date") if value != "_id" else "_id"
         elif name == "_summary":
-            if value != "count":
-                raise ResourceError("_summary: only _summary=count is supported", expression="_summary")
-            q.summary_count = True
+            # false: the whole resources, which is what a search answers anyway (as the Patient and
+            # directory searches take it); the other summaries (true, text, data) are not served.
+            if value not in ("count", "false"):
+                raise ResourceError("_summary: only _summary=count (or false) is supported", expression="_summary")
+            q.summary_count = value == "count"
         elif name == "_cursor":
             q.cursor = _cursor_decode(value)
         elif name == "_include":

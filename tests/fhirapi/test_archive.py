@@ -211,6 +211,8 @@ def test_search_by_patient_code_date_and_identifier(hosp, resource_type):
     assert search(hosp.client, f"{resource_type}?{date_param}=gt2024-06-01") == []
     count = ok(hosp.client.get(f"/fhir/{resource_type}?{param}={token}&_summary=count"))
     assert count["total"] == 2 and "entry" not in count
+    assert len(search(hosp.client, f"{resource_type}?{param}={token}&_summary=false")) == 2
+    assert outcome(hosp.client.get(f"/fhir/{resource_type}?{param}={token}&_summary=text"), 400)
 
 
 @pytest.mark.parametrize("resource_type", TYPES)
