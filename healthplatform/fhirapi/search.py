@@ -108,3 +108,16 @@ def count(value: str | None, *, name: str = "_count") -> int:
     if number is None:
         raise invalid_parameter(name, "expected a non-negative integer")
     return min(number, MAX_COUNT)
+
+
+def summary_count(params: SearchParameters, *, strict: bool) -> bool:
+    """``_summary``: whether only the total is asked (``count``). ``false`` asks for the whole resources, which a
+    search answers anyway; other summaries are not served: 400 under strict handling, otherwise ignored and
+    dropped from the applied parameters, so that the self link does not claim them."""
+    summary = params.get("_summary")
+    if summary not in (None, "count", "false"):
+        if strict:
+            raise invalid_parameter("_summary", "only count or false is supported", code="not-supported")
+        params.values.pop("_summary")
+        return False
+    return summary == "count"

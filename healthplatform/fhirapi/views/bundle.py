@@ -262,8 +262,7 @@ def _apply(request, writer, entries: list[_Entry]) -> None:
     # R4 http.html#trules resolves urn:uuid and conditional references in every entry of a transaction.
     patients = [e for e in ordered if e.resource_type == "Patient" and e.item is not None]
     for e in (*patients, *clinical):
-        if e.item.body is not None:
-            references_rewrite(e.item.body, local, path=f"{e.path}.resource")
+        references_rewrite(e.item.body, local, path=f"{e.path}.resource")
     resources_write(items=items, source=writer.source, actor=writer.actor, submission=submission)
     answer = _Answer(request)
     for e in entries:

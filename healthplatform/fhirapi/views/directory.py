@@ -129,13 +129,8 @@ class _Search:
             request.query_params, supported | _RESULT_PARAMETERS, strict=search.strict_handling(request)
         )
         self.count = search.count(self.params.get("_count"))
-        summary = self.params.get("_summary")
-        if summary not in (None, "count", "false"):
-            if search.strict_handling(request):
-                raise invalid_parameter("_summary", "only count or false is supported", code="not-supported")
-            summary = None  # lenient: the full resources are a valid answer
         # R4 search.html#count: _count=0 is answered like _summary=count.
-        self.only_total = summary == "count" or self.count == 0
+        self.only_total = search.summary_count(self.params, strict=search.strict_handling(request)) or self.count == 0
         self.cursor = self.params.get("_cursor")
 
     def active(self, name: str) -> bool | None:

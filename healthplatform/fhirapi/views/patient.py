@@ -72,25 +72,20 @@ class PatientSearchView(FHIRView):
                 400, "required", f"a Patient search needs at least one of {', '.join(sorted(PDQM_PARAMETERS))}"
             )
         count = search.count(params.get("_count"))
-        summary = params.get("_summary")
-        if summary not in (None, "count", "false"):
-            if strict:
-                raise invalid_parameter("_summary", "only count or false is supported", code="not-supported")
-            params.values.pop("_summary")  # lenient: the full answer is a valid one, and the self link says so
-            summary = None
+        only_total = search.summary_count(params, strict=strict)
         applied = {k: v for k, v in params.values.items() if k != "_format"}
         self_url = request.build_absolute_uri(request.path) + ("?" + urlencode(applied) if applied else "")
         # "|value" asks for an identifier without a system; every identifier here has one.
         nothing = criteria.get("identifier", (None,))[0] == ""
         # R4 search.html#count: _count=0 is answered like _summary=count, the total only.
-        if summary == "count" or count == 0:
+        if only_total or count == 0:
             total = 0 if nothing else person_search_count(**criteria, limit=TOTAL_LIMIT)
             if total > TOTAL_LIMIT:
                 raise FHIRError.one(
                     400,
                     "too-costly",
                     f"_summary: more than {TOTAL_LIMIT:,} persons match; narrow the search to count them",
-                    expression="_summary" if summary == "count" else "_count",
+                    expression="_summary" if only_total else "_count",
                 )
             return Response(searchset([], self_url=self_url, total=total))
         persons = [] if nothing else person_search(**criteria, limit=count)

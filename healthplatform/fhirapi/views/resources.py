@@ -205,17 +205,16 @@ def _update(request, type: str, body: dict, target: Resource | None, *, criteria
     def build(writer):
         if type == "Patient":
             item = patient_item(writer, body, path=type, method="update", target=target)
-            references_rewrite(item.body, {}, path=type)
         else:
             item = clinical_item(writer, type, body, path=type)
-            references_rewrite(item.body, {}, path=type)
-            if target is not None:
-                if target.identity_id and not _same_person(target.identity_id, item.identity_id):
-                    raise FHIRError.one(
-                        422, "processing", f"{type}.subject: an update cannot move a fact to another patient"
-                    )
-                item.method, item.target, item.fhir_id = "update", target, target.fhir_id
-                item.extra["resolved"] = True
+        references_rewrite(item.body, {}, path=type)
+        if type != "Patient" and target is not None:
+            if target.identity_id and not _same_person(target.identity_id, item.identity_id):
+                raise FHIRError.one(
+                    422, "processing", f"{type}.subject: an update cannot move a fact to another patient"
+                )
+            item.method, item.target, item.fhir_id = "update", target, target.fhir_id
+            item.extra["resolved"] = True
         if target is not None and writer.source is not None and target.source_id not in (None, writer.source.pk):
             raise FHIRError.one(403, "forbidden", f"{type}/{target.fhir_id} was written by another source system")
         item.if_match = version
