@@ -599,6 +599,11 @@ _STREET_WORDS = {
     "square": "sq", "highway": "hwy", "parkway": "pkwy", "circle": "cir", "apartment": "apt", "suite": "ste",
     "north": "n", "south": "s", "east": "e", "west": "w", "flat": "apt", "unit": "apt", "no": "",
 }  # fmt: skip
+# Each abbreviation's spelled-out forms, for recognising a designator typed wrong ("Mckail Rcescent").
+STREET_WORDS_SPELLED = {
+    short: tuple(w for w, s in _STREET_WORDS.items() if s == short and len(w) >= 4)
+    for short in set(_STREET_WORDS.values())
+}
 
 
 def _latin_address_tokens(value: str) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from functools import lru_cache
 import jellyfish
 from django.conf import settings
 
-from mpi.demographics import NICKNAMES, Profile, token_sound
+from mpi.demographics import NICKNAMES, STREET_WORDS_SPELLED, Profile, token_sound
 
 # (m, u) per field and level. Levels are ordered from strongest agreement to
 # strongest disagreement; "missing" (either side absent) weighs 0 and is not listed.
@@ -316,8 +316,17 @@ def compare_birth_date(a: Profile, b: Profile) -> str | None:
     if da.year == db.year and da.month == db.day and da.day == db.month:
         return "swap"
     sa, sb = da.strftime("%Y%m%d"), db.strftime("%Y%m%d")
-    if sum(x != y for x, y in zip(sa, sb, strict=True)) == 1 or (
-        abs(da.year - db.year) == 1 and (da.month, da.day) == (db.month, db.day)
+    differ = [i for i, (x, y) in enumerate(zip(sa, sb, strict=True)) if x != y]
+    if (
+        len(differ) == 1
+        # Two adjacent digits keyed the wrong way round (1929/1992, 0418/0481).
+        or (
+            len(differ) == 2
+            and differ[1] == differ[0] + 1
+            and sa[differ[0]] == sb[differ[1]]
+            and sa[differ[1]] == sb[differ[0]]
+        )
+        or (abs(da.year - db.year) == 1 and (da.month, da.day) == (db.month, db.day))
     ):
         return "typo"
     if da.year == db.year and da.month == db.month:
@@ -340,23 +349,105 @@ def compare_address(a: Profile, b: Profile) -> str | None:
     if a.address == b.address:
         return "agree"
     short_text, long_text = sorted((a.address, b.address), key=len)
-    if (
-        _CJK_ADDRESS.search(short_text)
-        and len(short_text) >= 6
-        and long_text.endswith(short_text)
-        and not long_text[-len(short_text) - 1].isdigit()
-    ):
-        return "agree"  # the same address with and without its province/city/district (CJK, no spaces)
-    ta, tb = a.address_tokens, b.address_tokens
+    if _CJK_ADDRESS.search(short_text):
+        if len(short_text) >= 6 and long_text.endswith(short_text) and not long_text[-len(short_text) - 1].isdigit():
+            return "agree"  # the same address with and without its province/city/district (CJK, no spaces)
+        ta, tb = a.address_tokens, b.address_tokens
+        if not (ta and tb):
+            return "disagree"
+        short, long = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+        if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
+            return "agree"
+        return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
+    # In a fixed order: the greedy alignment of tokens then gives one answer whichever record comes first.
+    return _latin_address_level(*sorted((a.address_tokens, b.address_tokens)))
+
+
+@lru_cache(maxsize=8192)  # one registration compares its record with a candidate's identities twice
+def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
+    """A Latin address agrees when one is the other up to typing slips in its words (Templeton/Tempelton,
+    "Glen Ayre"/"Gle n Ayre", "Mckail Rcescent", "Thehammo n dvillage") and up to parts left out (the
+    flat, the district, the town, the postcode). Numbers are never fuzzy for agreement: 28 and 82 Burkitt St
+    are two houses, Flat 3 and Flat 5 two flats. Similar: four words in five the same, or the same up to
+    one slip in one number (a neighbour's door, a house number mistyped) or one more slip in the words."""
     if not (ta and tb):
         return "disagree"
-    short, long = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
-    # One is the other without its town or postcode: "182 York Ln" and "182 York Ln, Riverton".
-    if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
-        return "agree"
-    if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8:
+    left_a, left_b = _address_unmatched(ta, tb)
+    for whole, left in ((ta, left_a), (tb, left_b)):
+        if (
+            not left
+            and len(whole) >= 3
+            and any(t.isdigit() for t in whole)
+            and any(len(t) >= 3 and not t.isdigit() for t in whole)
+        ):
+            return "agree"
+
+    # What is left of each, letters run together (spaces typed in the wrong place vanish) with designators
+    # spelled out (st: street, so that "Pohlmanfstreet" is one slip from "Pohlman St"; not the one-letter
+    # ones, n: north, as often a letter split off a word), and the numbers left over. A long address is
+    # also compared whole, letters only: a word split wrong may have been taken for another's slip.
+    def letters(x: tuple[str, ...], positions) -> str:
+        return "".join(
+            STREET_WORDS_SPELLED.get(t, (t,))[0] if len(t) > 1 else t
+            for t in (x[i] for i in positions)
+            if not t.isdigit()
+        )
+
+    numbers_a, numbers_b = ([x[i] for i in left if x[i].isdigit()] for x, left in ((ta, left_a), (tb, left_b)))
+    numbers_same = not numbers_a and not numbers_b
+    number_slip = len(numbers_a) == len(numbers_b) == 1 and _edit1(numbers_a[0], numbers_b[0])
+    if numbers_same or number_slip:
+        words_a, words_b = letters(ta, left_a), letters(tb, left_b)
+        longest = max(len(words_a), len(words_b))
+        allowed = 0 if longest < 5 else 1 if longest < 16 else 2
+        slips = jellyfish.damerau_levenshtein_distance(words_a, words_b) if abs(len(words_a) - len(words_b)) <= 3 else 4
+        if slips > allowed and sum(map(len, ta)) >= 30 and sum(map(len, tb)) >= 30:
+            whole_a, whole_b = letters(ta, range(len(ta))), letters(tb, range(len(tb)))
+            if min(len(whole_a), len(whole_b)) >= 30 and jellyfish.damerau_levenshtein_distance(whole_a, whole_b) <= 2:
+                slips, allowed = 0, max(allowed, 1)
+        if numbers_same and slips <= allowed and any(t.isdigit() for t in ta):
+            return "agree"
+        if (number_slip and slips <= allowed) or (numbers_same and longest >= 5 and slips <= allowed + 1):
+            return "similar"
+    matched = min(len(ta) - len(left_a), len(tb) - len(left_b))
+    if matched / min(len(ta), len(tb)) >= 0.8:
         return "similar"
     return "disagree"
+
+
+@lru_cache(maxsize=65536)  # an index's street and town words repeat: most pairs were seen before
+def _address_word_close(x: str, y: str) -> bool:
+    """The same word up to one keystroke (words of four letters or more; numbers only exactly), a
+    designator's abbreviation compared in its spelled-out forms (cres: crescent)."""
+    if x == y:
+        return True
+    if x.isdigit() or y.isdigit():
+        return False
+    xs = (x, *STREET_WORDS_SPELLED.get(x, ()))
+    ys = (y, *STREET_WORDS_SPELLED.get(y, ()))
+    return any(min(len(u), len(v)) >= 4 and abs(len(u) - len(v)) <= 1 and _edit1(u, v) for u in xs for v in ys)
+
+
+def _address_unmatched(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Positions of the tokens of each address that have no counterpart in the other: the same token, a
+    word one keystroke off, or one word typed as two (or two as one)."""
+    left_a, left_b = list(range(len(ta))), list(range(len(tb)))
+    for close in (str.__eq__, _address_word_close):
+        for i in list(left_a):
+            for j in left_b:
+                if close(ta[i], tb[j]):
+                    left_a.remove(i)
+                    left_b.remove(j)
+                    break
+    for x, left_x, y, left_y in ((ta, left_a, tb, left_b), (tb, left_b, ta, left_a)):
+        for i in list(left_x):
+            if i + 1 in left_x and not x[i].isdigit() and not x[i + 1].isdigit():
+                j = next((j for j in left_y if _address_word_close(x[i] + x[i + 1], y[j])), None)
+                if j is not None:
+                    left_x.remove(i)
+                    left_x.remove(i + 1)
+                    left_y.remove(j)
+    return left_a, left_b
 
 
 def compare_documents(a: Profile, b: Profile) -> str | None:
@@ -409,6 +500,9 @@ def compare(a: Profile, b: Profile) -> Comparison:
         contact = (
             levels["phone"] in ("agree", "typo")
             or levels["address"] == "agree"
+            # Most of one address in the other, up to slips (another house number, a postcode typed
+            # wrong), with the very birth date: the same street and name-alike born that day is the resident.
+            or (levels["address"] == "similar" and birth == "exact")
             or levels["document"] == "exact"
             or levels["resident_id"] in ("one_edit", "same_unverified")
         )

@@ -80,6 +80,10 @@ def test_birth_date_levels():
     assert compare(base, p(birth_date="1980-03-05")).levels["birth_date"] == "swap"
     assert compare(base, p(birth_date="1980-05-08")).levels["birth_date"] == "typo"
     assert compare(base, p(birth_date="1981-05-03")).levels["birth_date"] == "typo"
+    # Two adjacent digits the wrong way round; not two digits that merely differ, nor ones far apart.
+    assert compare(p(birth_date="1929-04-21"), p(birth_date="1992-04-21")).levels["birth_date"] == "typo"
+    assert compare(p(birth_date="1929-04-21"), p(birth_date="1993-04-21")).levels["birth_date"] == "disagree"
+    assert compare(p(birth_date="1929-04-21"), p(birth_date="1921-04-29")).levels["birth_date"] == "disagree"
     assert compare(base, p(birth_date="1980")).levels["birth_date"] == "partial"
     assert compare(base, p(birth_date="1975-11-23")).levels["birth_date"] == "disagree"
 
@@ -163,7 +167,18 @@ names = st.sampled_from(["王小明", "王晓明", "张伟", "Wang Xiaoming", "J
 dates = st.one_of(st.none(), st.dates(dt.date(1920, 1, 1), dt.date(2026, 1, 1)).map(dt.date.isoformat))
 sexes = st.sampled_from([None, "male", "female"])
 phones = st.sampled_from([None, "13800138000", "13800138001", "+86 139 0013 9000"])
-addresses = st.sampled_from([None, "广州市天河区天河路1号", "天河路1号", "12 Elm Street, Springfield"])
+addresses = st.sampled_from(
+    [
+        None,
+        "广州市天河区天河路1号",
+        "天河路1号",
+        "12 Elm Street, Springfield",
+        "12 Elm St Sprngfield",
+        "21 Elm Street, Springfield",
+        "Flat 2, 12 Elm Street",
+        "12 Elmstreet, Spring field",
+    ]
+)
 rids = st.sampled_from([None, RID, RID[:-1] + "0", make_resident_id("440106", dt.date(1990, 1, 2), 7)])
 demographics = st.builds(
     Demographics,
@@ -313,3 +328,84 @@ def test_two_placeholder_newborns_link_only_on_the_exact_birth_date():
 def test_given_names_differ_tells_a_twins_name_from_a_registrars_slip(a, b, differ):
     assert given_names_differ(p(name=a), p(name=b)) is differ
     assert given_names_differ(p(name=b), p(name=a)) is differ
+
+
+def _address_level(x: str, y: str) -> str:
+    return compare(p(address=x), p(address=y)).levels["address"]
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        # A slip in a word, a word split in two, a designator mistyped, a part left out.
+        ("5 Templeton Street, Glen Ayre, Camden, VIC 2500", "5 Tempelton Street, Gle n Ayre, Camdn, VIC 2500"),
+        ("7 Mckail Crescent, Boyanup 2720", "7 Mckail Rcescent, Boyanup 2720"),
+        ("128 Faunce Crescent, Bulga Wine Estates, Kingston", "128 Faunce Cres, Kingston"),
+        ("Flat 5, 12 Oak Street, Riverton", "12 Oak St"),
+        (
+            "7 Bangalay Crescent, The Hammond Village, Deer Park 4380 NSW",
+            "7 Bangalay Crescent, Thehammo n dvillage, Deer Park 4380 NSY",
+        ),
+    ],
+)
+def test_latin_addresses_agree_up_to_typing_slips(x, y):
+    assert _address_level(x, y) == _address_level(y, x) == "agree"
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "level"),
+    [
+        # Numbers are never fuzzy for agreement: another house, another flat; another street of one town
+        # disagrees.
+        ("28 Burkitt Street, Flowerpot", "82 Burkitt Street, Flowerpot", "similar"),
+        ("Flat 3, 12 Oak Street, Riverton", "Flat 5, 12 Oak Street, Riverton", "similar"),
+        (
+            "45 Magenta Square, RSL Building, Goornong 6501",
+            "450 Magenta Square, RSL Building, Goornong 6501",
+            "similar",
+        ),
+        (
+            "45 Magenta Square, RSL Building, Goornong 6501",
+            "450 Magenta Square, RSL Building, Goornong 6051",
+            "disagree",
+        ),
+        ("70 Park Street, Fairview", "91 Oak Street, Fairview", "disagree"),
+        ("70 Park Street, Fairview", "70 Oak Street, Fairview", "disagree"),
+        ("125 Chestnut Avenue, Springfield", "121 Chestnut Road, Springfield", "disagree"),
+        ("12 Oak Street, Riverton", "12 Oak Road, Riverton", "disagree"),
+        ("5 Oak Street, Riverton", "8 Elm Street, Riverton", "disagree"),
+        ("Flat 2, 12 Oak Street, Riverton", "Flat 5, 100 Oak Street, Riverton", "disagree"),
+    ],
+)
+def test_latin_addresses_that_do_not_agree(x, y, level):
+    assert _address_level(x, y) == _address_level(y, x) == level
+
+
+def test_similar_address_corroborates_only_with_the_very_birth_date():
+    base = {"name": "Jade Paine", "sex": "female"}
+    a = p(address="12 Rose Scott Circuit, Taringa 4405", birth_date="1991-11-05", **base)
+    neighbour_door = p(address="21 Rose Scott Circuit, Taringa 4405", birth_date="1991-11-05", **base)
+    assert compare(a, neighbour_door).levels["address"] == "similar"
+    assert compare(a, neighbour_door).corroborated
+    assert not compare(
+        a, p(address="21 Rose Scott Circuit, Taringa 4405", birth_date="1991-11-15", **base)
+    ).corroborated
+    # A name that only resembles (a sibling's) is not corroborated by a similar address.
+    sibling = p(
+        name="Jadeline Payne", sex="female", address="21 Rose Scott Circuit, Taringa 4405", birth_date="1991-11-05"
+    )
+    assert compare(a, sibling).levels["name"] not in ("exact", "sound", "typo")
+    assert not compare(a, sibling).corroborated
+
+
+ADDRESS_WORDS = st.lists(
+    st.sampled_from(["12", "21", "elm", "elms", "st", "street", "spring", "field", "springfield", "apt", "2"]),
+    min_size=1,
+    max_size=7,
+).map(" ".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ADDRESS_WORDS, ADDRESS_WORDS)
+def test_address_comparison_is_symmetric(x, y):
+    assert _address_level(x, y) == _address_level(y, x)
