@@ -62,6 +62,7 @@ LEVEL_LABELS = {
     "sound": _("sounds the same"),
     "typo": _("typing error"),
     "similar": _("similar"),
+    "slips": _("two typing errors"),
     "family_only": _("family name only"),
     "given_only": _("given name only"),
     "swap": _("day and month swapped"),

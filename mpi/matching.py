@@ -54,6 +54,9 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
         "typo": (0.02, 1e-3),
         # Characters differ in one place, or close by Jaro–Winkler: a typo or a sibling.
         "similar": (0.015, 2e-2),
+        # Two slips: the given name the same and the family name two keystrokes off (Adams/Aclams), or
+        # one keystroke in each (Michaael Allen/Michael Allem).
+        "slips": (0.01, 2e-4),
         "family_only": (0.004, 0.06),
         "given_only": (0.002, 0.002),
         "disagree": (0.003, 0.92),
@@ -196,7 +199,7 @@ def compare_name(a: Profile, b: Profile) -> str | None:
         # whatever order it was written ("THOMPSON, BABY GIRL" on a chart label).
         return "sound" if sorted(a.placeholder.split()) == sorted(b.placeholder.split()) else "disagree"
     level = _name_level(a, b)
-    if level in NAME_CLOSE and _name_parts_conflict(a, b):
+    if level in (*NAME_CLOSE, "slips") and _name_parts_conflict(a, b):
         return "similar"
     return level
 
@@ -250,6 +253,8 @@ def _name_level(a: Profile, b: Profile) -> str:
                 and (_edit1(f"{fa} {ga}", f"{fb} {gb}") or _edit1(f"{fa} {ga}", f"{gb} {fb}"))
             ):
                 return "typo"
+        if any(fa and fb and ga and gb and _two_slips(fa, ga, fb, gb) for (fa, ga), (fb, gb) in pairs):
+            return "slips"
     best = max(
         (jellyfish.jaro_winkler_similarity(f"{fa} {ga}", f"{fb} {gb}") for (fa, ga), (fb, gb) in pairs), default=0
     )
@@ -266,6 +271,14 @@ def _name_level(a: Profile, b: Profile) -> str:
     if given_agrees:
         return "given_only"
     return "disagree"
+
+
+def _two_slips(fa: str, ga: str, fb: str, gb: str) -> bool:
+    """The same given name (or a diminutive of it) and a family name of five letters or more two keystrokes
+    off, or one keystroke in each part (both parts of four letters or more)."""
+    if ga == gb or ga in NICKNAMES.get(gb, ()) or gb in NICKNAMES.get(ga, ()):
+        return min(len(fa), len(fb)) >= 5 and jellyfish.damerau_levenshtein_distance(fa, fb) <= 2
+    return min(len(fa), len(fb), len(ga), len(gb)) >= 4 and _edit1(fa, fb) and _edit1(ga, gb)
 
 
 def given_names_differ(a: Profile, b: Profile) -> bool:
@@ -535,6 +548,16 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and birth == "exact"
             and levels["sex"] != "disagree"
             and not contact_conflict
+            and levels["document"] != "disagree"
+        )
+    elif not identifier_conflict and name == "slips" and birth == "exact":
+        # Two slips in the name are a clerk's at most when everything else agrees: the very birth date, the
+        # sex, and the phone or the address, with nothing disagreeing.
+        c.corroborated = (
+            (levels["phone"] in ("agree", "typo") or levels["address"] == "agree")
+            and levels["sex"] != "disagree"
+            and levels["phone"] != "disagree"
+            and levels["address"] != "disagree"
             and levels["document"] != "disagree"
         )
     elif not identifier_conflict and name == "exact" and birth is None:

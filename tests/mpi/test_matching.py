@@ -276,8 +276,9 @@ def test_a_name_with_a_slip_in_one_part_and_a_diminutive_in_the_other_is_similar
     base = {"sex": "female", "birth_date": "2020-01-06"}
     c = compare(p(name="Patricia Baer", **base), p(name="BAKER, Pat", **base))
     assert c.levels["name"] == "similar" and not c.conflict and not c.corroborated
+    # A diminutive and a slip in a family name of five letters or more: two slips.
     c = compare(p(name="Bill Smtih", sex="male"), p(name="William Smith", sex="male"))
-    assert c.levels["name"] == "similar" and not c.conflict
+    assert c.levels["name"] == "slips" and not c.conflict
     # A wholly different name still tells two people apart.
     assert compare(p(name="Patricia Baer", **base), p(name="Susan Walker", **base)).conflict
 
@@ -409,3 +410,18 @@ ADDRESS_WORDS = st.lists(
 @given(ADDRESS_WORDS, ADDRESS_WORDS)
 def test_address_comparison_is_symmetric(x, y):
     assert _address_level(x, y) == _address_level(y, x)
+
+
+def test_two_slips_in_a_name_corroborate_only_with_everything_else_agreeing():
+    home = {"sex": "female", "birth_date": "1991-02-26", "phone": "+44 7700 934913", "address": "228 King Avenue"}
+    adams = p(name="Patricia Adams", **home)
+    assert compare(adams, p(name="Patricia Aclams", **home)).levels["name"] == "slips"
+    assert compare(adams, p(name="Patricia Aclams", **home)).corroborated
+    allen = p(name="Michaael Allen", **{**home, "sex": "male"})
+    assert compare(allen, p(name="Michael Allem", **{**home, "sex": "male"})).levels["name"] == "slips"
+    # Not with a birth date that is only close, a phone that disagrees, or another given name (a twin).
+    assert not compare(adams, p(name="Patricia Aclams", **{**home, "birth_date": "1991-02-27"})).corroborated
+    assert not compare(adams, p(name="Patricia Aclams", **{**home, "phone": "+44 7700 900000"})).corroborated
+    assert compare(adams, p(name="Priscilla Aclams", **home)).levels["name"] != "slips"
+    # Short parts are too easily two slips from another name.
+    assert compare(p(name="Ann Lee", **home), p(name="Anne Lea", **home)).levels["name"] != "slips"
