@@ -188,18 +188,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from database import bench_database
     from django.core.management import call_command
-    from django.db import connection
 
-    if connection.vendor == "postgresql":
-        name = connection.settings_dict["NAME"]
-        if not name.startswith("hp_bench"):
-            sys.exit("bench: DATABASE_URL must name a database starting with hp_bench (it is emptied)")
-        with connection._nodb_cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if not cursor.fetchone():
-                cursor.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
+    bench_database(sqlite=True)
     results = {}
     for dataset in FILES if args.dataset == "all" else [args.dataset]:
         call_command("flush", interactive=False, verbosity=0)
