@@ -63,6 +63,7 @@ LEVEL_LABELS = {
     "typo": _("typing error"),
     "similar": _("similar"),
     "slips": _("two typing errors"),
+    "slip": _("one number mistyped"),
     "family_only": _("family name only"),
     "given_only": _("given name only"),
     "swap": _("day and month swapped"),

@@ -54,9 +54,9 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
         "typo": (0.02, 1e-3),
         # Characters differ in one place, or close by Jaro–Winkler: a typo or a sibling.
         "similar": (0.015, 2e-2),
-        # Two slips: the given name the same and the family name two keystrokes off (Adams/Aclams), or
-        # one keystroke in each (Michaael Allen/Michael Allem).
-        "slips": (0.01, 2e-4),
+        # Two slips: the given name the same and a long family name two keystrokes off (Thompson/Thomspon
+        # with a letter lost), or one keystroke in each part (Michaael Allen/Michael Allem).
+        "slips": (0.01, 2e-3),
         "family_only": (0.004, 0.06),
         "given_only": (0.002, 0.002),
         "disagree": (0.003, 0.92),
@@ -70,7 +70,14 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
     },
     "sex": {"agree": (0.985, 0.5), "disagree": (0.015, 0.5)},
     "phone": {"agree": (0.65, 1e-4), "typo": (0.02, 1e-4), "disagree": (0.33, 0.9998)},
-    "address": {"agree": (0.55, 2e-4), "similar": (0.15, 5e-3), "disagree": (0.3, 0.995)},
+    "address": {
+        "agree": (0.55, 2e-4),
+        # The same words and one number one keystroke off: a house number or postcode mistyped, or the
+        # neighbour's door (random pairs of generated addresses: ~1e-5).
+        "slip": (0.03, 2e-4),
+        "similar": (0.12, 5e-3),
+        "disagree": (0.3, 0.995),
+    },
 }
 DEFAULT_THRESHOLDS = {"auto_link": 18.0, "review": 7.0}
 # A name exactly agreeing with an exact birth date links without a contact field only if at most
@@ -274,11 +281,14 @@ def _name_level(a: Profile, b: Profile) -> str:
 
 
 def _two_slips(fa: str, ga: str, fb: str, gb: str) -> bool:
-    """The same given name (or a diminutive of it) and a family name of five letters or more two keystrokes
-    off, or one keystroke in each part (both parts of four letters or more)."""
+    """The same given name (or a diminutive of it) and a family name of six letters or more two keystrokes
+    off, or one keystroke in each part (parts of five letters or more); each part keeps its first letter
+    (Harris/Morris, Carter/Porter are other families)."""
+    if fa[0] != fb[0] or ga[0] != gb[0]:
+        return False
     if ga == gb or ga in NICKNAMES.get(gb, ()) or gb in NICKNAMES.get(ga, ()):
-        return min(len(fa), len(fb)) >= 5 and jellyfish.damerau_levenshtein_distance(fa, fb) <= 2
-    return min(len(fa), len(fb), len(ga), len(gb)) >= 4 and _edit1(fa, fb) and _edit1(ga, gb)
+        return min(len(fa), len(fb)) >= 6 and jellyfish.damerau_levenshtein_distance(fa, fb) <= 2
+    return min(len(fa), len(fb), len(ga), len(gb)) >= 5 and _edit1(fa, fb) and _edit1(ga, gb)
 
 
 def given_names_differ(a: Profile, b: Profile) -> bool:
@@ -332,12 +342,14 @@ def compare_birth_date(a: Profile, b: Profile) -> str | None:
     differ = [i for i, (x, y) in enumerate(zip(sa, sb, strict=True)) if x != y]
     if (
         len(differ) == 1
-        # Two adjacent digits keyed the wrong way round (1929/1992, 0418/0481).
+        # Two adjacent digits keyed the wrong way round (day 12/21, 1978/1987); in the year only within a
+        # decade: 1958/1985 is as likely a father and his son of the same name.
         or (
             len(differ) == 2
             and differ[1] == differ[0] + 1
             and sa[differ[0]] == sb[differ[1]]
             and sa[differ[1]] == sb[differ[0]]
+            and (differ[0] >= 4 or abs(da.year - db.year) <= 9)
         )
         or (abs(da.year - db.year) == 1 and (da.month, da.day) == (db.month, db.day))
     ):
@@ -361,14 +373,14 @@ def compare_address(a: Profile, b: Profile) -> str | None:
         return None
     if a.address == b.address:
         return "agree"
-    short_text, long_text = sorted((a.address, b.address), key=len)
-    if _CJK_ADDRESS.search(short_text):
+    short_text, long_text = sorted((a.address, b.address), key=lambda t: (len(t), t))
+    if _CJK_ADDRESS.search(a.address) or _CJK_ADDRESS.search(b.address):
         if len(short_text) >= 6 and long_text.endswith(short_text) and not long_text[-len(short_text) - 1].isdigit():
             return "agree"  # the same address with and without its province/city/district (CJK, no spaces)
         ta, tb = a.address_tokens, b.address_tokens
         if not (ta and tb):
             return "disagree"
-        short, long = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+        short, long = sorted((ta, tb), key=lambda t: (len(t), t))
         if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
             return "agree"
         return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
@@ -376,29 +388,46 @@ def compare_address(a: Profile, b: Profile) -> str | None:
     return _latin_address_level(*sorted((a.address_tokens, b.address_tokens)))
 
 
+# An address of more words than this, or with a longer word, is compared word for word only (the
+# alignment and the edit distances are quadratic).
+ADDRESS_TOKENS_ALIGNED = 24
+ADDRESS_WORD_ALIGNED = 40
+
+
 @lru_cache(maxsize=8192)  # one registration compares its record with a candidate's identities twice
 def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
-    """A Latin address agrees when one is the other up to typing slips in its words (Templeton/Tempelton,
-    "Glen Ayre"/"Gle n Ayre", "Mckail Rcescent", "Thehammo n dvillage") and up to parts left out (the
-    flat, the district, the town, the postcode). Numbers are never fuzzy for agreement: 28 and 82 Burkitt St
-    are two houses, Flat 3 and Flat 5 two flats. Similar: four words in five the same, or the same up to
-    one slip in one number (a neighbour's door, a house number mistyped) or one more slip in the words."""
+    """Latin addresses, up to typing slips in their words.
+
+    ``agree``: one is the other from its first word on, up to slips in the words (Templeton/Tempelton,
+    "Gle n Ayre", "Mckail Rcescent") and without its tail (the town, the postcode): "182 York Ln" and
+    "182 Yrok Lane, Riverton". Or every number is matched and what is left of the words differs by a
+    letter or two once the spaces are gone ("Thehammo n dvillage"). Numbers are never fuzzy here.
+    ``slip``: the same words, and one number one keystroke off (a house number or a postcode mistyped, or
+    the neighbour's door). ``similar``: four words in five the same, or the words a slip or two further
+    apart (12 Mill Road and 12 Hill Road are two streets: similar at most, never agree).
+    """
     if not (ta and tb):
         return "disagree"
-    left_a, left_b = _address_unmatched(ta, tb)
-    for whole, left in ((ta, left_a), (tb, left_b)):
+    if max(len(ta), len(tb)) > ADDRESS_TOKENS_ALIGNED or max(map(len, ta + tb)) > ADDRESS_WORD_ALIGNED:
+        short, long = sorted((ta, tb), key=len)
+        if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
+            return "agree"
+        return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
+    partner, left_a, left_b = _address_alignment(ta, tb)
+    for whole, left, other_left in ((ta, left_a, left_b), (tb, left_b, left_a)):
         if (
             not left
+            and partner.get(0) == 0  # both begin with the same word or number
             and len(whole) >= 3
             and any(t.isdigit() for t in whole)
             and any(len(t) >= 3 and not t.isdigit() for t in whole)
+            and _only_a_tail(other_left, whole is ta, partner)
         ):
             return "agree"
 
     # What is left of each, letters run together (spaces typed in the wrong place vanish) with designators
     # spelled out (st: street, so that "Pohlmanfstreet" is one slip from "Pohlman St"; not the one-letter
-    # ones, n: north, as often a letter split off a word), and the numbers left over. A long address is
-    # also compared whole, letters only: a word split wrong may have been taken for another's slip.
+    # ones, n: north, as often a letter split off a word), and the numbers left over.
     def letters(x: tuple[str, ...], positions) -> str:
         return "".join(
             STREET_WORDS_SPELLED.get(t, (t,))[0] if len(t) > 1 else t
@@ -412,47 +441,73 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
     if numbers_same or number_slip:
         words_a, words_b = letters(ta, left_a), letters(tb, left_b)
         longest = max(len(words_a), len(words_b))
-        allowed = 0 if longest < 5 else 1 if longest < 16 else 2
-        slips = jellyfish.damerau_levenshtein_distance(words_a, words_b) if abs(len(words_a) - len(words_b)) <= 3 else 4
-        if slips > allowed and sum(map(len, ta)) >= 30 and sum(map(len, tb)) >= 30:
-            whole_a, whole_b = letters(ta, range(len(ta))), letters(tb, range(len(tb)))
-            if min(len(whole_a), len(whole_b)) >= 30 and jellyfish.damerau_levenshtein_distance(whole_a, whole_b) <= 2:
-                slips, allowed = 0, max(allowed, 1)
-        if numbers_same and slips <= allowed and any(t.isdigit() for t in ta):
-            return "agree"
-        if (number_slip and slips <= allowed) or (numbers_same and longest >= 5 and slips <= allowed + 1):
+        # A slip, not another word: long enough, and the first letter kept (Mill/Hill, Millbrook/Hillbrook).
+        allowed = 0 if longest < 6 or words_a[:1] != words_b[:1] else 1 if longest < 16 else 2
+        slips = _bounded_distance(words_a, words_b, allowed + 1)
+        if slips <= allowed and any(t.isdigit() for t in ta):
+            return "agree" if numbers_same else "slip"
+        if numbers_same and longest >= 5 and slips <= allowed + 1:
+            return "similar"
+        # A long address compared whole, letters only: a word split wrong may have been taken for another's
+        # slip. Similar at most: two letters can make another street of the same town.
+        if (
+            sum(map(len, ta)) >= 30
+            and sum(map(len, tb)) >= 30
+            and _bounded_distance(letters(ta, range(len(ta))), letters(tb, range(len(tb))), 2) <= 2
+        ):
             return "similar"
     matched = min(len(ta) - len(left_a), len(tb) - len(left_b))
-    if matched / min(len(ta), len(tb)) >= 0.8:
-        return "similar"
-    return "disagree"
+    return "similar" if matched / min(len(ta), len(tb)) >= 0.8 else "disagree"
+
+
+def _only_a_tail(left_other: list[int], other_is_b: bool, partner: dict[int, int]) -> bool:
+    """The tokens of the longer address that found no counterpart all come after the last one that did:
+    the town or postcode left off, not a flat number, a letter after the house number or a "North"."""
+    matched_other = list(partner.values()) if other_is_b else list(partner)
+    return not left_other or min(left_other) > max(matched_other, default=-1)
+
+
+def _bounded_distance(x: str, y: str, limit: int) -> int:
+    """Damerau–Levenshtein distance, or ``limit + 1`` when the lengths alone rule out ``limit``."""
+    if abs(len(x) - len(y)) > limit:
+        return limit + 1
+    return jellyfish.damerau_levenshtein_distance(x, y)
 
 
 @lru_cache(maxsize=65536)  # an index's street and town words repeat: most pairs were seen before
 def _address_word_close(x: str, y: str) -> bool:
-    """The same word up to one keystroke (words of four letters or more; numbers only exactly), a
-    designator's abbreviation compared in its spelled-out forms (cres: crescent)."""
+    """The same word up to one keystroke: words of five letters or more with the first letter kept
+    (Camdn/Camden; not Mill/Hill, Millbrook/Hillbrook); numbers only exactly; a designator's abbreviation
+    compared in its spelled-out forms, where any one slip will do (cres: crescent, rcescent)."""
     if x == y:
         return True
     if x.isdigit() or y.isdigit():
         return False
+    designator = x in STREET_WORDS_SPELLED or y in STREET_WORDS_SPELLED
     xs = (x, *STREET_WORDS_SPELLED.get(x, ()))
     ys = (y, *STREET_WORDS_SPELLED.get(y, ()))
-    return any(min(len(u), len(v)) >= 4 and abs(len(u) - len(v)) <= 1 and _edit1(u, v) for u in xs for v in ys)
+    return any(
+        abs(len(u) - len(v)) <= 1 and min(len(u), len(v)) >= 5 and (u[0] == v[0] or designator) and _edit1(u, v)
+        for u in xs
+        for v in ys
+    )
 
 
-def _address_unmatched(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[list[int], list[int]]:
-    """Positions of the tokens of each address that have no counterpart in the other: the same token, a
-    word one keystroke off, or one word typed as two (or two as one)."""
+def _address_alignment(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[dict[int, int], list[int], list[int]]:
+    """Pairs tokens of two addresses: the same token, a word one keystroke off, or one word typed as two
+    (or two as one). Returns the partner in ``tb`` of each paired position of ``ta`` (for two tokens typed
+    as one, their first) and the positions of each that found none."""
+    partner: dict[int, int] = {}
     left_a, left_b = list(range(len(ta))), list(range(len(tb)))
     for close in (str.__eq__, _address_word_close):
         for i in list(left_a):
             for j in left_b:
                 if close(ta[i], tb[j]):
+                    partner[i] = j
                     left_a.remove(i)
                     left_b.remove(j)
                     break
-    for x, left_x, y, left_y in ((ta, left_a, tb, left_b), (tb, left_b, ta, left_a)):
+    for x, left_x, y, left_y, x_is_a in ((ta, left_a, tb, left_b, True), (tb, left_b, ta, left_a, False)):
         for i in list(left_x):
             if i + 1 in left_x and not x[i].isdigit() and not x[i + 1].isdigit():
                 j = next((j for j in left_y if _address_word_close(x[i] + x[i + 1], y[j])), None)
@@ -460,7 +515,11 @@ def _address_unmatched(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[list[i
                     left_x.remove(i)
                     left_x.remove(i + 1)
                     left_y.remove(j)
-    return left_a, left_b
+                    if x_is_a:
+                        partner[i] = partner[i + 1] = j
+                    else:
+                        partner[j] = i
+    return partner, left_a, left_b
 
 
 def compare_documents(a: Profile, b: Profile) -> str | None:
@@ -513,9 +572,8 @@ def compare(a: Profile, b: Profile) -> Comparison:
         contact = (
             levels["phone"] in ("agree", "typo")
             or levels["address"] == "agree"
-            # Most of one address in the other, up to slips (another house number, a postcode typed
-            # wrong), with the very birth date: the same street and name-alike born that day is the resident.
-            or (levels["address"] == "similar" and birth == "exact")
+            # One number of the address mistyped (a house number, a postcode), with the very birth date.
+            or (levels["address"] == "slip" and birth == "exact")
             or levels["document"] == "exact"
             or levels["resident_id"] in ("one_edit", "same_unverified")
         )
