@@ -199,8 +199,11 @@ NICKNAMES = _nickname_index()
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _LATIN_TOKEN_RE = re.compile(r"[a-z]+")
 # Words that are not part of anyone's name but that registrars type into the name field.
-_NAME_NOISE = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "sr", "ii", "iii", "iv"})
-_GENERATIONS = {"jr": "jr", "junior": "jr", "ii": "ii", "sr": "sr", "senior": "sr", "iii": "iii", "iv": "iv"}
+_NAME_NOISE = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "jnr", "sr", "snr", "ii", "iii", "iv"})
+_GENERATIONS = {
+    "jr": "jr", "jnr": "jr", "junior": "jr", "ii": "ii", "sr": "sr", "snr": "sr", "senior": "sr", "iii": "iii",
+    "iv": "iv",
+}  # fmt: skip
 
 
 class DemographicsError(ValueError):
@@ -628,16 +631,27 @@ def normalize_address(value: str | None) -> tuple[str | None, tuple[str, ...]]:
 
 
 MAX_IDENTIFIER_LENGTH = 64
+# Longer than any name or address a registrar types; matching a longer one would be quadratic work.
+MAX_NAME_LENGTH, MAX_ADDRESS_LENGTH = 200, 500
 
 
 def profile_build(d: Demographics, *, today: dt.date | None = None) -> Profile:
     """Normalises and checks demographics; what is wrong is flagged in ``profile.flags``, never fixed silently.
-    An identifier too long to be one (over 64 characters) is refused with ``DemographicsError``."""
+    An identifier too long to be one (over 64 characters), a name over 200 or an address over 500 is refused
+    with ``DemographicsError``."""
     for element, value in [("resident_id", d.resident_id), ("health_card", d.health_card)] + [
         (f"documents.{kind}", value) for kind, value in d.documents
     ]:
         if value and len(str(value).strip()) > MAX_IDENTIFIER_LENGTH:
             raise DemographicsError(f"{element} is longer than {MAX_IDENTIFIER_LENGTH} characters")
+    for element, value, limit in (
+        ("name", d.name, MAX_NAME_LENGTH),
+        ("family_name", d.family_name, MAX_NAME_LENGTH),
+        ("given_name", d.given_name, MAX_NAME_LENGTH),
+        ("address", d.address, MAX_ADDRESS_LENGTH),
+    ):
+        if value and len(value.strip()) > limit:
+            raise DemographicsError(f"{element} is longer than {limit} characters")
     today = today or dt.date.today()
     p = Profile()
     _name_profile(p, d)

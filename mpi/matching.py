@@ -139,6 +139,9 @@ class Comparison:
     # The person already has another record of the same assigning authority under another given name
     # that only resembles this one (services._person_verdict): twins at one hospital; not corroborated.
     same_authority: bool = False
+    # Corroborated only by the whole name with a spelled-out middle name and the exact birth date, no
+    # contact agreeing: kept only if the name is uncommon in the index (services._person_verdict).
+    whole_name: bool = False
 
     @property
     def evidence(self) -> dict:
@@ -151,6 +154,7 @@ class Comparison:
             **({"contact_from_person": True} if self.contact_from_person else {}),
             **({"without_birth_date": True} if self.without_birth_date else {}),
             **({"same_authority": True} if self.same_authority else {}),
+            **({"whole_name": True} if self.whole_name else {}),
         }
 
     @property
@@ -206,9 +210,36 @@ def compare_name(a: Profile, b: Profile) -> str | None:
         # whatever order it was written ("THOMPSON, BABY GIRL" on a chart label).
         return "sound" if sorted(a.placeholder.split()) == sorted(b.placeholder.split()) else "disagree"
     level = _name_level(a, b)
-    if level in (*NAME_CLOSE, "slips") and _name_parts_conflict(a, b):
+    if level in (*NAME_CLOSE, "slips") and (_name_parts_conflict(a, b) or _words_conflict(a, b)):
         return "similar"
     return level
+
+
+def _words_conflict(a: Profile, b: Profile) -> bool:
+    """Each name has a word the other lacks, and no word of one is the other's up to a slip, a sound or a
+    diminutive: John Paul Smith and John Paul Jones, which agree on one reading (family name first, the
+    last word a middle name) and are two families. A word on one side only (a middle name left out, one
+    half of a double surname) is no conflict."""
+    if a.hanzi or b.hanzi:
+        return False
+    wa, wb = {t for t in a.tokens if len(t) > 1}, {t for t in b.tokens if len(t) > 1}
+    only_a, only_b = wa - wb, wb - wa
+    return bool(only_a and only_b) and not any(_words_close(x, y) for x in only_a for y in only_b)
+
+
+def _words_close(x: str, y: str) -> bool:
+    """Two name words that may be one: a slip even in a short word (Lee/Ler, as the typo level takes it),
+    two in a long one keeping its first letter, the same sound, a diminutive, or a short form of the other
+    (Kate/Katherine, Chris/Christopher, which the table may not hold)."""
+    return (
+        _part_close(x, y)
+        or _edit1(x, y)
+        or (min(len(x), len(y)) >= 6 and x[0] == y[0] and jellyfish.damerau_levenshtein_distance(x, y) <= 2)
+        or (min(len(x), len(y)) >= 3 and (x.startswith(y) or y.startswith(x)))
+        or any(_sound_eq(x, full) for full in NICKNAMES.get(y, ()))
+        or any(_sound_eq(y, full) for full in NICKNAMES.get(x, ()))
+        or bool(set(NICKNAMES.get(x, ())) & set(NICKNAMES.get(y, ())))  # Lizzie and Beth: both Elizabeth
+    )
 
 
 def _name_parts_conflict(a: Profile, b: Profile) -> bool:
@@ -562,7 +593,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
     c.conflict = (
         identifier_conflict
         or (not placeholder and name == "disagree")
-        or (name == "similar" and _name_parts_conflict(a, b))
+        or (name == "similar" and (_name_parts_conflict(a, b) or _words_conflict(a, b)))
     )
     # A trusted identifier is corroborated by a name or birth date that does
     # not contradict it; otherwise (the sanity check) it goes to review.
@@ -598,6 +629,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and levels["document"] != "disagree"
         )
         c.corroborated = (contact and birth_ok and sex_ok) or whole_name
+        c.whole_name = c.corroborated and not (contact and birth_ok and sex_ok)
         c.needs_contact = not c.corroborated and birth_ok and sex_ok
         c.rare_name_eligible = (
             not c.corroborated
@@ -627,7 +659,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
         c.corroborated = c.without_birth_date = (
             _full_names_agree(a, b)
             and not (a.generation or b.generation)
-            and levels["sex"] != "disagree"
+            and levels["sex"] == "agree"
             and (levels["phone"] == "agree" or levels["address"] == "agree")
             and levels["phone"] != "disagree"
             and levels["address"] != "disagree"

@@ -124,11 +124,17 @@ def _compare_into(best: dict[int, Candidate], profile: Profile, rows: list[tuple
             best[person_id] = Candidate(person_id, comparison, identity_id)
 
 
-def name_is_rare(profile: Profile) -> bool:
-    """At most ``RARE_NAME_MAX`` identities in the index sound like this name (see mpi.matching)."""
+# The whole-name rule (mpi.matching) asks the name to be uncommon, not rare: its middle name, spelled out on
+# both records, already divides the namesakes that the first and family name leave.
+WHOLE_NAME_RARITY = 4
+
+
+def name_is_rare(profile: Profile, *, factor: int = 1) -> bool:
+    """At most ``RARE_NAME_MAX`` (times ``factor``) identities in the index sound like this name (see
+    mpi.matching)."""
     from mpi.matching import RARE_NAME_MAX
 
-    limit = getattr(settings, "MPI_RARE_NAME_MAX", RARE_NAME_MAX)
+    limit = getattr(settings, "MPI_RARE_NAME_MAX", RARE_NAME_MAX) * factor
     for sound in profile.sounds:
         if MatchKey.objects.filter(key=key_hash(f"n:{sound}"))[: limit + 1].count() > limit:
             return False
@@ -160,12 +166,23 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     if best.without_birth_date and any(c.levels.get("birth_date") == "disagree" for c in comparisons):
         # The person is known with another birth date than the record: a same-named relative, maybe.
         best.corroborated = False
+    if best.whole_name and not name_is_rare(profile, factor=WHOLE_NAME_RARITY):
+        # "Mary Ann Smith" born on one day is not one resident in a city: the spelled-out middle name stands
+        # in for a contact only when the first and family names are uncommon in the index.
+        best.corroborated = best.whole_name = False
+        best.needs_contact = True  # another identity's phone or address may still corroborate
     if not best.corroborated:
         if best.needs_contact and any(c.contact_agrees for c in comparisons):
             best.corroborated = best.contact_from_person = True
         elif best.rare_name_eligible and name_is_rare(profile):
             best.corroborated = best.rare_name = True
-    if authority and best.corroborated and not best.identifier_agrees and _twin_at(profile, authority, records):
+    if (
+        authority
+        and best.corroborated
+        # A newborn's placeholder often carries the mother's card: an agreeing card says nothing of which twin.
+        and (not best.identifier_agrees or profile.placeholder)
+        and _twin_at(profile, authority, records)
+    ):
         # The person already has a record under another local id of this very authority with another given
         # name that only resembles this one: one hospital registering twins born there on one day (Kathryn
         # and Katherine, one phone, one address) looks exactly like it. Reviewers decide; a false link would
@@ -181,10 +198,14 @@ def _twin_at(profile: Profile, authority: str, records: list[tuple[Comparison, P
     its very name, and no reviewer joined the person (then the spellings are known to be one resident).
     ``records``: each identity's comparison with the record, its profile, authority and link kind."""
     same = [(c, p) for c, p, a, _ in records if a == authority]
-    return (
-        any(given_names_differ(profile, p) for _, p in same)
-        and not any(c.levels.get("name") == "exact" for c, _ in same)
-        and not any(kind == Identity.LinkKind.MANUAL for _, _, _, kind in records)
+    if any(kind == Identity.LinkKind.MANUAL for _, _, _, kind in records):
+        return False
+    if profile.placeholder and any(p.placeholder for _, p in same):
+        # Two placeholders from one hospital under two local ids ("BABY GIRL THOMPSON" twice): twins as likely
+        # as one baby registered twice.
+        return True
+    return any(given_names_differ(profile, p) for _, p in same) and not any(
+        c.levels.get("name") == "exact" for c, _ in same
     )
 
 
@@ -632,7 +653,13 @@ def _second_links(
         if c.comparison.score < auto:
             continue
         verdict = _person_verdict(profile, c.person_id, set(), authority)
-        if verdict is None or verdict.band() != "auto_link" or verdict.rare_name or verdict.without_birth_date:
+        if (
+            verdict is None
+            or verdict.band() != "auto_link"
+            or verdict.rare_name
+            or verdict.without_birth_date
+            or verdict.whole_name
+        ):
             continue
         if any(_same_authority_apart(other.person_id, c.person_id) for other in (chosen, *bridges)):
             continue  # one authority registered both under names that only resemble (twins): reviewers decide

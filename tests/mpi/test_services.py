@@ -526,3 +526,30 @@ def test_the_one_hospital_twin_guard_holds_against_pooled_contacts_and_yields_to
     home = {"sex": "female", "birth_date": "2013-10-16", "phone": "+44 7700 935421"}
     assert reg("H1", "A3", name="Kathryn Miller", **home).person == clinic.person
     assert reg("H1", "A4", name="Katherine Miller", **home).person == clinic.person
+
+
+def test_the_whole_name_stands_in_for_a_contact_only_when_the_name_is_uncommon(settings):
+    settings.MPI_RARE_NAME_MAX = 1  # uncommon: at most 4 identities sounding like the name
+    first = reg("H1", "A1", name="Mary Ann Smith", sex="female", birth_date="1971-04-02", phone="+44 7700 900111")
+    second = reg("H2", "B1", name="Mary Ann Smith", sex="female", birth_date="1971-04-02")
+    assert second.decision == "auto" and second.person == first.person
+    assert second.identity.link_evidence.get("whole_name") is True
+    for i in range(4):  # four more Mary Smiths, other days: the name is common now
+        reg("H9", f"N{i}", name="Mary Smith", sex="female", birth_date=f"19{60 + i}-07-0{i + 1}")
+    third = reg("H3", "C1", name="Mary Ann Smith", sex="female", birth_date="1971-04-02")
+    assert third.decision == "review" and third.person != first.person
+
+
+def test_twins_with_one_placeholder_name_at_one_hospital_are_not_linked():
+    mother = {"sex": "female", "birth_date": "2024-05-05", "phone": "+44 7700 900222", "address": "9 Elm Street"}
+    card = {"health_card": "HC20240505001"}  # the mother's card, on both
+    first = reg("H1", "N1", name="BABY GIRL THOMPSON", **mother, **card)
+    second = reg("H1", "N2", name="BABY GIRL THOMPSON", **mother, **card)
+    assert second.person != first.person and second.decision == "review"
+
+
+def test_two_families_that_agree_on_one_reading_of_the_name_are_not_linked():
+    born = {"sex": "female", "birth_date": "1988-12-01"}
+    first = reg("H1", "A1", name="Maria Guadalupe Hernandez", phone="+44 7700 900333", **born)
+    second = reg("H2", "B1", name="Maria Guadalupe Lopez", phone="+44 7700 900444", **born)
+    assert second.person != first.person and second.decision != "auto"
