@@ -452,7 +452,7 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
             and len(whole) >= 3
             and any(t.isdigit() for t in whole)
             and any(len(t) >= 3 and not t.isdigit() for t in whole)
-            and _only_a_tail(other_left, whole is ta, partner)
+            and _only_a_tail(other_left, tb if whole is ta else ta, whole is ta, partner)
         ):
             return "agree"
 
@@ -491,11 +491,14 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
     return "similar" if matched / min(len(ta), len(tb)) >= 0.8 else "disagree"
 
 
-def _only_a_tail(left_other: list[int], other_is_b: bool, partner: dict[int, int]) -> bool:
-    """The tokens of the longer address that found no counterpart all come after the last one that did:
-    the town or postcode left off, not a flat number, a letter after the house number or a "North"."""
+def _only_a_tail(left_other: list[int], other: tuple[str, ...], other_is_b: bool, partner: dict[int, int]) -> bool:
+    """The tokens of the longer address that found no counterpart all come after the last one that did, and
+    name no flat: the town or postcode left off; not a flat number ("100 Main St Apt 12"), a letter after the
+    house number or a "North" in the middle."""
     matched_other = list(partner.values()) if other_is_b else list(partner)
-    return not left_other or min(left_other) > max(matched_other, default=-1)
+    if not left_other:
+        return True
+    return min(left_other) > max(matched_other, default=-1) and not any(other[i] in ("apt", "ste") for i in left_other)
 
 
 def _bounded_distance(x: str, y: str, limit: int) -> int:

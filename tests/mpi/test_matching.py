@@ -372,6 +372,8 @@ def test_latin_addresses_agree_up_to_typing_slips(x, y):
         ("Camden VIC 2500", "5 Oak Street, Camden VIC 2500", "similar"),
         ("Flat 12, 5 Oak Street", "12 Oak Street", "similar"),
         ("12 Oak St", "12A Oak St", "similar"),
+        ("100 Main Street", "100 Main Street Apt 12", "similar"),
+        ("100 Main Street", "100 Main Street, Suite 4, Riverton", "similar"),
         ("12 Oak St, Camden", "12 North Oak St, Camden", "similar"),
         # Another street: one letter (Mill/Hill) or one word (Park/York) can make one.
         ("12 Mill Road, Camden", "12 Hill Road, Camden", "disagree"),
