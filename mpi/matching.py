@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -408,15 +409,20 @@ def compare_address(a: Profile, b: Profile) -> str | None:
     if _CJK_ADDRESS.search(a.address) or _CJK_ADDRESS.search(b.address):
         if len(short_text) >= 6 and long_text.endswith(short_text) and not long_text[-len(short_text) - 1].isdigit():
             return "agree"  # the same address with and without its province/city/district (CJK, no spaces)
-        ta, tb = a.address_tokens, b.address_tokens
-        if not (ta and tb):
-            return "disagree"
-        short, long = sorted((ta, tb), key=lambda t: (len(t), t))
-        if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
-            return "agree"
-        return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
+        return _address_tokens_level(a.address_tokens, b.address_tokens)
     # In a fixed order: the greedy alignment of tokens then gives one answer whichever record comes first.
     return _latin_address_level(*sorted((a.address_tokens, b.address_tokens)))
+
+
+def _address_tokens_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
+    """Word for word: agree when one is the other without its tail ("182 York Ln" and "182 York Ln,
+    Riverton"; three tokens or more, a number among them), similar when four words in five are shared."""
+    if not (ta and tb):
+        return "disagree"
+    short, long = sorted((ta, tb), key=lambda t: (len(t), t))
+    if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
+        return "agree"
+    return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
 
 
 # An address of more words than this, or with a longer word, is compared word for word only (the
@@ -431,7 +437,7 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
 
     ``agree``: one is the other from its first word on, up to slips in the words (Templeton/Tempelton,
     "Gle n Ayre", "Mckail Rcescent") and without its tail (the town, the postcode): "182 York Ln" and
-    "182 Yrok Lane, Riverton". Or every number is matched and what is left of the words differs by a
+    "182 Sattion Road, Riverton". Or every number is matched and what is left of the words differs by a
     letter or two once the spaces are gone ("Thehammo n dvillage"). Numbers are never fuzzy here.
     ``slip``: the same words, and one number one keystroke off (a house number or a postcode mistyped, or
     the neighbour's door). ``similar``: four words in five the same, or the words a slip or two further
@@ -440,19 +446,19 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
     if not (ta and tb):
         return "disagree"
     if max(len(ta), len(tb)) > ADDRESS_TOKENS_ALIGNED or max(map(len, ta + tb)) > ADDRESS_WORD_ALIGNED:
-        short, long = sorted((ta, tb), key=len)
-        if len(short) >= 3 and any(t.isdigit() for t in short) and long[: len(short)] == short:
-            return "agree"
-        return "similar" if len(set(ta) & set(tb)) / min(len(set(ta)), len(set(tb))) >= 0.8 else "disagree"
+        return _address_tokens_level(ta, tb)
     partner, left_a, left_b = _address_alignment(ta, tb)
-    for whole, left, other_left in ((ta, left_a, left_b), (tb, left_b, left_a)):
+    for whole, left, other, other_left, other_paired in (
+        (ta, left_a, tb, left_b, partner.values()),
+        (tb, left_b, ta, left_a, partner.keys()),
+    ):
         if (
             not left
             and partner.get(0) == 0  # both begin with the same word or number
             and len(whole) >= 3
             and any(t.isdigit() for t in whole)
             and any(len(t) >= 3 and not t.isdigit() for t in whole)
-            and _only_a_tail(other_left, tb if whole is ta else ta, whole is ta, partner)
+            and _only_a_tail(other, other_left, other_paired)
         ):
             return "agree"
 
@@ -491,14 +497,13 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
     return "similar" if matched / min(len(ta), len(tb)) >= 0.8 else "disagree"
 
 
-def _only_a_tail(left_other: list[int], other: tuple[str, ...], other_is_b: bool, partner: dict[int, int]) -> bool:
+def _only_a_tail(tokens: tuple[str, ...], unpaired: list[int], paired: Iterable[int]) -> bool:
     """The tokens of the longer address that found no counterpart all come after the last one that did, and
     name no flat: the town or postcode left off; not a flat number ("100 Main St Apt 12"), a letter after the
     house number or a "North" in the middle."""
-    matched_other = list(partner.values()) if other_is_b else list(partner)
-    if not left_other:
+    if not unpaired:
         return True
-    return min(left_other) > max(matched_other, default=-1) and not any(other[i] in ("apt", "ste") for i in left_other)
+    return min(unpaired) > max(paired, default=-1) and not any(tokens[i] in ("apt", "ste") for i in unpaired)
 
 
 def _bounded_distance(x: str, y: str, limit: int) -> int:
