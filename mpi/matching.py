@@ -83,7 +83,8 @@ DEFAULT_WEIGHTS: dict[str, dict[str, tuple[float, float]]] = {
 DEFAULT_THRESHOLDS = {"auto_link": 18.0, "review": 7.0}
 # A name exactly agreeing with an exact birth date links without a contact field only if at most
 # this many identities in the index sound like it: then the expected number of other residents
-# with that name born on the same day (count / ~29,000 birth dates) stays below 0.001.
+# with that name born on the same day (count / ~29,000 birth dates) stays below 0.001. A name one
+# slip or one sound off (with an address that is similar) needs both spellings that rare.
 RARE_NAME_MAX = 30
 
 NAME_CLOSE = ("exact", "sound", "typo")
@@ -125,10 +126,13 @@ class Comparison:
     conflict: bool = False
     # A trusted identifier agrees (decides on its own, after a sanity check).
     identifier_agrees: bool = False
-    # Name and birth date agree exactly and nothing contradicts them, but no contact field agrees
-    # either: corroborated only if the name is rare enough in the index (services.candidates_find).
+    # Name and birth date agree exactly (or the name up to a slip, the address similar) and nothing
+    # contradicts them, but no contact field agrees either: corroborated only if the name is rare
+    # enough in the index (services.candidates_find).
     rare_name_eligible: bool = False
     rare_name: bool = False
+    # The name sounds of both records, each of which must be rare for the rare-name rule to corroborate.
+    rare_name_sounds: tuple[str, ...] = ()
     # Name, birth date and sex would corroborate if a contact field agreed: another identity of the
     # same person may supply it (services._person_verdict).
     needs_contact: bool = False
@@ -494,7 +498,14 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
         ):
             return "similar"
     matched = min(len(ta) - len(left_a), len(tb) - len(left_b))
-    return "similar" if matched / min(len(ta), len(tb)) >= 0.8 else "disagree"
+    if matched / min(len(ta), len(tb)) >= 0.8:
+        return "similar"
+    # Every word paired and only numbers apart (8 Marcus Clarke St, Ivanhoe 2198 / 29 Marcus Clarke St,
+    # Ivanhoe 2199): one street of one town, a house number and a postcode mistyped or a neighbour's door.
+    words_paired = sum(not ta[i].isdigit() for i in partner)
+    if words_paired >= 3 and not any(not x[i].isdigit() for x, left in ((ta, left_a), (tb, left_b)) for i in left):
+        return "similar"
+    return "disagree"
 
 
 def _only_a_tail(tokens: tuple[str, ...], unpaired: list[int], paired: Iterable[int]) -> bool:
@@ -549,7 +560,9 @@ def _address_alignment(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[dict[i
     for x, left_x, y, left_y, x_is_a in ((ta, left_a, tb, left_b, True), (tb, left_b, ta, left_a, False)):
         for i in list(left_x):
             if i + 1 in left_x and not x[i].isdigit() and not x[i + 1].isdigit():
-                j = next((j for j in left_y if _address_word_close(x[i] + x[i + 1], y[j])), None)
+                # "Ironbarkcrescent": the designator run into the street name is spelled out, not abbreviated.
+                joined = [x[i] + w for w in (x[i + 1], *STREET_WORDS_SPELLED.get(x[i + 1], ()))]
+                j = next((j for j in left_y if any(_address_word_close(w, y[j]) for w in joined)), None)
                 if j is not None:
                     left_x.remove(i)
                     left_x.remove(i + 1)
@@ -641,13 +654,21 @@ def compare(a: Profile, b: Profile) -> Comparison:
         c.needs_contact = not c.corroborated and birth_ok and sex_ok
         c.rare_name_eligible = (
             not c.corroborated
-            and name == "exact"
-            and _full_names_agree(a, b)  # middle names and initials too: namesakes often differ only there
+            and (
+                # Middle names and initials too: namesakes often differ only there.
+                (name == "exact" and _full_names_agree(a, b))
+                # A slip or a sound in the name and an address that is only similar (a word, a postcode mistyped):
+                # a clerk's two slips, or two residents with names one slip apart, born on one day, on one street.
+                # Only when both spellings are rare (``rare_name_sounds``).
+                or (name in ("sound", "typo") and levels["address"] == "similar")
+            )
             and birth == "exact"
             and levels["sex"] != "disagree"
             and not contact_conflict
             and levels["document"] != "disagree"
         )
+        if c.rare_name_eligible:
+            c.rare_name_sounds = tuple(sorted(set(a.sounds) | set(b.sounds)))
     elif not identifier_conflict and name == "slips" and birth == "exact":
         # Two slips in the name are a clerk's at most when everything else agrees: the very birth date, the
         # sex, and the phone or the address, with nothing disagreeing.

@@ -92,8 +92,9 @@ def candidates_find(
     if complete or not decided:
         _compare_into(best, profile, _candidate_rows(hashes, excluded, strong=False))
     if any(c.comparison.rare_name_eligible for c in best.values()) and name_is_rare(profile):
+        own = set(profile.sounds)  # counted just now; the other spelling's sounds are left to count
         for c in best.values():
-            if c.comparison.rare_name_eligible:
+            if c.comparison.rare_name_eligible and sounds_rare(set(c.comparison.rare_name_sounds) - own):
                 c.comparison.corroborated = True
                 c.comparison.rare_name = True
     return sorted(best.values(), key=lambda c: (-c.comparison.score, c.person_id))
@@ -132,13 +133,15 @@ WHOLE_NAME_RARITY = 4
 def name_is_rare(profile: Profile, *, factor: int = 1) -> bool:
     """At most ``RARE_NAME_MAX`` (times ``factor``) identities in the index sound like this name (see
     mpi.matching)."""
+    return bool(profile.sounds) and sounds_rare(profile.sounds, factor=factor)
+
+
+def sounds_rare(sounds: Iterable[str], *, factor: int = 1) -> bool:
+    """Each of these name sounds is held by at most ``RARE_NAME_MAX`` (times ``factor``) identities."""
     from mpi.matching import RARE_NAME_MAX
 
     limit = getattr(settings, "MPI_RARE_NAME_MAX", RARE_NAME_MAX) * factor
-    for sound in profile.sounds:
-        if MatchKey.objects.filter(key=key_hash(f"n:{sound}"))[: limit + 1].count() > limit:
-            return False
-    return bool(profile.sounds)
+    return all(MatchKey.objects.filter(key=key_hash(f"n:{s}"))[: limit + 1].count() <= limit for s in sounds)
 
 
 def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str) -> Comparison | None:
@@ -174,7 +177,11 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     if not best.corroborated:
         if best.needs_contact and any(c.contact_agrees for c in comparisons):
             best.corroborated = best.contact_from_person = True
-        elif best.rare_name_eligible and name_is_rare(profile):
+        elif (
+            best.rare_name_eligible
+            and name_is_rare(profile)
+            and sounds_rare(set(best.rare_name_sounds) - set(profile.sounds))
+        ):
             best.corroborated = best.rare_name = True
     if (
         authority

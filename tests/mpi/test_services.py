@@ -343,6 +343,30 @@ def test_exact_name_and_birth_date_without_contact_links_only_when_the_name_is_r
     assert third.decision == "review" and third.person != first.person
 
 
+def test_a_rare_name_with_one_slip_links_with_the_very_birth_date_and_an_address_that_is_only_similar(settings):
+    """Febrl's duplicates: a slip in the name and another in the address (a word, a postcode), no phone. Two
+    residents whose names are one slip apart, born on one day, on one street, are rarer than a clerk's two
+    slips when both spellings are rare in the index; a common name on either side goes to review."""
+    settings.MPI_RARE_NAME_MAX = 3
+    born = {"birth_date": "1957-09-04"}
+    first = reg("H1", "A1", name="Jessica Ryan", address="3 Stonehaven Crescent, Eagleview, Edgecliff 6166", **born)
+    second = reg("H2", "B1", name="Jessixca Ryan", address="3 Stonehaven Crescent, Eaglevoiew, Edgecliff 6016", **born)
+    assert second.identity.link_evidence["fields"]["name"]["level"] == "typo"
+    assert second.identity.link_evidence["fields"]["address"]["level"] == "similar"
+    assert second.decision == "auto" and second.person == first.person
+    assert second.identity.link_evidence["rare_name"] is True
+    # Without the address nothing but the name and birth date is left: review.
+    third = reg("H3", "C1", name="Jessicca Ryan", **born)
+    assert third.decision == "review" and third.person != first.person
+    # The candidate's spelling common in the index (four more of that name, other birth dates): review.
+    for i in range(4):
+        reg("H9", f"N{i}", name="Mary Smith", birth_date=f"19{60 + i}-07-0{i + 1}")
+    reg("H1", "M1", name="Mary Smith", address="12 Oak Street, Riverton 2720", **born)
+    slip = reg("H2", "M2", name="Mary Smiht", address="12 Oak Street, Camden Park, Riverton 2720", **born)
+    assert slip.identity.link_evidence["fields"]["name"]["level"] == "typo"
+    assert slip.decision == "review"
+
+
 def test_a_record_that_links_to_two_persons_bridges_them_and_the_merge_can_be_undone():
     a = reg(
         "H1", "A1", name="Robert Miller", sex="male", birth_date="1995-09-23", address="17 Albert Road, Springfield"
