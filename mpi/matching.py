@@ -144,6 +144,8 @@ class Comparison:
     # The person already has another record of the same assigning authority under another given name
     # that only resembles this one (services._person_verdict): twins at one hospital; not corroborated.
     same_authority: bool = False
+    # Corroborated by the given name alone, with the birth date, sex, phone and address: another family name.
+    surname_change: bool = False
     # Corroborated only by the whole name with a spelled-out middle name and the exact birth date, no
     # contact agreeing: kept only if the name is uncommon in the index (services._person_verdict).
     whole_name: bool = False
@@ -160,6 +162,7 @@ class Comparison:
             **({"without_birth_date": True} if self.without_birth_date else {}),
             **({"same_authority": True} if self.same_authority else {}),
             **({"whole_name": True} if self.whole_name else {}),
+            **({"surname_change": True} if self.surname_change else {}),
         }
 
     @property
@@ -314,6 +317,18 @@ def _name_level(a: Profile, b: Profile) -> str:
     if given_agrees:
         return "given_only"
     return "disagree"
+
+
+def _given_names_agree_apart(a: Profile, b: Profile) -> bool:
+    """The given names agree (spelling or sound) in a reading where neither is a word that either record may
+    hold as its family name: "Christopher Williams" (order unknown) and "PHILIP, Williams" share Williams,
+    which may be a family name; "CLARKE, Emma" and "HUGHES, Emma" share a given name."""
+    families = {f for f, _ in _orders(a)} | {f for f, _ in _orders(b)}
+    return any(
+        ga and gb and ga not in families and gb not in families and (ga == gb or _sound_eq(ga, gb))
+        for (_, ga) in _orders(a)
+        for (_, gb) in _orders(b)
+    )
 
 
 def _two_slips(fa: str, ga: str, fb: str, gb: str) -> bool:
@@ -678,6 +693,18 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and levels["phone"] != "disagree"
             and levels["address"] != "disagree"
             and levels["document"] != "disagree"
+        )
+    elif not identifier_conflict and name == "given_only" and birth == "exact" and not placeholder:
+        # A family name changed (a marriage or a divorce, a child given the other parent's name): the same
+        # given name, the very birth date, the sex, and the phone and the address both agree, nothing
+        # disagrees. Twins differ in the given name; a relative of the household in the birth date.
+        c.corroborated = c.surname_change = (
+            levels["sex"] == "agree"
+            and levels["phone"] == "agree"
+            and levels["address"] == "agree"
+            and levels["document"] != "disagree"
+            and not _name_parts_conflict(a, b)
+            and _given_names_agree_apart(a, b)
         )
     elif not identifier_conflict and name == "exact" and birth is None:
         # A registration without a birth date (an emergency, a pharmacy) is the same resident when the

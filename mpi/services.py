@@ -666,6 +666,7 @@ def _second_links(
             or verdict.rare_name
             or verdict.without_birth_date
             or verdict.whole_name
+            or verdict.surname_change
         ):
             continue
         if any(_same_authority_apart(other.person_id, c.person_id) for other in (chosen, *bridges)):

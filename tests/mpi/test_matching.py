@@ -272,6 +272,45 @@ def test_without_a_birth_date_the_whole_name_and_a_household_contact_corroborate
     assert not compare(dated, p(name="Nancy Lisa Baker", sex="female")).corroborated
 
 
+def test_another_family_name_links_only_with_the_given_name_birth_date_sex_phone_and_address_all_agreeing():
+    """A family name changed (PID-5 and HumanName carry family and given apart; "Emma Clarke" typed as one
+    string could be read family name first, and then it only shares a family name)."""
+    home = {"sex": "female", "birth_date": "1986-04-12", "phone": "+44 7700 900431", "address": "12 Mill Lane, Oakham"}
+    married = compare(
+        p(family_name="Clarke", given_name="Emma", **home), p(family_name="Hughes", given_name="Emma", **home)
+    )
+    assert married.levels["name"] == "given_only" and married.corroborated and married.band() == "auto_link"
+    assert married.evidence["surname_change"] is True
+    assert compare(
+        p(family_name="Hughes", given_name="Emma", **home), p(family_name="Clarke", given_name="Emma", **home)
+    ).corroborated  # symmetric
+    # One thing less or one thing against leaves it to reviewers: a new phone, no sex, a middle name that
+    # differs, another birth date (a relative of the household), another given name (a twin).
+    for other in (
+        {**home, "phone": "+44 7700 900999"},
+        {**home, "sex": None},
+        {k: v for k, v in home.items() if k != "address"},
+    ):
+        assert not compare(
+            p(family_name="Clarke", given_name="Emma", **home), p(family_name="Hughes", given_name="Emma", **other)
+        ).corroborated
+    assert not compare(
+        p(family_name="Clarke", given_name="Emma Rose", **home), p(family_name="Hughes", given_name="Emma Jane", **home)
+    ).corroborated
+    assert not compare(
+        p(family_name="Clarke", given_name="Emma", **home),
+        p(family_name="Hughes", given_name="Emma", **{**home, "birth_date": "1986-04-21"}),
+    ).corroborated
+    twin = compare(
+        p(family_name="Clarke", given_name="Emma", **home), p(family_name="Clarke", given_name="Ella", **home)
+    )
+    assert twin.levels["name"] != "given_only" and not twin.corroborated
+    # A twin's name typed family name first shares a word that may be either record's family name: no link.
+    boys = {"sex": "male", "birth_date": "2022-02-21", "phone": "+44 7700 901906", "address": "3 Elm Road, Oakham"}
+    swapped = compare(p(name="Christopher Williams", **boys), p(name="PHILIP, Williams", **boys))
+    assert swapped.levels["name"] == "given_only" and not swapped.corroborated
+
+
 def test_a_name_with_a_slip_in_one_part_and_a_diminutive_in_the_other_is_similar_not_a_conflict():
     base = {"sex": "female", "birth_date": "2020-01-06"}
     c = compare(p(name="Patricia Baer", **base), p(name="BAKER, Pat", **base))
