@@ -321,13 +321,32 @@ def _name_level(a: Profile, b: Profile) -> str:
 
 def _given_names_agree_apart(a: Profile, b: Profile) -> bool:
     """The given names agree (spelling or sound) in a reading where neither is a word that either record may
-    hold as its family name: "Christopher Williams" (order unknown) and "PHILIP, Williams" share Williams,
-    which may be a family name; "CLARKE, Emma" and "HUGHES, Emma" share a given name."""
-    families = {f for f, _ in _orders(a)} | {f for f, _ in _orders(b)}
+    hold as its family name, nor a middle name: "Christopher Williams" (order unknown) and "PHILIP, Williams"
+    share Williams, which may be a family name; "Emma Rose Clarke" and "Lily Rose Hughes" a middle name;
+    "CLARKE, Emma" and "HUGHES, Emma" a given name."""
+    apart = {f for f, _ in _orders(a)} | {f for f, _ in _orders(b)} | set(a.middle_all) | set(b.middle_all)
     return any(
-        ga and gb and ga not in families and gb not in families and (ga == gb or _sound_eq(ga, gb))
+        ga and gb and ga not in apart and gb not in apart and (ga == gb or _sound_eq(ga, gb))
         for (_, ga) in _orders(a)
         for (_, gb) in _orders(b)
+    )
+
+
+def _initials_kept(a: Profile, b: Profile) -> bool:
+    """A reading of each name in which the family names and the given names begin with the same letter."""
+    return any(
+        fa and fb and ga and gb and fa[0] == fb[0] and ga[0] == gb[0]
+        for (fa, ga) in _orders(a)
+        for (fb, gb) in _orders(b)
+    )
+
+
+def _middle_initials_agree(a: Profile, b: Profile) -> bool:
+    """Middle names or initials on one side only, or on both with the same initials in the same order."""
+    if not (a.middle_all and b.middle_all):
+        return True
+    return len(a.middle_all) == len(b.middle_all) and all(
+        x[0] == y[0] for x, y in zip(a.middle_all, b.middle_all, strict=True)
     )
 
 
@@ -513,14 +532,7 @@ def _latin_address_level(ta: tuple[str, ...], tb: tuple[str, ...]) -> str:
         ):
             return "similar"
     matched = min(len(ta) - len(left_a), len(tb) - len(left_b))
-    if matched / min(len(ta), len(tb)) >= 0.8:
-        return "similar"
-    # Every word paired and only numbers apart (8 Marcus Clarke St, Ivanhoe 2198 / 29 Marcus Clarke St,
-    # Ivanhoe 2199): one street of one town, a house number and a postcode mistyped or a neighbour's door.
-    words_paired = sum(not ta[i].isdigit() for i in partner)
-    if words_paired >= 3 and not any(not x[i].isdigit() for x, left in ((ta, left_a), (tb, left_b)) for i in left):
-        return "similar"
-    return "disagree"
+    return "similar" if matched / min(len(ta), len(tb)) >= 0.8 else "disagree"
 
 
 def _only_a_tail(tokens: tuple[str, ...], unpaired: list[int], paired: Iterable[int]) -> bool:
@@ -672,10 +684,18 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and (
                 # Middle names and initials too: namesakes often differ only there.
                 (name == "exact" and _full_names_agree(a, b))
-                # A slip or a sound in the name and an address that is only similar (a word, a postcode mistyped):
-                # a clerk's two slips, or two residents with names one slip apart, born on one day, on one street.
-                # Only when both spellings are rare (``rare_name_sounds``).
-                or (name in ("sound", "typo") and levels["address"] == "similar")
+                # A slip or a sound in a Latin name and an address that is only similar (a word, a postcode
+                # mistyped): a clerk's two slips, or two residents with names one slip apart, born on one day,
+                # at nearly one address. Only when both spellings are rare (``rare_name_sounds``), each part
+                # keeps its first letter and the initials agree: twins are named Mason and Jason, John A. and
+                # John B., 思琪 and 思琦, and a placeholder names nobody.
+                or (
+                    name in ("sound", "typo")
+                    and levels["address"] == "similar"
+                    and not (a.hanzi or b.hanzi or placeholder)
+                    and _initials_kept(a, b)
+                    and _middle_initials_agree(a, b)
+                )
             )
             and birth == "exact"
             and levels["sex"] != "disagree"
@@ -703,7 +723,9 @@ def compare(a: Profile, b: Profile) -> Comparison:
             and levels["phone"] == "agree"
             and levels["address"] == "agree"
             and levels["document"] != "disagree"
+            and not (a.hanzi or b.hanzi)  # a Chinese family name is kept for life: 张一诺 and 李一诺 are two
             and not _name_parts_conflict(a, b)
+            and _middle_initials_agree(a, b)
             and _given_names_agree_apart(a, b)
         )
     elif not identifier_conflict and name == "exact" and birth is None:

@@ -144,6 +144,19 @@ def sounds_rare(sounds: Iterable[str], *, factor: int = 1) -> bool:
     return all(MatchKey.objects.filter(key=key_hash(f"n:{s}"))[: limit + 1].count() <= limit for s in sounds)
 
 
+# A phone held by more identities than this is an institution's (a care home, a hall of residence), not a
+# household's: it does not stand in for the family name (mpi.matching, the surname-change rule).
+PHONE_HOUSEHOLD_MAX = 8
+
+
+def phone_private(profile: Profile) -> bool:
+    """At most ``PHONE_HOUSEHOLD_MAX`` identities in the index give this phone."""
+    if not profile.phone:
+        return False
+    key = key_hash(f"ph:{profile.phone}")
+    return MatchKey.objects.filter(key=key)[: PHONE_HOUSEHOLD_MAX + 1].count() <= PHONE_HOUSEHOLD_MAX
+
+
 def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str) -> Comparison | None:
     """The record compared with a whole person: the best comparison over all its identities, or None if
     any identity conflicts with the record.
@@ -174,6 +187,10 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
         # in for a contact only when the first and family names are uncommon in the index.
         best.corroborated = best.whole_name = False
         best.needs_contact = True  # another identity's phone or address may still corroborate
+    if best.surname_change and not phone_private(profile):
+        # The given name and a phone many residents give (a care home's, a student hall's): two Marys born
+        # on one day may live there. Reviewers decide.
+        best.corroborated = best.surname_change = False
     if not best.corroborated:
         if best.needs_contact and any(c.contact_agrees for c in comparisons):
             best.corroborated = best.contact_from_person = True

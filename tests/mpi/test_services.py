@@ -367,6 +367,21 @@ def test_a_rare_name_with_one_slip_links_with_the_very_birth_date_and_an_address
     assert slip.decision == "review"
 
 
+def test_another_family_name_links_at_a_household_phone_not_at_an_institutions():
+    home = {"sex": "female", "birth_date": "1986-04-12", "phone": "+44 7700 900431", "address": "12 Mill Lane, Oakham"}
+    first = reg("H1", "A1", family_name="Clarke", given_name="Emma", **home)
+    married = reg("H2", "B1", family_name="Hughes", given_name="Emma", **home)
+    assert married.decision == "auto" and married.person == first.person
+    assert married.identity.link_evidence["surname_change"] is True
+    # A care home's phone, given by its residents: two Marys born on one day may both live there.
+    care = {"phone": "+44 1632 960111", "address": "St Anne's Care Home, 1 Church Road, Riverton"}
+    for i in range(8):
+        reg("H9", f"R{i}", name=f"Resident{i} Person", birth_date=f"19{30 + i}-01-02", **care)
+    mary = reg("H1", "M1", family_name="Clarke", given_name="Mary", sex="female", birth_date="1938-06-01", **care)
+    other = reg("H2", "M2", family_name="Hughes", given_name="Mary", sex="female", birth_date="1938-06-01", **care)
+    assert other.decision == "review" and other.person != mary.person
+
+
 def test_a_record_that_links_to_two_persons_bridges_them_and_the_merge_can_be_undone():
     a = reg(
         "H1", "A1", name="Robert Miller", sex="male", birth_date="1995-09-23", address="17 Albert Road, Springfield"
