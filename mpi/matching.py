@@ -320,25 +320,44 @@ def _name_level(a: Profile, b: Profile) -> str:
 
 
 def _given_names_agree_apart(a: Profile, b: Profile) -> bool:
-    """The given names agree (spelling or sound) in a reading where neither is a word that either record may
-    hold as its family name, nor a middle name: "Christopher Williams" (order unknown) and "PHILIP, Williams"
-    share Williams, which may be a family name; "Emma Rose Clarke" and "Lily Rose Hughes" a middle name;
-    "CLARKE, Emma" and "HUGHES, Emma" a given name."""
+    """The given names are spelled the same in a reading where neither is a word that either record may hold
+    as its family name, nor a middle name: "Christopher Williams" (order unknown) and "PHILIP, Williams" share
+    Williams, which may be a family name; "Emma Rose Clarke" and "Lily Rose Hughes" a middle name; "CLARKE,
+    Emma" and "HUGHES, Emma" a given name. Names that only sound alike are twins' (Katherine Clarke-Hughes
+    and Kathryn Clarke)."""
     apart = {f for f, _ in _orders(a)} | {f for f, _ in _orders(b)} | set(a.middle_all) | set(b.middle_all)
-    return any(
-        ga and gb and ga not in apart and gb not in apart and (ga == gb or _sound_eq(ga, gb))
-        for (_, ga) in _orders(a)
-        for (_, gb) in _orders(b)
-    )
+    return any(ga and ga == gb and ga not in apart for (_, ga) in _orders(a) for (_, gb) in _orders(b))
 
 
-def _initials_kept(a: Profile, b: Profile) -> bool:
-    """A reading of each name in which the family names and the given names begin with the same letter."""
+def _a_clerks_slip(a: Profile, b: Profile) -> bool:
+    """A reading of each name where each part is the same, a diminutive, or one letter typed in, left out or
+    two swapped in a part of five letters or more (Jessixca, Zarlia, Browwne), keeping its first letter. Not
+    one letter typed for another, nor names that only sound alike: twins are named Aidan and Aiden, Jon and
+    Jan, Mia and Mya, Eric and Erik, Mason and Jason, and with the order of a name unknown either part may
+    be the given name."""
+
+    def close(x: str, y: str) -> bool:
+        return x == y or (
+            x[0] == y[0] and (x in NICKNAMES.get(y, ()) or y in NICKNAMES.get(x, ()) or _letter_in_or_out(x, y))
+        )
+
     return any(
-        fa and fb and ga and gb and fa[0] == fb[0] and ga[0] == gb[0]
+        fa and fb and ga and gb and close(fa, fb) and close(ga, gb)
         for (fa, ga) in _orders(a)
         for (fb, gb) in _orders(b)
     )
+
+
+def _letter_in_or_out(x: str, y: str) -> bool:
+    """One letter more, or two neighbours swapped, in a word of five letters or more: a slip of the hand
+    (Jessixca/Jessica, Zarlia/Zarila), never one letter for another (Aidan/Aiden)."""
+    if max(len(x), len(y)) < 5:
+        return False
+    if len(x) == len(y):
+        d = [i for i in range(len(x)) if x[i] != y[i]]
+        return len(d) == 2 and d[1] == d[0] + 1 and x[d[0]] == y[d[1]] and x[d[1]] == y[d[0]]
+    short, long = sorted((x, y), key=len)
+    return len(long) == len(short) + 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def _middle_initials_agree(a: Profile, b: Profile) -> bool:
@@ -686,14 +705,14 @@ def compare(a: Profile, b: Profile) -> Comparison:
                 (name == "exact" and _full_names_agree(a, b))
                 # A slip or a sound in a Latin name and an address that is only similar (a word, a postcode
                 # mistyped): a clerk's two slips, or two residents with names one slip apart, born on one day,
-                # at nearly one address. Only when both spellings are rare (``rare_name_sounds``), each part
-                # keeps its first letter and the initials agree: twins are named Mason and Jason, John A. and
-                # John B., 思琪 and 思琦, and a placeholder names nobody.
+                # at nearly one address. Only when both spellings are rare (``rare_name_sounds``), the slip is a
+                # hand's (``_a_clerks_slip``) and the initials agree: twins are named Aidan and Aiden, John A.
+                # and John B., 思琪 and 思琦, and a placeholder names nobody.
                 or (
                     name in ("sound", "typo")
                     and levels["address"] == "similar"
                     and not (a.hanzi or b.hanzi or placeholder)
-                    and _initials_kept(a, b)
+                    and _a_clerks_slip(a, b)
                     and _middle_initials_agree(a, b)
                 )
             )
@@ -720,7 +739,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
         # disagrees. Twins differ in the given name; a relative of the household in the birth date.
         c.corroborated = c.surname_change = (
             levels["sex"] == "agree"
-            and levels["phone"] == "agree"
+            and a.phone == b.phone  # the very number: services.phone_private counts its holders
             and levels["address"] == "agree"
             and levels["document"] != "disagree"
             and not (a.hanzi or b.hanzi)  # a Chinese family name is kept for life: 张一诺 and 李一诺 are two
