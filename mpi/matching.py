@@ -351,13 +351,8 @@ def _a_clerks_slip(a: Profile, b: Profile) -> bool:
 def _letter_in_or_out(x: str, y: str) -> bool:
     """One letter more, or two neighbours swapped, in a word of five letters or more: a slip of the hand
     (Jessixca/Jessica, Zarlia/Zarila), never one letter for another (Aidan/Aiden)."""
-    if max(len(x), len(y)) < 5:
-        return False
-    if len(x) == len(y):
-        d = [i for i in range(len(x)) if x[i] != y[i]]
-        return len(d) == 2 and d[1] == d[0] + 1 and x[d[0]] == y[d[1]] and x[d[1]] == y[d[0]]
-    short, long = sorted((x, y), key=len)
-    return len(long) == len(short) + 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+    substituted = len(x) == len(y) and sum(p != q for p, q in zip(x, y, strict=True)) == 1
+    return max(len(x), len(y)) >= 5 and _edit1(x, y) and not substituted
 
 
 def _middle_initials_agree(a: Profile, b: Profile) -> bool:

@@ -92,9 +92,8 @@ def candidates_find(
     if complete or not decided:
         _compare_into(best, profile, _candidate_rows(hashes, excluded, strong=False))
     if any(c.comparison.rare_name_eligible for c in best.values()) and name_is_rare(profile):
-        own = set(profile.sounds)  # counted just now; the other spelling's sounds are left to count
         for c in best.values():
-            if c.comparison.rare_name_eligible and sounds_rare(set(c.comparison.rare_name_sounds) - own):
+            if c.comparison.rare_name_eligible and _other_spelling_rare(profile, c.comparison):
                 c.comparison.corroborated = True
                 c.comparison.rare_name = True
     return sorted(best.values(), key=lambda c: (-c.comparison.score, c.person_id))
@@ -141,7 +140,18 @@ def sounds_rare(sounds: Iterable[str], *, factor: int = 1) -> bool:
     from mpi.matching import RARE_NAME_MAX
 
     limit = getattr(settings, "MPI_RARE_NAME_MAX", RARE_NAME_MAX) * factor
-    return all(MatchKey.objects.filter(key=key_hash(f"n:{s}"))[: limit + 1].count() <= limit for s in sounds)
+    return all(_key_held_at_most(f"n:{s}", limit) for s in sounds)
+
+
+def _other_spelling_rare(profile: Profile, comparison: Comparison) -> bool:
+    """The other record's name sounds are rare too (a name one slip off); the record's own were counted by
+    ``name_is_rare``."""
+    return sounds_rare(set(comparison.rare_name_sounds) - set(profile.sounds))
+
+
+def _key_held_at_most(key: str, limit: int) -> bool:
+    """At most ``limit`` identities hold this blocking key (counting stops at ``limit + 1``)."""
+    return MatchKey.objects.filter(key=key_hash(key))[: limit + 1].count() <= limit
 
 
 # A phone held by more identities than this is an institution's (a care home, a hall of residence), not a
@@ -151,10 +161,7 @@ PHONE_HOUSEHOLD_MAX = 8
 
 def phone_private(profile: Profile) -> bool:
     """At most ``PHONE_HOUSEHOLD_MAX`` identities in the index give this phone."""
-    if not profile.phone:
-        return False
-    key = key_hash(f"ph:{profile.phone}")
-    return MatchKey.objects.filter(key=key)[: PHONE_HOUSEHOLD_MAX + 1].count() <= PHONE_HOUSEHOLD_MAX
+    return bool(profile.phone) and _key_held_at_most(f"ph:{profile.phone}", PHONE_HOUSEHOLD_MAX)
 
 
 def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], authority: str) -> Comparison | None:
@@ -194,11 +201,7 @@ def _person_verdict(profile: Profile, person_id: int, exclude_ids: set[int], aut
     if not best.corroborated:
         if best.needs_contact and any(c.contact_agrees for c in comparisons):
             best.corroborated = best.contact_from_person = True
-        elif (
-            best.rare_name_eligible
-            and name_is_rare(profile)
-            and sounds_rare(set(best.rare_name_sounds) - set(profile.sounds))
-        ):
+        elif best.rare_name_eligible and name_is_rare(profile) and _other_spelling_rare(profile, best):
             best.corroborated = best.rare_name = True
     if (
         authority
