@@ -125,6 +125,25 @@ class Resource(models.Model):
     def __str__(self) -> str:
         return f"{self.resource_type}/{self.fhir_id}"
 
+    def version_method(self) -> str:
+        """How the current version came to be: created, updated or deleted."""
+        if self.deleted:
+            return ResourceVersion.Method.DELETE
+        return ResourceVersion.Method.CREATE if self.version_id == 1 else ResourceVersion.Method.UPDATE
+
+    def current_version(self) -> ResourceVersion:
+        """The current version in the shape of a history row (not saved: it lives on this row until an update
+        moves it to the history table)."""
+        return ResourceVersion(
+            resource=self,
+            version_id=self.version_id,
+            method=self.version_method(),
+            body=self.body,
+            last_updated=self.last_updated,
+            actor=self.actor,
+            submission_id=self.submission_id,
+        )
+
 
 class ResourceVersion(models.Model):
     """A version of a resource that a later version replaced, kept forever (vread, _history)."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
+from ehr.errors import ResourceError
 from ehr.indexing import SPECS, date_range, reference_target
 from ehr.models import Resource, ResourceVersion, SearchReference, SearchToken
-from ehr.services import ResourceError
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 # Parameters every type serves besides its own (R4 "Parameters for all resources" and the patient scope).
@@ -345,16 +345,9 @@ def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
     return Resource.objects.filter(resource_type=resource_type, fhir_id=fhir_id).first()
 
 
-def _current_version(resource: Resource) -> ResourceVersion:
-    """The resource's current version in the shape of a history row (it lives on ``Resource`` itself)."""
-    from ehr.services import version_row
-
-    return version_row(resource)
-
-
 def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:
     if version_id == resource.version_id:
-        return _current_version(resource)
+        return resource.current_version()
     return ResourceVersion.objects.filter(resource=resource, version_id=version_id).first()
 
 
@@ -362,7 +355,7 @@ def resource_history(resource: Resource, *, count: int = DEFAULT_COUNT, before: 
     """Versions newest first, ``count`` of them, older than ``before`` (a version id) when paging."""
     out = []
     if before is None or before > resource.version_id:
-        out.append(_current_version(resource))
+        out.append(resource.current_version())
     qs = ResourceVersion.objects.filter(resource=resource)
     if before is not None:
         qs = qs.filter(version_id__lt=before)

@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ehr.bulk import objects_insert, rows_insert
+from ehr.errors import ResourceError, WriteRace
 from ehr.indexing import business_identifier, extract
 from ehr.models import (
     ConditionalKey,
@@ -36,14 +37,7 @@ from ehr.models import (
     Submission,
     new_fhir_id,
 )
-
-
-class ResourceError(Exception):
-    """A write the archive refuses; ``status`` is the HTTP status a FHIR API answers with."""
-
-    def __init__(self, message: str, *, status: int = 400, code: str = "invalid", expression: str | None = None):
-        super().__init__(message)
-        self.message, self.status, self.code, self.expression = message, status, code, expression
+from ehr.selectors import conditional_matches
 
 
 @dataclass
@@ -126,18 +120,6 @@ def _index_insert(model, columns: list[str], rows: list[tuple]) -> None:
     rows_insert(model, columns, [(row[0].pk, *row[1:]) for row in rows])
 
 
-class WriteRace(ResourceError):
-    """A concurrent writer stored the same business identifier or conditional create first: run the whole
-    request again (it will now find the winner's resource)."""
-
-    def __init__(self):
-        super().__init__(
-            "a concurrent write of the same resources won the race; send the request again",
-            status=409,
-            code="conflict",
-        )
-
-
 def resources_write(*, items: list[WriteItem], source, actor: str, submission: Submission | None) -> list[WriteItem]:
     """Writes a batch atomically: all items or none (a ``ResourceError`` rolls the whole batch back, and
     inside a caller's transaction any exception from here dooms that whole transaction: the caller leaves it
@@ -176,8 +158,6 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
     answered for the whole batch by one query on the archive and one on the secondary identifiers (the rows a
     resend updates are then locked); other criteria run as searches. Call inside the transaction that writes.
     """
-    from ehr.selectors import conditional_matches
-
     pending = [i for i in items if i.method == "create" and not i.extra.get("resolved")]
     by_identifier: dict[tuple[str, str, str], list[WriteItem]] = {}
     for item in pending:
@@ -338,7 +318,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             item.resource, item.outcome = resource, "unchanged"
             continue
         # The version being replaced moves to the history table as it was.
-        archived.append(version_row(resource))
+        archived.append(resource.current_version())
         reindexed.append(resource.pk)
         if item.method == "delete":
             resource.deleted = True  # a deleted resource leaves every search; its body stays for history
@@ -382,30 +362,8 @@ def _stale_keys_drop(keyed: dict[str, WriteItem]) -> None:
     """Removes the keys of earlier conditional creates whose resources no longer match their criteria (the
     resource changed since). A key whose criteria match again *now* (this statement sees what a concurrent
     writer committed since our search) means we lost a race: the request runs again and finds that resource."""
-    from ehr.selectors import conditional_matches
-
     for old in ConditionalKey.objects.filter(criteria_sha256__in=list(keyed)):
         mine = keyed[old.criteria_sha256]
         if conditional_matches(mine.resource_type, mine.if_none_exist):
             raise WriteRace()
         old.delete()
-
-
-def version_row(resource: Resource) -> ResourceVersion:
-    """The resource's current version as a (not yet saved) history row."""
-    return ResourceVersion(
-        resource=resource,
-        version_id=resource.version_id,
-        method=version_method(resource),
-        body=resource.body,
-        last_updated=resource.last_updated,
-        actor=resource.actor,
-        submission_id=resource.submission_id,
-    )
-
-
-def version_method(resource: Resource) -> str:
-    """How the resource's current version came to be: created, updated or deleted."""
-    if resource.deleted:
-        return ResourceVersion.Method.DELETE
-    return ResourceVersion.Method.CREATE if resource.version_id == 1 else ResourceVersion.Method.UPDATE

@@ -27,6 +27,7 @@ from emr.codes import DOCUMENT_CLASS_SYSTEM, DOCUMENT_CLASSES, LOINC, LOINC_TO_C
 from emr.errors import DocumentError, DocumentVersionConflict
 from emr.models import DocumentEntry, DocumentVersion
 from emr.storage import document_storage
+from healthplatform.fhirvalidation import element_path
 from mpi.inserts import Rows, rows_insert_chain
 from mpi.models import Identity, uuid7
 
@@ -90,24 +91,6 @@ class _Content:
 # --- validation -------------------------------------------------------------------------------------------
 
 
-def _element_path(loc: tuple) -> str:
-    """FHIRPath of a pydantic error location: ('content', 0, 'attachment', 'size') -> DocumentReference.content[0]..."""
-    path = DR
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-            continue
-        part = str(part)
-        # Internal steps of pydantic validators ("function-after[...]") are not elements.
-        if not part or any(c in part for c in "[](), "):
-            continue
-        if part == "resource_type":
-            part = "resourceType"
-        # fhir.resources renames elements that are Python keywords (class -> class_fhir).
-        path += "." + part.removesuffix("__ext").removesuffix("_fhir")
-    return path
-
-
 def _validated(reference: dict) -> DocumentReference:
     if not isinstance(reference, dict):
         raise DocumentError("a DocumentReference must be a JSON object", element=DR)
@@ -117,7 +100,7 @@ def _validated(reference: dict) -> DocumentReference:
         return DocumentReference.model_validate(reference)
     except pydantic.ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
-        path = _element_path(first.get("loc", ()))
+        path = element_path(DR, first.get("loc", ()))
         # The input value is never echoed: it may be patient data.
         message = " ".join(str(first.get("msg", "invalid value")).split())
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""

@@ -126,3 +126,26 @@ def in_effect(model_class) -> bool:
         getattr(validators[name].func, "__func__", validators[name].func).__module__ == __name__
         for name in ("reject_null_complex_elements", "validate_after_model_construction")
     )
+
+
+def element_path(resource_type: str, loc: tuple) -> str:
+    """FHIRPath of the element a pydantic error is about, from the error's ``loc``:
+    ('parameter', 0, 'resource', 'birthDate') -> ``Parameters.parameter[0].resource.birthDate``.
+
+    One spelling for every part that validates with the R4B models (the write corridor, the document store,
+    the FHIR API), so an OperationOutcome names an element the same way whichever part refused it.
+    """
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        part = str(part)
+        # Internal steps of pydantic validators ("function-after[...]") are not elements.
+        if not part or any(c in part for c in "[](), "):
+            continue
+        if part == "resource_type":
+            part = "resourceType"
+        # fhir.resources renames elements that are Python keywords (class -> class_fhir).
+        path += "." + part.removesuffix("__ext").removesuffix("_fhir")
+    return path

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from healthplatform.fhirapi.outcome import FHIRError, Issue, operation_outcome
+from healthplatform.fhirvalidation import element_path
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +45,6 @@ _DRF_ISSUES: list[tuple[type[drf.APIException], str, str | None]] = [
     (drf.Throttled, "throttled", None),
     (drf.ValidationError, "invalid", None),
 ]
-
-
-def element_path(resource_type: str, loc: tuple) -> str:
-    """FHIRPath of a pydantic error location: ('parameter', 0, 'resource', 'birthDate') ->
-    ``Parameters.parameter[0].resource.birthDate``."""
-    path = resource_type
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-            continue
-        part = str(part)
-        # Internal steps of pydantic validators ("function-after[...]") are not elements.
-        if not part or any(c in part for c in "[](), "):
-            continue
-        if part == "resource_type":
-            part = "resourceType"
-        # fhir.resources renames elements that are Python keywords (class -> class_fhir).
-        path += "." + part.removesuffix("__ext").removesuffix("_fhir")
-    return path
 
 
 def validation_issues(resource_type: str, error: pydantic.ValidationError) -> list[Issue]:

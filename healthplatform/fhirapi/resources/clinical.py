@@ -16,10 +16,11 @@ from urllib.parse import parse_qsl
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 
+from ehr.errors import ResourceError
 from ehr.indexing import SPECS, values_at
 from ehr.models import Resource
 from ehr.selectors import conditional_matches
-from ehr.services import ResourceError, WriteItem
+from ehr.services import WriteItem
 from healthplatform.fhirapi.authentication import client_name
 from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue

@@ -20,8 +20,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from ehr import selectors as archive
+from ehr.errors import ResourceError, WriteRace
 from ehr.indexing import SPECS
-from ehr.services import ResourceError, WriteItem, WriteRace, items_resolve, resources_write, submission_record
+from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.fhirapi.outcome import FHIRError, operation_outcome
 from healthplatform.fhirapi.resources.clinical import (
     FHIR_ID,

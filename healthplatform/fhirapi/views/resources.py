@@ -17,9 +17,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from ehr import selectors as archive
+from ehr.errors import ResourceError, WriteRace
 from ehr.indexing import CLINICAL_TYPES
 from ehr.models import Resource
-from ehr.services import ResourceError, WriteRace, resources_write, submission_record
+from ehr.services import resources_write, submission_record
 from healthplatform.fhirapi import search
 from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
