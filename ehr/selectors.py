@@ -44,6 +44,10 @@ class Query:
     includes: list[tuple[str, str, str]] = field(default_factory=list)  # (source type, param, target type)
     revincludes: list[tuple[str, str]] = field(default_factory=list)  # (source type, param)
     ignored: list[str] = field(default_factory=list)
+    # Conditional matching only: the writer's source system (its own resources only); None for any source.
+    source_id: int | None = None
+    # The types _include/_revinclude may add (the caller's readable types); None for any type.
+    include_types: frozenset[str] | None = None
 
 
 def _split_values(value: str) -> list[str]:
@@ -230,6 +234,8 @@ def _date_q(column: str, prefix: str, low: dt.datetime, high: dt.datetime) -> Q:
 
 def _filtered(q: Query) -> QuerySet[Resource]:
     qs = Resource.objects.filter(resource_type=q.resource_type, deleted=False)
+    if q.source_id is not None:
+        qs = qs.filter(source_id=q.source_id)
     if q.identity_ids is not None:
         qs = qs.filter(identity_id__in=q.identity_ids)
     if q.ids:
@@ -323,13 +329,16 @@ def _included(q: Query, rows: list[Resource]) -> list[Resource]:
         if target_type:
             refs = refs.filter(target_type=target_type)
         for t, i in refs.values_list("target_type", "target_id"):
-            wanted |= Q(resource_type=t, fhir_id=i)
-            any_wanted = True
+            if q.include_types is None or t in q.include_types:
+                wanted |= Q(resource_type=t, fhir_id=i)
+                any_wanted = True
     out: dict[int, Resource] = {}
     if any_wanted:
         for r in Resource.objects.filter(wanted, deleted=False):
             out[r.pk] = r
     for source_type, param in q.revincludes:
+        if q.include_types is not None and source_type not in q.include_types:
+            continue
         ids = [r.fhir_id for r in rows]
         refs = SearchReference.objects.filter(
             target_type=q.resource_type, target_id__in=ids, resource_type=source_type, param=param
@@ -371,8 +380,11 @@ def resources_of_identities(identity_ids: list[int], *, types: tuple[str, ...] |
     return qs.order_by("pk")
 
 
-def conditional_matches(resource_type: str, criteria: str) -> list[Resource]:
-    """The resources a conditional create's or update's criteria match (at most two: more is an error)."""
+def conditional_matches(resource_type: str, criteria: str, *, source_id: int | None) -> list[Resource]:
+    """The resources a conditional create's, update's or delete's criteria (or a conditional reference's)
+    match, at most two (more is an error): only those the source system ``source_id`` wrote — business
+    identifiers are scoped to the writer's own source — or any source's when ``source_id`` is None (a staff
+    writer)."""
     from urllib.parse import parse_qsl
 
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
@@ -383,17 +395,28 @@ def conditional_matches(resource_type: str, criteria: str) -> list[Resource]:
         raise ResourceError("patient is not a conditional criterion here; use identifier", expression="criteria")
 
     q = query_parse(resource_type, pairs, resolve_patient=no_patient, strict=True)
-    q.count = 2
+    q.count, q.source_id = 2, source_id
     return resources_search(q).matches
 
 
-def everything_page(identity_ids: list[int], *, count: int, after_pk: int | None) -> tuple[list[Resource], int | None]:
-    """One page of ``Patient/$everything``: every current resource of these identities by id, and the last
-    id of the page when there are more (the keyset of the next page)."""
-    qs = resources_of_identities(identity_ids)
+def everything_page(
+    identity_ids: list[int], *, count: int, after_pk: int | None, types: frozenset[str] | None = None
+) -> tuple[list[Resource], int | None]:
+    """One page of a person's facts (``Patient/$everything``): every current resource of these identities
+    but their source Patients, by id, limited to ``types`` when given; and the last id of the page when there
+    are more (the keyset of the next page)."""
+    qs = resources_of_identities(identity_ids).exclude(resource_type="Patient")
+    if types is not None:
+        qs = qs.filter(resource_type__in=sorted(types))
     if after_pk is not None:
         qs = qs.filter(pk__gt=after_pk)
     rows = list(qs[: count + 1])
     more = len(rows) > count
     rows = rows[:count]
     return rows, (rows[-1].pk if more and rows else None)
+
+
+def source_patients(identity_ids: list[int]) -> dict[int, Resource]:
+    """identity pk -> its source Patient as the archive stores it (those written through the FHIR API)."""
+    rows = Resource.objects.filter(resource_type="Patient", identity_id__in=identity_ids)
+    return {r.identity_id: r for r in rows}

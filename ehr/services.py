@@ -52,6 +52,7 @@ class WriteItem:
     if_match: int | None = None  # the version the client last saw (ETag), for update and delete
     if_none_exist: str | None = None  # conditional create criteria (a query string)
     fhir_id: str | None = None  # a fixed id for a create (Patient resources carry their identity's uuid)
+    path: str = ""  # where the resource sits in the request (``Bundle.entry[3].resource``), for errors
     # Results, filled in by resources_write.
     resource: Resource | None = None
     outcome: str = ""  # created, updated, unchanged, existing, deleted
@@ -77,8 +78,11 @@ def criteria_normalize(criteria: str) -> str:
     return urlencode(pairs)
 
 
-def _criteria_hash(resource_type: str, criteria: str) -> str:
-    return hashlib.sha256(f"{resource_type}?{criteria_normalize(criteria)}".encode()).hexdigest()
+def _criteria_hash(resource_type: str, criteria: str, source_id: int | None) -> str:
+    # Per source: conditional criteria are scoped to the writer's own source, so two hospitals' identical
+    # criteria are two keys (one's conditional create never answers with, or blocks, the other's resource).
+    text = f"{source_id if source_id is not None else '-'}:{resource_type}?{criteria_normalize(criteria)}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _stamp(body: dict, fhir_id: str, version: int, now) -> dict:
@@ -151,14 +155,22 @@ def identifier_criteria(criteria: str) -> tuple[str, str] | None:
 
 def items_resolve(items: list[WriteItem], *, source) -> None:
     """Decides what each create will do before anything is written, so that references to it can be rewritten:
-    a conditional create that finds its resource is ``existing``; a create resending a business identifier of
-    this source becomes an update of that resource; any other create gets its new id now.
+    a conditional create that finds its resource is ``existing``; a create carrying a business identifier this
+    source already stored is a resend of that resource (``_write`` settles it once references are rewritten:
+    the same content answers the stored resource, other content is refused — a POST never overwrites); any
+    other create gets its new id now.
 
+    Conditional criteria match only the source's own resources (``source`` None: a staff writer, any source's):
+    a hospital cannot find, and so cannot answer with or update, another's resource by its identifier.
     Identifier criteria (``identifier=system|value``, what hospital systems send) and the resend check are
     answered for the whole batch by one query on the archive and one on the secondary identifiers (the rows a
-    resend updates are then locked); other criteria run as searches. Call inside the transaction that writes.
+    resend may revive are then locked); other criteria run as searches. Call inside the transaction that writes.
     """
     pending = [i for i in items if i.method == "create" and not i.extra.get("resolved")]
+    source_id = source.pk if source is not None else None
+    # The source's own rows only (its business identifiers are unique per source: the index
+    # ehr_resource_business_identifier starts with the source); a staff writer's criteria look at every row.
+    scope = {"source_id": {source_id}} if source_id is not None else {}
     by_identifier: dict[tuple[str, str, str], list[WriteItem]] = {}
     for item in pending:
         if not item.if_none_exist:
@@ -167,7 +179,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
         if found:
             by_identifier.setdefault((item.resource_type, *found), []).append(item)
             continue
-        matches = conditional_matches(item.resource_type, item.if_none_exist)
+        matches = conditional_matches(item.resource_type, item.if_none_exist, source_id=source_id)
         _conditional_settle(item, matches)
     wanted: dict[tuple[str, str, str], WriteItem] = {}
     for item in pending:
@@ -189,6 +201,7 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
                 "id, resource_type, identifier_system, identifier_value, source_id, deleted",
                 resource_type={k[0] for k in keys},
                 identifier_value={k[2] for k in keys},
+                **scope,
             )
         }
         hits: dict[tuple[str, str, str], set[int]] = {}
@@ -207,11 +220,12 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
                 if (resource_type, system, code) in by_identifier:
                     hits.setdefault((resource_type, system, code), set()).add(resource_id)
         found = Resource.objects.in_bulk({pk for pks in hits.values() for pk in pks}) if hits else {}
+        if scope:  # a later identifier's token row may be another source's resource
+            found = {pk: r for pk, r in found.items() if r.source_id == source_id}
         for key, waiting in by_identifier.items():
             matches = [found[pk] for pk in sorted(hits.get(key, ())) if pk in found and not found[pk].deleted]
             for item in waiting:
                 _conditional_settle(item, matches)
-        source_id = source.pk if source is not None else None
         resent = {
             pk: item
             for pk, (resource_type, system, value, row_source, _) in rows.items()
@@ -219,11 +233,12 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
             and (item := wanted.get((resource_type, system, value))) is not None
             and item.outcome != "existing"
         }
-        # A resend updates the source's own row: only those rows are locked (and read again under the lock),
+        # A resend concerns the source's own row: only those rows are locked (and read again under the lock),
         # never another source's row that shares an identifier value.
         for row in Resource.objects.select_for_update().filter(pk__in=resent) if resent else ():
             item = resent[row.pk]
             item.method, item.target, item.fhir_id = "update", row, row.fhir_id
+            item.extra["resend"] = True
     for item in pending:
         if item.outcome != "existing" and item.method == "create":
             item.fhir_id = item.fhir_id or new_fhir_id()
@@ -248,6 +263,22 @@ def _if_none_exist_identifier(item: WriteItem) -> tuple[str, str] | None:
     if "criteria_identifier" not in item.extra:
         item.extra["criteria_identifier"] = identifier_criteria(item.if_none_exist) if item.if_none_exist else None
     return item.extra["criteria_identifier"]
+
+
+def _resend_refuse(item: WriteItem, stored: Resource) -> None:
+    """A plain create (POST) carrying a business identifier the source already stored, with other content:
+    refused, never applied (R4 http.html#create: create makes a new resource; and the archive keeps one
+    resource per business identifier and source, so it cannot make a second)."""
+    where = f"{item.path or item.resource_type}.identifier[0]"
+    name = f"{stored.resource_type}/{stored.fhir_id}"
+    raise ResourceError(
+        f"{where}: {name} of this source already carries this business identifier, with other content; a POST "
+        f"creates and never overwrites: change it with PUT {name} (or PUT {stored.resource_type}?identifier=…), "
+        "or send the create with If-None-Exist to leave the stored one as it is",
+        status=409,
+        code="duplicate",
+        expression=where,
+    )
 
 
 def _conditional_settle(item: WriteItem, matches: list[Resource]) -> None:
@@ -280,7 +311,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             if item.if_none_exist:
                 # Identifier criteria compare as (system, value); others by their canonical hash.
                 found = _if_none_exist_identifier(item)
-                key = (item.resource_type, found or _criteria_hash(item.resource_type, item.if_none_exist))
+                key = (item.resource_type, found or _criteria_hash(item.resource_type, item.if_none_exist, source_id))
                 if key in seen_criteria:  # the same conditional create twice in one batch: one resource
                     item.resource, item.outcome = seen_criteria[key].resource, "existing"
                     continue
@@ -304,6 +335,11 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         resource = item.target
         if resource is None:
             raise ResourceError(f"{item.method} without a target resource", status=500, code="exception")
+        if item.extra.get("resend") and not resource.deleted:
+            if _content(resource.body) != _content(item.body):
+                _resend_refuse(item, resource)
+            item.resource, item.outcome = resource, "existing"  # the same fact sent again: nothing changes
+            continue
         if item.if_match is not None and item.if_match != resource.version_id:
             raise ResourceError(
                 f"{resource.resource_type}/{resource.fhir_id} is at version {resource.version_id}, "
@@ -329,7 +365,8 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             if item.identity_id is not None:
                 resource.identity_id = item.identity_id
             _columns(resource, _extracted(item), tokens, references)
-            item.outcome = "updated"
+            # A create whose business identifier names a deleted resource of the source brings it back.
+            item.outcome = "created" if item.extra.get("resend") else "updated"
         resource.version_id += 1
         resource.last_updated, resource.actor, resource.submission = now, actor, submission
         resource.save()
@@ -340,14 +377,14 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         SearchReference.objects.filter(resource_id__in=reindexed).delete()
     objects_insert(creates)
     keyed = {
-        _criteria_hash(item.resource_type, item.if_none_exist): item
+        _criteria_hash(item.resource_type, item.if_none_exist, source_id): item
         for item in seen_criteria.values()
         # Criteria on the resource's own business identifier: the unique constraint on (source, type,
         # identifier) already lets only one of two concurrent creates through; no key row is needed.
         if _if_none_exist_identifier(item) != _extracted(item).identifier
     }
     if keyed:
-        _stale_keys_drop(keyed)
+        _stale_keys_drop(keyed, source_id)
         ConditionalKey.objects.bulk_create(
             ConditionalKey(resource_type=item.resource_type, criteria_sha256=criteria_hash, resource=item.resource)
             for criteria_hash, item in keyed.items()
@@ -358,12 +395,12 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     return items
 
 
-def _stale_keys_drop(keyed: dict[str, WriteItem]) -> None:
+def _stale_keys_drop(keyed: dict[str, WriteItem], source_id: int | None) -> None:
     """Removes the keys of earlier conditional creates whose resources no longer match their criteria (the
     resource changed since). A key whose criteria match again *now* (this statement sees what a concurrent
     writer committed since our search) means we lost a race: the request runs again and finds that resource."""
     for old in ConditionalKey.objects.filter(criteria_sha256__in=list(keyed)):
         mine = keyed[old.criteria_sha256]
-        if conditional_matches(mine.resource_type, mine.if_none_exist):
+        if conditional_matches(mine.resource_type, mine.if_none_exist, source_id=source_id):
             raise WriteRace()
         old.delete()

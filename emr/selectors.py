@@ -50,6 +50,11 @@ def documents_for_person(person, **filters) -> DocumentPage:
     return _page(_base().filter(identity__person=person), **filters)
 
 
+def documents_for_person_id(person_id: int, **filters) -> DocumentPage:
+    """``documents_for_person`` by the person's primary key (no need to load the person)."""
+    return _page(_base().filter(identity__person_id=person_id), **filters)
+
+
 def documents_for_identity(identity, **filters) -> DocumentPage:
     """The documents of one identity (how one source knows the patient), newest first."""
     return _page(_base().filter(identity=identity), **filters)
@@ -134,3 +139,25 @@ def document_version(entry: DocumentEntry, version_id) -> DocumentVersion | None
 def document_content(entry: DocumentEntry) -> tuple[IO[bytes], str, int]:
     """The content of a document: an open binary file (the caller closes it), its MIME type and its size."""
     return document_storage().open(entry.content_name, "rb"), entry.content_type, entry.size
+
+
+def document_sources(document_ids: set[str]) -> dict[str, int]:
+    """document id (its uuid as text) -> the source system that stored it, for the ids that name a document."""
+    keys = set()
+    for value in document_ids:
+        try:
+            keys.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    if not keys:
+        return {}
+    return {str(u): s for u, s in DocumentEntry.objects.filter(uuid__in=keys).values_list("uuid", "source_id")}
+
+
+def documents_of_identities(identity_ids: list[int], *, limit: int) -> list[DocumentEntry]:
+    """Documents stored under any of these identities, newest first, at most ``limit`` (one query)."""
+    return list(
+        DocumentEntry.objects.filter(identity_id__in=identity_ids)
+        .select_related("identity")
+        .order_by("-date", "-pk")[:limit]
+    )

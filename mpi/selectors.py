@@ -317,3 +317,83 @@ def assigning_authority_known(system: str) -> bool:
     """Whether any identity was registered under the assigning authority this FHIR system names
     (one probe of the unique index on (assigning_authority, local_id))."""
     return Identity.objects.filter(assigning_authority=authority_of_system(system)).exists()
+
+
+# --- source Patients: the identities behind a FHIR Patient id ---------------------------------------------
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    """Patient ids are uuids (identities' and persons'); any other FHIR id names no Patient."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def identity_by_uuid(fhir_id: str) -> Identity | None:
+    """The identity a source Patient id names (ids are the identities' uuids), with its person."""
+    key = _uuid_or_none(fhir_id)
+    return Identity.objects.select_related("person").filter(uuid=key).first() if key else None
+
+
+def identities_by_uuid(fhir_ids: set[str]) -> dict[str, Identity]:
+    """Identities by the source Patient ids that name them (one query)."""
+    keys = {k for k in (_uuid_or_none(i) for i in fhir_ids) if k}
+    return {str(i.uuid): i for i in Identity.objects.filter(uuid__in=keys)} if keys else {}
+
+
+def identity_by_local_id(authority: str, local_id: str) -> Identity | None:
+    """The identity an assigning authority knows by this local id (MRN), with its person."""
+    return Identity.objects.select_related("person").filter(assigning_authority=authority, local_id=local_id).first()
+
+
+def person_uuid_known(fhir_id: str) -> bool:
+    """Whether a FHIR Patient id is a person's (a golden Patient's), active or merged."""
+    key = _uuid_or_none(fhir_id)
+    return bool(key) and Person.objects.filter(uuid=key).exists()
+
+
+def person_id_of_patient(fhir_id: str) -> int | None:
+    """The person a Patient id stands for — a source Patient's (the identity's person) or a golden Patient's,
+    a merged one followed to its survivor: what "the patient's record" means in this region."""
+    identity = identity_by_uuid(fhir_id)
+    if identity is not None:
+        return identity.person_id
+    key = _uuid_or_none(fhir_id)
+    person = Person.objects.filter(uuid=key).first() if key else None
+    if person is None:
+        return None
+    if person.status == Person.Status.MERGED:
+        survivor = survivor_of(person)
+        return survivor.pk if survivor else person.pk
+    return person.pk
+
+
+def identity_ids_of_patient(fhir_id: str) -> list[int]:
+    """Every identity of the person a Patient id stands for (``person_id_of_patient``); empty if none."""
+    person_id = person_id_of_patient(fhir_id)
+    return identity_ids_of_person(person_id) if person_id is not None else []
+
+
+def persons_of_identities(identity_ids: set[int]) -> dict[int, int]:
+    """identity pk -> person pk, for these identities (one query)."""
+    if not identity_ids:
+        return {}
+    return dict(Identity.objects.filter(pk__in=identity_ids).values_list("pk", "person_id"))
+
+
+def person_uuids_of_identities(identity_ids: set[int]) -> dict[int, uuid.UUID]:
+    """identity pk -> the uuid of its person (the golden Patient id), for these identities (one query)."""
+    if not identity_ids:
+        return {}
+    return dict(Identity.objects.filter(pk__in=identity_ids).values_list("pk", "person__uuid"))
+
+
+def identities_by_pk(pks: set[int]) -> dict[int, Identity]:
+    """Identities by primary key (one query)."""
+    return Identity.objects.in_bulk(pks) if pks else {}
+
+
+def identity_ids_of_person(person_id: int) -> list[int]:
+    """The primary keys of every identity linked to this person now."""
+    return list(Identity.objects.filter(person_id=person_id).values_list("pk", flat=True))

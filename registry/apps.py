@@ -5,3 +5,15 @@ from django.utils.translation import gettext_lazy as _
 class RegistryConfig(AppConfig):
     name = "registry"
     verbose_name = _("Registry")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from registry.models import Institution, Practitioner
+        from registry.selectors import resolved_forget
+
+        # A change to the directory made in this process is seen by the next reference at once (other
+        # processes: within registry.selectors.RESOLVED_SECONDS).
+        for model in (Institution, Practitioner):
+            post_save.connect(resolved_forget, sender=model, dispatch_uid=f"registry-resolved-save-{model.__name__}")
+            post_delete.connect(resolved_forget, sender=model, dispatch_uid=f"registry-resolved-del-{model.__name__}")

@@ -22,6 +22,13 @@ import re
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+# The registry's identifier systems on the FHIR side (Organization, Practitioner, Location identifiers and the
+# conditional references feeds send: ``Organization?identifier=urn:platform:institution-code|<code>``). The
+# first two are fixed: the synthetic region's generator writes them too.
+INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
+PRACTITIONER_LICENCE_SYSTEM = "urn:platform:practitioner-licence"  # practising certificate / registration
+INSTITUTION_LICENCE_SYSTEM = "urn:platform:institution-licence"  # 医疗机构执业许可证登记号 / drug trade licence
+
 # GB 32100-2015 table 1: the 31 characters a credit code may contain (no I, O, S, V, Z).
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)

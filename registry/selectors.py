@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import time
 
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from registry.codes import INSTITUTION_CODE_SYSTEM, INSTITUTION_LICENCE_SYSTEM, PRACTITIONER_LICENCE_SYSTEM
 from registry.models import (
     CodeSystem,
     Concept,
     ConceptMapEntry,
+    Department,
     Institution,
     Practitioner,
     SourceSystem,
@@ -146,3 +149,79 @@ def concept_translate(*, source_system: SourceSystem, local_code: str, local_sys
 def code_system_by_url(*, url: str) -> CodeSystem | None:
     """A code system by its canonical URL."""
     return CodeSystem.objects.filter(url=url).first()
+
+
+def source_system_ids_of_institution(institution_id: int) -> list[int]:
+    """The primary keys of every source system of one institution (what its feeds wrote may refer to each other)."""
+    return list(SourceSystem.objects.filter(institution_id=institution_id).values_list("pk", flat=True))
+
+
+# --- the directory as the target of references from clinical writes ---------------------------------------
+
+
+def organization_code_by_identifier(system: str, value: str) -> str | None:
+    """The code (the FHIR id) of the one institution an Organization identifier names, by its unified social
+    credit code or its practising licence; None when none or several do."""
+    field = {INSTITUTION_CODE_SYSTEM: "code", INSTITUTION_LICENCE_SYSTEM: "licence_number"}.get(system)
+    if field is None:
+        return None
+
+    def find() -> str | None:
+        codes = list(Institution.objects.filter(**{field: value}).values_list("code", flat=True)[:2])
+        return codes[0] if len(codes) == 1 else None
+
+    return _remembered(("Organization", system, value), find)
+
+
+def practitioner_id_by_identifier(system: str, value: str) -> int | None:
+    """The id of the practitioner a Practitioner identifier (their registration number) names, the active
+    holder first."""
+    if system != PRACTITIONER_LICENCE_SYSTEM:
+        return None
+    return _remembered(("Practitioner", system, value), lambda: practitioner_id_by_licence(value))
+
+
+def institution_codes_existing(codes: set[str]) -> set[str]:
+    """Which of these institution codes (Organization ids) the registry holds."""
+    return set(Institution.objects.filter(code__in=codes).values_list("code", flat=True)) if codes else set()
+
+
+def practitioner_ids_existing(ids: set[int]) -> set[int]:
+    """Which of these practitioner primary keys (Practitioner ids) the registry holds."""
+    return set(Practitioner.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+
+
+def department_keys_existing(keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (institution code, department code) pairs (department Location ids) the registry holds."""
+    if not keys:
+        return set()
+    rows = Department.objects.filter(
+        institution__code__in={k[0] for k in keys}, code__in={k[1] for k in keys}
+    ).values_list("institution__code", "code")
+    return set(rows) & keys
+
+
+# Found references, kept per process for a minute: every Bundle of a hospital names the same few dozen
+# practitioners and organisations, and the registry changes by the day. Only hits are kept, so a practitioner
+# registered a moment ago resolves at once; a deactivated one may still be named for up to a minute. A change
+# saved in this process clears them at once (registry.apps connects the signals).
+RESOLVED_SECONDS = 60.0
+_RESOLVED: dict[tuple, tuple[float, object]] = {}
+
+
+def _remembered(key: tuple, find):
+    now = time.monotonic()
+    hit = _RESOLVED.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = find()
+    if found is not None:
+        if len(_RESOLVED) > 100_000:
+            _RESOLVED.clear()
+        _RESOLVED[key] = (now + RESOLVED_SECONDS, found)
+    return found
+
+
+def resolved_forget(**kwargs) -> None:
+    """Forgets the remembered directory references (a signal receiver: the registry changed)."""
+    _RESOLVED.clear()

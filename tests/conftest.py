@@ -26,7 +26,7 @@ def _process_memory_forgotten():
     references) and the cache (failed authentications from 127.0.0.1 add up across tests to a 429)."""
     from django.core.cache import cache
 
-    from healthplatform.fhirapi.resources.directory import _resolved
+    from registry.selectors import _RESOLVED as _resolved
     from registry.selectors import _SOURCES
 
     _resolved.clear()

@@ -26,6 +26,7 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 
+from healthplatform.access import Caller
 from healthplatform.fhirapi.oauth import UNKNOWN_DESCRIPTION
 from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
@@ -70,6 +71,17 @@ def client_name(user) -> str:
     if user is None or not getattr(user, "is_authenticated", False):
         return "-"
     return user.get_username()
+
+
+def caller_of(request) -> Caller:
+    """The request's caller for the corridors: its source system (with the token's scopes, for a bearer
+    token) or the staff user. Made once per request."""
+    caller = getattr(request, "_platform_caller", None)
+    if caller is None:
+        source = getattr(request.user, "source", None)
+        caller = Caller(source, client_name(request.user), bearer_scopes(request))
+        request._platform_caller = caller
+    return caller
 
 
 def _cache_key(client_id: str, secret: str) -> str:

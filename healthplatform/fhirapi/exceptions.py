@@ -20,12 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from healthplatform.fhirapi.outcome import FHIRError, Issue, operation_outcome
-from healthplatform.fhirvalidation import element_path
+from healthplatform.ingest.validation import validation_issues
 
 logger = logging.getLogger(__name__)
 
-# At most this many issues per OperationOutcome: a body with a thousand errors gets the first ones.
-MAX_ISSUES = 20
 
 # DRF exception -> (FHIR issue type, message used instead of DRF's translated default, or None to keep DRF's).
 _DRF_ISSUES: list[tuple[type[drf.APIException], str, str | None]] = [
@@ -45,16 +43,6 @@ _DRF_ISSUES: list[tuple[type[drf.APIException], str, str | None]] = [
     (drf.Throttled, "throttled", None),
     (drf.ValidationError, "invalid", None),
 ]
-
-
-def validation_issues(resource_type: str, error: pydantic.ValidationError) -> list[Issue]:
-    """One ``invalid`` issue per pydantic error, naming the element. The input value is never echoed."""
-    issues = []
-    for err in error.errors(include_input=False, include_url=False)[:MAX_ISSUES]:
-        path = element_path(resource_type, err.get("loc", ()))
-        message = " ".join(str(err.get("msg", "invalid value")).split())
-        issues.append(Issue("invalid" if err.get("type") != "missing" else "required", f"{path}: {message}", (path,)))
-    return issues or [Issue("invalid", f"{resource_type}: invalid resource", (resource_type,))]
 
 
 def _detail_text(detail) -> str:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import pydantic
 from fhir.resources.R4B.parameters import Parameters
 
-from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
-from healthplatform.fhirapi.resources.patient import local_ids, patient_demographics
+from healthplatform.ingest.patients import local_ids, patient_demographics
+from healthplatform.ingest.validation import validation_issues
 from mpi.demographics import Demographics
 from mpi.matching import thresholds
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import logging
 import secrets
 from urllib.parse import unquote_plus
@@ -25,6 +24,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.views import TokenView
 
+from healthplatform.access import ACTIONS, scopes_granting, source_scopes
 from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
 from registry.models import SourceSystem
 from registry.selectors import source_system_by_client_id
@@ -34,32 +34,11 @@ logger = logging.getLogger(__name__)
 
 Application = get_application_model()
 
-ACTIONS = ("read", "write")
 
 # Texts of the WWW-Authenticate error_description: RFC 6750 §3 allows printable US-ASCII only
 # (so never a translated text), and they must not say which client ids exist.
 UNKNOWN_DESCRIPTION = "the access token is unknown, expired or revoked"
 INACTIVE_DESCRIPTION = "the source system of this token, or its institution, is deactivated or its secret was rotated"
-
-
-@functools.lru_cache(maxsize=512)
-def scopes_granting(resource_type: str, action: str) -> frozenset[str]:
-    """Every scope that allows ``action`` ("read" or "write") on ``resource_type``. Kept per type and action:
-    a Bundle asks once for each of its entries.
-
-    ``system/Patient.read``, ``system/Patient.*``, ``system/*.read`` and
-    ``system/*.*`` all allow reading a Patient (SMART App Launch v1, "Scopes
-    for requesting clinical data": ``*`` for every type, or both actions).
-    """
-    if action not in ACTIONS:
-        raise ValueError(f"action: expected 'read' or 'write', got {action!r}")
-    return frozenset(f"system/{t}.{a}" for t in (resource_type, "*") for a in (action, "*"))
-
-
-def source_scopes(source: SourceSystem | None) -> frozenset[str] | None:
-    """The scopes a source system is allowed (its registry allow-list), or None when it is not limited."""
-    allowed = frozenset(source.fhir_scopes.split()) if source is not None else frozenset()
-    return allowed or None
 
 
 def scope_within(scope: str, allowed: frozenset[str]) -> bool:

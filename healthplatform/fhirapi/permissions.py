@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from healthplatform.fhirapi.authentication import bearer_scopes
-from healthplatform.fhirapi.oauth import scopes_granting, source_scopes
+from healthplatform.fhirapi.authentication import caller_of
 
 # FHIR operations that change nothing (OperationDefinition.affectsState false). FHIR R4
 # operations.html lets them be invoked by GET; a client POSTs them when the parameters do not fit
@@ -27,29 +26,13 @@ def interaction_action(request) -> str:
 
 
 def scope_allows(request, resource_type: str, action: str) -> bool:
-    """May this request ``action`` ("read" or "write") resources of ``resource_type``?
-
-    A bearer token needs a scope granting it (``system/<type>.<action>``,
-    ``system/<type>.*``, ``system/*.<action>`` or ``system/*.*``). Staff
-    sessions and HTTP Basic source systems (the legacy path, which predates
-    scopes) may do everything; an unauthenticated request nothing. A source
-    system, by either path, is further held to its allow-list in the registry
-    (``SourceSystem.fhir_scopes``) when it has one. Views that take a Bundle
-    call this for each entry.
-    """
-    wanted = scopes_granting(resource_type, action)  # validates ``action`` whoever asks
+    """May this request ``action`` ("read" or "write") resources of ``resource_type``? The caller's answer
+    (``healthplatform.access.Caller.may``: the source system's allow-list and the token's scopes); an
+    unauthenticated request may do nothing."""
     user = getattr(request, "user", None)
     if not (user and user.is_authenticated):
         return False
-    # The source system's allow-list in the registry holds for its tokens (even ones issued before it
-    # changed) and for HTTP Basic alike.
-    allowed = source_scopes(getattr(user, "source", None))
-    if allowed is not None and allowed.isdisjoint(wanted):
-        return False
-    granted = bearer_scopes(request)
-    if granted is None:
-        return True
-    return not granted.isdisjoint(wanted)
+    return caller_of(request).may(resource_type, action)
 
 
 def view_resource_type(view, request) -> str | None:

@@ -18,9 +18,12 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def strict_handling(request) -> bool:
-    """``Prefer: handling=strict`` (R4 search.html#errors): unknown parameters are errors, not ignored."""
+    """Whether an unsupported search parameter is refused (400) — the default here — or ignored, which only
+    ``Prefer: handling=lenient`` asks for (R4 search.html#errors lets a server choose). Ignoring is never the
+    default because it widens a result: ``Observation?patient.identifier=…&code=…`` would answer every
+    patient's results for that code."""
     prefer = request.headers.get("Prefer", "")
-    return any(p.strip().replace(" ", "").lower() == "handling=strict" for p in re.split(r"[,;]", prefer))
+    return not any(p.strip().replace(" ", "").lower() == "handling=lenient" for p in re.split(r"[,;]", prefer))
 
 
 @dataclass

@@ -24,9 +24,9 @@ OBSERVATION = {
 def test_a_fact_its_versions_and_its_request_are_shown_read_only_and_logged(admin_client_zh, caplog):
     submission = submission_record(source=None, actor="test", request_line="POST /fhir/Observation", body="{}")
     resources_write(items=[WriteItem("Observation", OBSERVATION)], source=None, actor="test", submission=submission)
-    resources_write(
-        items=[WriteItem("Observation", {**OBSERVATION, "status": "amended"})], source=None, actor="t", submission=None
-    )
+    first = Resource.objects.get()
+    amended = WriteItem("Observation", {**OBSERVATION, "status": "amended"}, method="update", target=first)
+    resources_write(items=[amended], source=None, actor="t", submission=None)
     resource = Resource.objects.get()
     with caplog.at_level(logging.INFO, logger="healthplatform.access"):
         page = admin_client_zh.get(reverse("admin:ehr_resource_change", args=[resource.pk]))

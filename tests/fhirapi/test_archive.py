@@ -233,13 +233,19 @@ def test_invalid_resources_are_refused_naming_the_element(hosp, resource_type):
 # --- rules of the archive --------------------------------------------------------------------------------
 
 
-def test_resend_of_the_same_business_identifier_updates_and_never_duplicates(hosp):
+def test_a_post_resending_a_business_identifier_never_overwrites_and_never_duplicates(hosp):
     body = sample("Observation", f"Patient/{hosp.patient_id}")
     first = ok(post(hosp.client, "Observation", body), 201)
     again = ok(post(hosp.client, "Observation", body), 200)
-    assert again["id"] == first["id"] and again["meta"]["versionId"] == "1"  # unchanged: no new version
+    assert again["id"] == first["id"] and again["meta"]["versionId"] == "1"  # the same fact: nothing changes
     corrected = {**body, "valueQuantity": {**body["valueQuantity"], "value": 12.1}, "status": "amended"}
-    fixed = ok(post(hosp.client, "Observation", corrected), 200)
+    refused = outcome(post(hosp.client, "Observation", corrected), 409)
+    assert refused[0]["code"] == "duplicate" and refused[0]["expression"] == ["Observation.identifier[0]"]
+    assert f"Observation/{first['id']}" in refused[0]["diagnostics"]
+    assert ok(hosp.client.get(f"/fhir/Observation/{first['id']}"))["valueQuantity"]["value"] == 13.2
+    # The correction is an update: by id, or conditional on the business identifier.
+    criteria = "identifier=urn:hosp-a:observation|Obs-1"
+    fixed = ok(put(hosp.client, f"Observation?{criteria}", corrected), 200)
     assert fixed["id"] == first["id"] and fixed["meta"]["versionId"] == "2"
     assert ok(hosp.client.get(f"/fhir/Observation/{first['id']}/_history/1"))["valueQuantity"]["value"] == 13.2
     assert Resource.objects.filter(resource_type="Observation").count() == 1
@@ -336,11 +342,13 @@ def test_paging_walks_every_match_once_by_keyset_links(hosp):
             assert dates == sorted(dates, reverse=sort.startswith("-"))
 
 
-def test_unknown_search_parameter_is_ignored_or_refused_under_strict_handling(hosp):
-    body = ok(hosp.client.get("/fhir/Observation?colour=red"))
-    assert body["entry"][-1]["search"]["mode"] == "outcome"
+def test_unknown_search_parameter_is_refused_or_ignored_under_lenient_handling(hosp):
+    assert outcome(hosp.client.get("/fhir/Observation?colour=red"), 400)[0]["expression"] == ["colour"]
     issues = outcome(hosp.client.get("/fhir/Observation?colour=red", HTTP_PREFER="handling=strict"), 400)
     assert issues[0]["expression"] == ["colour"]
+    body = ok(hosp.client.get("/fhir/Observation?colour=red&_count=5", HTTP_PREFER="handling=lenient"))
+    assert body["entry"][-1]["search"]["mode"] == "outcome"
+    assert "colour" not in body["link"][0]["url"] and "_count=5" in body["link"][0]["url"]
     assert outcome(hosp.client.get("/fhir/Observation?date=yesterday"), 400)[0]["expression"] == ["date"]
 
 

@@ -263,13 +263,14 @@ def test_summary_count_answers_the_total_without_entries(staff, region):
     assert searchset(staff.get("/fhir/Practitioner", {"_count": "0"}))["total"] == 3
 
 
-def test_unknown_parameters_are_ignored_unless_strict_handling_is_asked(staff, region):
-    assert ids(staff.get("/fhir/Organization", {"name": "五山", "colour": "blue"})) == [region.ours.code]
+def test_unknown_parameters_are_refused_unless_lenient_handling_is_asked(staff, region):
+    assert expressions(staff.get("/fhir/Organization", {"name": "五山", "colour": "blue"}), 400) == ["colour"]
 
     response = staff.get(
-        "/fhir/Organization", {"name": "五山", "colour": "blue"}, headers={"Prefer": "handling=strict"}
+        "/fhir/Organization", {"name": "五山", "colour": "blue"}, headers={"Prefer": "handling=lenient"}
     )
-    assert expressions(response, 400) == ["colour"]
+    assert ids(response) == [region.ours.code]
+    assert "colour" not in response.json()["link"][0]["url"]
 
 
 def test_an_invalid_search_value_is_400_naming_the_parameter(staff, region):
@@ -599,10 +600,12 @@ def test_a_source_patients_conditional_references_are_resolved_as_any_resources_
 
 @pytest.mark.django_db
 def test_a_conditional_directory_reference_names_one_system_and_one_whole_value():
-    from healthplatform.fhirapi.resources.directory import organization_by_criteria, practitioner_by_criteria
+    from ehr.services import identifier_criteria
+    from registry.selectors import organization_code_by_identifier
 
     # An empty value, or several (FHIR's "or"), names no single resource: left to the caller's 400.
-    assert practitioner_by_criteria(f"identifier={PRACTITIONER_LICENCE_SYSTEM}|") is None
-    assert organization_by_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|") is None
-    assert organization_by_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|a,b") is None
-    assert organization_by_criteria("identifier=|12440106") is None
+    assert identifier_criteria(f"identifier={PRACTITIONER_LICENCE_SYSTEM}|") is None
+    assert identifier_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|") is None
+    assert identifier_criteria(f"identifier={INSTITUTION_CODE_SYSTEM}|a,b") is None
+    assert identifier_criteria("identifier=|12440106") is None
+    assert organization_code_by_identifier("", "12440106") is None

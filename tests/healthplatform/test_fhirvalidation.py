@@ -12,10 +12,10 @@ from pathlib import Path
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 
+from ehr.indexing import SPECS
 from fixtures.fhir_bundles import FHIRBundleGenerator
 from fixtures.region import RegionGenerator, RegionSizes
 from healthplatform import fhirvalidation
-from healthplatform.fhirapi.resources.clinical import SPECS
 
 
 def outcome(resource) -> list | str:

@@ -12,7 +12,6 @@ Ids are derived from the registry's own keys, so they are stable and need no col
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 
 import pydantic
@@ -21,12 +20,10 @@ from fhir.resources.R4B.location import Location as FHIRLocation
 from fhir.resources.R4B.organization import Organization as FHIROrganization
 from fhir.resources.R4B.practitioner import Practitioner as FHIRPractitioner
 
-from ehr.services import identifier_criteria
-from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
+from healthplatform.ingest.validation import validation_issues
 from registry.directory import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 from registry.models import Department, Institution, Practitioner
-from registry.selectors import practitioner_id_by_licence
 
 # Identifier systems. The first two are fixed: the synthetic region's generator writes them too.
 INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
@@ -549,74 +546,3 @@ def parse_practitioner(data, *, default_institution: Institution | None) -> Pars
         active=prac.active is not False,
     )
     return Parsed(fields, prac.id, paths)
-
-
-# --- conditional references from clinical writes (Organization?identifier=…, Practitioner?identifier=…) ---
-
-
-def organization_by_criteria(criteria: str) -> str | None:
-    """``Organization/<code>`` for ``identifier=<institution code or licence system>|<value>``."""
-    found = identifier_criteria(criteria)
-    if found is None:
-        return None
-    system, value = found
-    field = {INSTITUTION_CODE_SYSTEM: "code", INSTITUTION_LICENCE_SYSTEM: "licence_number"}.get(system)
-    if field is None:
-        return None
-    codes = list(Institution.objects.filter(**{field: value}).values_list("code", flat=True)[:2])
-    return f"Organization/{codes[0]}" if len(codes) == 1 else None
-
-
-def practitioner_by_criteria(criteria: str) -> str | None:
-    """``Practitioner/<id>`` for ``identifier=<licence system>|<licence number>`` (the active one first)."""
-    found = identifier_criteria(criteria)
-    if found is None or found[0] != PRACTITIONER_LICENCE_SYSTEM:
-        return None
-    pk = practitioner_id_by_licence(found[1])
-    return f"Practitioner/{pk}" if pk is not None else None
-
-
-# Found references, kept per process for a minute: every Bundle of a hospital names the same few dozen
-# practitioners and organisations, and the registry changes by the day. Only hits are kept, so a practitioner
-# registered a moment ago resolves at once; a deactivated one may still be named for up to a minute.
-RESOLVED_SECONDS = 60.0
-_resolved: dict[tuple[str, str], tuple[float, str]] = {}
-
-
-def _remembered(resolver):
-    def resolve(criteria: str) -> str | None:
-        key = (resolver.__name__, criteria)
-        now = time.monotonic()
-        hit = _resolved.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        found = resolver(criteria)
-        if found:
-            if len(_resolved) > 100_000:
-                _resolved.clear()
-            _resolved[key] = (now + RESOLVED_SECONDS, found)
-        return found
-
-    return resolve
-
-
-def _forget_resolved(**kwargs) -> None:
-    _resolved.clear()
-
-
-def _register_resolvers() -> None:
-    from django.db.models.signals import post_delete, post_save
-
-    # A change to the registry made in this process is seen at once (other processes: within the minute).
-    for model in (Institution, Practitioner):
-        post_save.connect(_forget_resolved, sender=model, dispatch_uid=f"fhir-directory-resolved-{model.__name__}")
-        post_delete.connect(_forget_resolved, sender=model, dispatch_uid=f"fhir-directory-forget-{model.__name__}")
-
-    from healthplatform.fhirapi.resources.clinical import DIRECTORY_RESOLVERS
-
-    DIRECTORY_RESOLVERS.update(
-        Organization=_remembered(organization_by_criteria), Practitioner=_remembered(practitioner_by_criteria)
-    )
-
-
-_register_resolvers()

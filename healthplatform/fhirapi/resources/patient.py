@@ -1,16 +1,13 @@
-"""Patient: the MPI's person (golden record) as a FHIR R4 Patient, and a FHIR Patient as MPI demographics."""
+"""Patient: the MPI's person (golden record) as a FHIR R4 Patient (a FHIR Patient as MPI demographics is the
+write corridor's: ``healthplatform.ingest.patients``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
-from fhir.resources.R4B.patient import Patient as FHIRPatient
-
-from healthplatform.fhirapi.outcome import FHIRError
-from mpi.demographics import Demographics
+from healthplatform.ingest.patients import FHIR_GENDERS
 from mpi.models import Person
-from mpi.selectors import PERSON_SYSTEM, identifier_kind_for_system, identifier_systems, system_of_authority
+from mpi.selectors import PERSON_SYSTEM, identifier_systems, system_of_authority
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 # HL7 v2 table 0203 identifier types where one fits; the permits and the
@@ -24,7 +21,6 @@ _IDENTIFIER_TYPES = {
     "foreign_permanent_resident": {"coding": [{"system": V2_0203, "code": "PRC"}], "text": "外国人永久居留身份证"},
 }
 _MR_TYPE = {"coding": [{"system": V2_0203, "code": "MR"}], "text": "病案号/就诊号"}
-FHIR_GENDERS = ("male", "female", "other", "unknown")
 _MOBILE_RE = re.compile(r"^(\+?86)?1\d{10}$")
 
 
@@ -116,91 +112,3 @@ def patient_resource(person: Person, *, replaced_by: Person | None = None) -> di
     if links:
         resource["link"] = links
     return resource
-
-
-# --- FHIR Patient -> MPI demographics ------------------------------------------------
-
-
-def _pick_name(patient: FHIRPatient):
-    names = patient.name or []
-    current = [n for n in names if (n.use or "official") in ("official", "usual")]
-    return (current or names or [None])[0]
-
-
-def _address_text(patient: FHIRPatient) -> str | None:
-    for address in patient.address or []:
-        if address.text:
-            return address.text
-        # Chinese order, largest first; the matcher drops the administrative prefixes anyway.
-        parts = [address.state, address.city, address.district, *(address.line or [])]
-        joined = " ".join(p.strip() for p in parts if p and p.strip())
-        if joined:
-            return joined
-    return None
-
-
-def local_ids(patient: FHIRPatient) -> list[tuple[str, str]]:
-    """(system, value) of the Patient's identifiers that are an assigning authority's local ids (MRNs)."""
-    return [
-        (ident.system, ident.value)
-        for ident in patient.identifier or []
-        if ident.system
-        and ident.value
-        and identifier_kind_for_system(ident.system) is None
-        and ident.system != PERSON_SYSTEM
-    ]
-
-
-def patient_demographics(patient: FHIRPatient, *, path: str) -> Demographics:
-    """A validated FHIR Patient as the MPI's ``Demographics``; ``path`` is where it sits in the request
-    (for error messages). Raises ``FHIRError`` (400) for what the MPI cannot match on."""
-    name = _pick_name(patient)
-    text = (name.text or "").strip() if name else ""
-    family = (name.family or "").strip() if name else ""
-    given = " ".join(g.strip() for g in (name.given or []) if g and g.strip()) if name else ""
-
-    gender = patient.gender
-    if gender is not None and gender not in FHIR_GENDERS:
-        raise FHIRError.one(
-            400,
-            "code-invalid",
-            f"{path}.gender: expected one of {', '.join(FHIR_GENDERS)}",
-            expression=f"{path}.gender",
-        )
-
-    resident_id = health_card = None
-    documents: list[tuple[str, str]] = []
-    for ident in patient.identifier or []:
-        if not (ident.system and ident.value):
-            continue
-        kind = identifier_kind_for_system(ident.system)
-        if kind == "resident_id":
-            resident_id = resident_id or ident.value
-        elif kind == "health_card":
-            health_card = health_card or ident.value
-        elif kind:
-            documents.append((kind, ident.value))
-
-    if not (text or family or given) and not (resident_id or health_card or documents) and not local_ids(patient):
-        raise FHIRError.one(
-            400,
-            "required",
-            f"{path}: a Patient to match needs a name (name.text or name.family/given), an identity "
-            "document identifier (resident id, health card, passport, permit) or a local MRN",
-            expression=f"{path}.name",
-        )
-
-    phone = next((t.value for t in patient.telecom or [] if t.system in ("phone", "sms") and t.value), None)
-    birth = patient.birthDate
-    return Demographics(
-        name=text or None,
-        family_name=family or None,
-        given_name=given or None,
-        sex=gender if gender in ("male", "female") else None,
-        birth_date=birth if isinstance(birth, dt.date) else (str(birth) if birth else None),
-        phone=phone,
-        address=_address_text(patient),
-        resident_id=resident_id,
-        health_card=health_card,
-        documents=tuple(documents),
-    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,14 +16,17 @@ from emr.codes import DOCUMENT_CLASS_SYSTEM
 from emr.errors import DocumentError
 from emr.fhir import binary_resource, document_reference_resource
 from healthplatform.fhirapi import search
+from healthplatform.fhirapi.authentication import caller_of
 from healthplatform.fhirapi.media import FHIRJSONRenderer, _accepts_json
 from healthplatform.fhirapi.outcome import FHIRError
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.bundle import history as history_bundle
-from healthplatform.fhirapi.resources.clinical import identities_for_patient, writer_of
-from healthplatform.fhirapi.resources.documents import document_error, document_write, search_dates
+from healthplatform.fhirapi.resources.documents import search_dates
 from healthplatform.fhirapi.views.base import FHIRView
-from mpi.models import Identity
+from healthplatform.fhirapi.views.resources import received
+from healthplatform.ingest.apply import resource_create
+from healthplatform.ingest.documents import document_error
+from healthplatform.record import person_documents
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
 ITI67_PARAMETERS = frozenset({"patient", "status", "type", "category", "date", "_cursor"})
@@ -56,14 +58,15 @@ class DocumentReferenceTypeView(FHIRView):
     )
     def get(self, request):
         query = request.query_params
-        # date is read separately (ITI-67 sends it twice, ge and le), so the one-value parser is lenient here.
-        params = search.search_parameters(query, ITI67_PARAMETERS - {"date"}, strict=False)
+        # date is read separately (ITI-67 sends it twice, ge and le); every other parameter takes one value.
+        others = query.copy()
+        others.pop("date", None)
+        params = search.search_parameters(others, ITI67_PARAMETERS - {"date"}, strict=search.strict_handling(request))
         patient = params.get("patient")
         if not patient:
             raise FHIRError.one(
                 400, "required", "patient: ITI-67 searches one patient's documents", expression="patient"
             )
-        identity_ids = identities_for_patient(patient.rsplit("/", 1)[-1])
         filters: dict = {"limit": search.count(query.get("_count")) or 1}
         if status := params.get("status"):
             filters["status"] = status.split(",")
@@ -80,18 +83,16 @@ class DocumentReferenceTypeView(FHIRView):
         filters.update(date_from=low, date_to=high)
         if cursor := params.get("_cursor"):
             filters["after"] = cursor
-        entries: list[SearchEntry] = []
-        next_cursor = None
-        if identity_ids:
-            person_id = Identity.objects.filter(pk=identity_ids[0]).values_list("person_id", flat=True).first()
-            from mpi.models import Person
-
-            try:
-                page = documents.documents_for_person(Person.objects.get(pk=person_id), **filters)
-            except DocumentError as exc:
-                raise document_error(exc) from None
-            entries = [SearchEntry(document_reference_resource(e), _document_url(request, e)) for e in page.entries]
-            next_cursor = page.next_cursor
+        try:
+            page = person_documents(caller=caller_of(request), patient_id=patient.rsplit("/", 1)[-1], **filters)
+        except DocumentError as exc:
+            raise document_error(exc) from None
+        entries = (
+            [SearchEntry(document_reference_resource(e), _document_url(request, e)) for e in page.entries]
+            if page
+            else []
+        )
+        next_cursor = page.next_cursor if page else None
         bundle = searchset(entries, self_url=request.build_absolute_uri())
         if next_cursor:
             kept = [(k, v) for k in query for v in query.getlist(k) if k != "_cursor"]
@@ -106,10 +107,15 @@ class DocumentReferenceTypeView(FHIRView):
         responses={(201, "application/fhir+json"): OpenApiTypes.OBJECT},
     )
     def post(self, request):
-        writer = writer_of(request)
-        with transaction.atomic():
-            entry, created = document_write(writer, request.data, path="DocumentReference", local={}, binaries={})
-        response = Response(document_reference_resource(entry), status=201 if created else 200)
+        written = resource_create(
+            caller=caller_of(request),
+            resource_type="DocumentReference",
+            body=request.data,
+            if_none_exist=None,
+            received=received(request),
+        )
+        entry = written.document
+        response = Response(document_reference_resource(entry), status=201 if written.outcome == "created" else 200)
         response["Location"] = f"{_document_url(request, entry)}/_history/{entry.version_id}"
         response["ETag"] = f'W/"{entry.version_id}"'
         return response

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.db import transaction
 from django.urls import reverse
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
@@ -17,24 +16,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from ehr import selectors as archive
-from ehr.errors import ResourceError, WriteRace
+from ehr.errors import ResourceError
 from ehr.indexing import CLINICAL_TYPES
 from ehr.models import Resource
-from ehr.services import resources_write, submission_record
 from healthplatform.fhirapi import search
+from healthplatform.fhirapi.authentication import caller_of
 from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.bundle import history as history_bundle
-from healthplatform.fhirapi.resources.clinical import (
-    clinical_item,
-    error_from,
-    identities_for_patient,
-    patient_item,
-    references_rewrite,
-    rendered,
-    writer_of,
-)
+from healthplatform.fhirapi.resources.clinical import rendered
 from healthplatform.fhirapi.views.base import FHIRView
+from healthplatform.ingest.apply import Written, resource_create, resource_delete, resource_update
+from healthplatform.ingest.entries import Received
+from mpi.selectors import identity_ids_of_patient
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
 _TYPE = OpenApiParameter(
@@ -83,36 +77,26 @@ def with_version_headers(response: Response, resource: Resource) -> Response:
     return response
 
 
-def write_response(request, item, *, created_status: int = 201) -> Response:
-    """The answer to a create or update: the resource (or nothing, ``Prefer: return=minimal``) with its
-    version headers; 201 and Location when it was created."""
-    resource = item.resource
-    status = created_status if item.outcome == "created" else 200
-    minimal = "return=minimal" in request.headers.get("Prefer", "")
-    response = Response(None if minimal else rendered(resource), status=status)
-    if item.outcome == "created":
+def received(request) -> Received:
+    """The request as received, for the provenance of what it writes."""
+    return Received(request_line=f"{request.method} {request.path}", body=request.body)
+
+
+def shown(request, resource_type: str) -> bool:
+    """Whether a write's answer carries the resource: not under ``Prefer: return=minimal``, and never a type
+    the caller's scopes do not let it read (scopes limit what is returned, not only what is asked)."""
+    return "return=minimal" not in request.headers.get("Prefer", "") and caller_of(request).may_read(resource_type)
+
+
+def write_response(request, written: Written) -> Response:
+    """The answer to a create or update: the resource (or nothing, see ``shown``) with its version headers;
+    201 and Location when it was created."""
+    resource = written.resource
+    status = 201 if written.outcome == "created" else 200
+    response = Response(rendered(resource) if shown(request, resource.resource_type) else None, status=status)
+    if written.outcome == "created":
         response["Location"] = resource_url(request, resource, version=True)
     return with_version_headers(response, resource)
-
-
-def run_write(request, build, *, request_line: str) -> list:
-    """Builds the items (``build(writer)``) and writes them in one transaction; a lost race on a business
-    identifier or a conditional create runs the whole request again, once."""
-    writer = writer_of(request)
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                submission = submission_record(
-                    source=writer.source, actor=writer.actor, request_line=request_line, body=request.body
-                )
-                items = build(writer)
-                return resources_write(items=items, source=writer.source, actor=writer.actor, submission=submission)
-        except WriteRace as exc:
-            if attempt:
-                raise error_from(exc) from None
-        except ResourceError as exc:
-            raise error_from(exc) from None
-    raise AssertionError("unreachable")
 
 
 def _body(request) -> dict:
@@ -127,12 +111,6 @@ def _get(resource_type: str, fhir_id: str) -> Resource:
     if resource is None:
         raise FHIRError.one(404, "not-found", f"{resource_type}/{fhir_id} is not known")
     return resource
-
-
-def _item_for(writer, resource_type: str, body: dict, *, path: str):
-    if resource_type == "Patient":
-        return patient_item(writer, body, path=path, method="create")
-    return clinical_item(writer, resource_type, body, path=path)
 
 
 def _search_pairs(request) -> list[tuple[str, str]]:
@@ -166,17 +144,14 @@ class ResourceTypeView(ArchiveView):
         responses={(201, "application/fhir+json"): OpenApiTypes.OBJECT},
     )
     def post(self, request, type):
-        body = _body(request)
-        criteria = request.headers.get("If-None-Exist")
-
-        def build(writer):
-            item = _item_for(writer, type, body, path=type)
-            references_rewrite(item.body, {}, path=type)
-            item.if_none_exist = criteria if type != "Patient" else None
-            return [item]
-
-        item = run_write(request, build, request_line=f"POST {request.path}")[0]
-        return write_response(request, item)
+        written = resource_create(
+            caller=caller_of(request),
+            resource_type=type,
+            body=_body(request),
+            if_none_exist=request.headers.get("If-None-Exist"),
+            received=received(request),
+        )
+        return write_response(request, written)
 
     @extend_schema(exclude=True)
     def put(self, request, type):
@@ -184,58 +159,15 @@ class ResourceTypeView(ArchiveView):
         pairs = _search_pairs(request)
         if not pairs:
             raise FHIRError.one(405, "not-supported", "PUT on a type needs search criteria (conditional update)")
-        body = _body(request)
-        try:
-            matches = archive.conditional_matches(type, urlencode(pairs)) if type != "Patient" else []
-        except ResourceError as exc:
-            raise error_from(exc) from None
-        if len(matches) > 1:
-            raise FHIRError.one(412, "multiple-matches", f"{len(matches)} {type} resources match the criteria")
-        if matches and body.get("id") not in (None, matches[0].fhir_id):
-            raise FHIRError.one(400, "invalid", f"{type}.id: differs from the resource the criteria match")
-        target = matches[0] if matches else None
-        return _update(request, type, body, target, criteria=urlencode(pairs) if type != "Patient" else None)
-
-
-def _update(request, type: str, body: dict, target: Resource | None, *, criteria: str | None = None) -> Response:
-    """An update of ``target``; without a target, a conditional update that creates — conditionally on the same
-    criteria, so that two concurrent identical conditional updates make one resource (the database decides),
-    the second then updating the first's."""
-    version = if_match_version(request)
-
-    def build(writer):
-        if type == "Patient":
-            item = patient_item(writer, body, path=type, method="update", target=target)
-        else:
-            item = clinical_item(writer, type, body, path=type)
-        references_rewrite(item.body, {}, path=type)
-        if type != "Patient" and target is not None:
-            if target.identity_id and not _same_person(target.identity_id, item.identity_id):
-                raise FHIRError.one(
-                    422, "processing", f"{type}.subject: an update cannot move a fact to another patient"
-                )
-            item.method, item.target, item.fhir_id = "update", target, target.fhir_id
-            item.extra["resolved"] = True
-        if target is not None and writer.source is not None and target.source_id not in (None, writer.source.pk):
-            raise FHIRError.one(403, "forbidden", f"{type}/{target.fhir_id} was written by another source system")
-        item.if_match = version
-        if target is None and criteria:
-            item.if_none_exist = criteria
-        return [item]
-
-    item = run_write(request, build, request_line=f"PUT {request.path}")[0]
-    if item.outcome == "existing":  # a concurrent conditional update created it first: update that one
-        return _update(request, type, body, item.resource)
-    return write_response(request, item)
-
-
-def _same_person(identity_a: int, identity_b: int | None) -> bool:
-    from mpi.models import Identity
-
-    if identity_b is None or identity_a == identity_b:
-        return True
-    persons = set(Identity.objects.filter(pk__in=[identity_a, identity_b]).values_list("person_id", flat=True))
-    return len(persons) == 1
+        written = resource_update(
+            caller=caller_of(request),
+            resource_type=type,
+            body=_body(request),
+            criteria=urlencode(pairs),
+            if_match=if_match_version(request),
+            received=received(request),
+        )
+        return write_response(request, written)
 
 
 class ResourceInstanceView(ArchiveView):
@@ -256,16 +188,15 @@ class ResourceInstanceView(ArchiveView):
         responses=_FHIR_OBJECT,
     )
     def put(self, request, type, id):
-        body = _body(request)
-        if body.get("id") != id:
-            raise FHIRError.one(
-                400, "invalid", f"{type}.id: must be {id!r}, the id in the URL", expression=f"{type}.id"
-            )
-        target = archive.resource_get(type, id)
-        if target is None:
-            # Update-as-create is not offered (CapabilityStatement updateCreate=false): ids are ours.
-            raise FHIRError.one(404, "not-found", f"{type}/{id} is not known; create it with POST")
-        return _update(request, type, body, target)
+        written = resource_update(
+            caller=caller_of(request),
+            resource_type=type,
+            body=_body(request),
+            fhir_id=id,
+            if_match=if_match_version(request),
+            received=received(request),
+        )
+        return write_response(request, written)
 
     @extend_schema(
         operation_id="fhir_delete",
@@ -274,23 +205,15 @@ class ResourceInstanceView(ArchiveView):
         responses=_FHIR_OBJECT,
     )
     def delete(self, request, type, id):
-        target = _get(type, id)
-        if type == "Patient":
-            raise FHIRError.one(
-                405, "not-supported", "a Patient is an MPI identity: it is unlinked or merged, not deleted"
-            )
-        version = if_match_version(request)
-
-        def build(writer):
-            from ehr.services import WriteItem
-
-            if writer.source is not None and target.source_id not in (None, writer.source.pk):
-                raise FHIRError.one(403, "forbidden", f"{type}/{id} was written by another source system")
-            return [WriteItem(type, None, method="delete", target=target, if_match=version)]
-
-        item = run_write(request, build, request_line=f"DELETE {request.path}")[0]
-        response = Response(None, status=204 if item.outcome != "unchanged" else 200)
-        response["ETag"] = etag(item.resource.version_id)
+        written = resource_delete(
+            caller=caller_of(request),
+            resource_type=type,
+            fhir_id=id,
+            if_match=if_match_version(request),
+            received=received(request),
+        )
+        response = Response(None, status=204 if written.outcome != "unchanged" else 200)
+        response["ETag"] = etag(written.resource.version_id)
         return response
 
 
@@ -354,27 +277,59 @@ class ResourceVersionView(ArchiveView):
         return response
 
 
+def readable_types(caller) -> frozenset[str]:
+    """The archive types the caller's scopes let it read: nothing else leaves the server, includes neither."""
+    return frozenset(t for t in archive.SPECS if caller.may_read(t))
+
+
+def _includes_authorise(caller, query) -> None:
+    """An ``_include`` of a named target type or a ``_revinclude`` of a source type the token may not read
+    is refused like the search of that type itself (403); an unnamed target is left out by the search."""
+    asked = [("_include", target) for _, _, target in query.includes if target]
+    asked += [("_revinclude", source) for source, _ in query.revincludes]
+    for name, resource_type in asked:
+        if not caller.may_read(resource_type):
+            raise FHIRError.one(
+                403,
+                "forbidden",
+                f"{name}: the access token's scopes do not allow read of {resource_type}: it needs "
+                f"system/{resource_type}.read (or system/*.read)",
+                expression=name,
+            )
+
+
 def search_response(request, resource_type: str, pairs: list[tuple[str, str]]) -> Response:
-    """A searchset of one page, with a ``next`` link carrying the keyset cursor."""
+    """A searchset of one page, with a ``next`` link carrying the keyset cursor.
+
+    A parameter this server does not support is refused (400, naming it), as is a modifier or chain it does
+    not support: ignoring it would widen the result (``Observation?patient.identifier=…`` answering every
+    patient's results). Under ``Prefer: handling=lenient`` it is ignored instead, said so in an
+    OperationOutcome entry, and left out of the self link (R4 search.html#errors).
+    """
     for name, value in pairs:
         if name == "_count":
             # Checked here as well as in the archive, whose check lets "²" through to int() (a 500).
             search.count(value)
+    caller = caller_of(request)
     try:
         query = archive.query_parse(
-            resource_type, pairs, resolve_patient=identities_for_patient, strict=search.strict_handling(request)
+            resource_type, pairs, resolve_patient=identity_ids_of_patient, strict=search.strict_handling(request)
         )
+        _includes_authorise(caller, query)
+        query.include_types = readable_types(caller)
         page = archive.resources_search(query, with_total=request.query_params.get("_total") == "accurate")
     except ResourceError as exc:
-        raise error_from(exc) from None
+        raise FHIRError.one(exc.status, exc.code, exc.message, expression=exc.expression) from None
+    applied = [(k, v) for k, v in pairs if k not in query.ignored]
+    path = request.build_absolute_uri(request.path)
+    self_url = f"{path}?{urlencode(applied)}" if applied else path
     if query.summary_count:
-        return Response(searchset([], self_url=request.build_absolute_uri(), total=page.total))
+        return Response(searchset([], self_url=self_url, total=page.total))
     entries = [SearchEntry(rendered(r), resource_url(request, r)) for r in page.matches]
     entries += [SearchEntry(rendered(r), resource_url(request, r), mode="include") for r in page.included]
-    bundle = searchset(entries, self_url=request.build_absolute_uri(), total=page.total)
+    bundle = searchset(entries, self_url=self_url, total=page.total)
     if page.next_cursor:
-        kept = [(k, v) for k, v in pairs if k != "_cursor"]
-        path = request.build_absolute_uri(request.path)
+        kept = [(k, v) for k, v in applied if k != "_cursor"]
         bundle["link"].append(
             {"relation": "next", "url": f"{path}?{urlencode([*kept, ('_cursor', page.next_cursor)])}"}
         )
@@ -435,9 +390,10 @@ class PatientInstanceView(PatientReadView):
         responses=_FHIR_OBJECT,
     )
     def get(self, request, id):
-        from healthplatform.fhirapi.resources.clinical import identity_by_fhir_id, identity_patient
+        from healthplatform.fhirapi.resources.clinical import identity_patient
+        from mpi.selectors import identity_by_uuid
 
-        identity = identity_by_fhir_id(id)
+        identity = identity_by_uuid(id)
         if identity is None:
             return super().get(request, id)
         stored = archive.resource_get("Patient", id)
@@ -469,14 +425,11 @@ class PatientEverythingView(FHIRView):
         responses=_FHIR_OBJECT,
     )
     def get(self, request, id):
-        from healthplatform.fhirapi.resources.clinical import identities_for_patient, identity_patient
+        from emr.fhir import document_reference_resource
+        from healthplatform.fhirapi.resources.clinical import identity_patient
         from healthplatform.fhirapi.resources.patient import patient_resource
-        from mpi import selectors as mpi_selectors
-        from mpi.models import Identity
+        from healthplatform.record import person_record
 
-        identity_ids = identities_for_patient(id)
-        if not identity_ids:
-            raise FHIRError.one(404, "not-found", f"Patient/{id} is not known")
         count = archive.DEFAULT_COUNT
         if raw_count := request.query_params.get("_count"):
             asked = search.whole_number(raw_count)
@@ -484,39 +437,30 @@ class PatientEverythingView(FHIRView):
                 raise invalid_parameter("_count", "expected a non-negative integer")
             count = min(asked, archive.MAX_COUNT) or 1
         cursor = request.query_params.get("_cursor")
-        after_pk = search.whole_number(cursor) if cursor is not None else None
-        if cursor is not None and after_pk is None:
+        after = search.whole_number(cursor) if cursor is not None else None
+        if cursor is not None and after is None:
             raise FHIRError.one(400, "invalid", "_cursor: not a page link this server made", expression="_cursor")
+        page = person_record(caller=caller_of(request), patient_id=id, count=count, after=after)
+        if page is None:
+            raise FHIRError.one(404, "not-found", f"Patient/{id} is not known")
         entries: list[SearchEntry] = []
-        if cursor is None:
-            identities = list(Identity.objects.filter(pk__in=identity_ids).select_related("person"))
-            person = mpi_selectors.persons_in_bulk([identities[0].person_id])[identities[0].person_id]
+        if page.first:
+            person = page.person
             entries.append(
                 SearchEntry(patient_resource(person), request.build_absolute_uri(f"/fhir/Patient/{person.uuid}"))
             )
-            stored = {
-                r.fhir_id: r
-                for r in Resource.objects.filter(resource_type="Patient", fhir_id__in=[str(i.uuid) for i in identities])
-            }
-            for identity in identities:
-                body = (
-                    rendered(stored[str(identity.uuid)]) if str(identity.uuid) in stored else identity_patient(identity)
-                )
+            for identity in page.identities:
+                stored = page.source_patients.get(identity.pk)
+                body = rendered(stored, person_uuid=person.uuid) if stored else identity_patient(identity)
                 entries.append(SearchEntry(body, request.build_absolute_uri(f"/fhir/Patient/{identity.uuid}")))
-            # The person's shared documents (emr) come on the first page: a person has tens, not thousands.
-            from emr.fhir import document_reference_resource
-            from emr.models import DocumentEntry
-
-            documents = DocumentEntry.objects.filter(identity_id__in=identity_ids).select_related("identity")
-            for entry in documents.order_by("-date", "-pk")[:1000]:
+            for entry in page.documents:
                 url = request.build_absolute_uri(f"/fhir/DocumentReference/{entry.uuid}")
                 entries.append(SearchEntry(document_reference_resource(entry), url))
-        rows, next_pk = archive.everything_page(identity_ids, count=count, after_pk=after_pk)
-        entries += [SearchEntry(rendered(r), resource_url(request, r)) for r in rows if r.resource_type != "Patient"]
+        entries += [SearchEntry(rendered(r), resource_url(request, r)) for r in page.facts]
         bundle = searchset(entries, self_url=request.build_absolute_uri())
-        if next_pk is not None:
-            url = request.build_absolute_uri(request.path) + "?" + urlencode({"_count": count, "_cursor": next_pk})
-            bundle["link"].append({"relation": "next", "url": url})
+        if page.next_after is not None:
+            query = urlencode({"_count": count, "_cursor": page.next_after})
+            bundle["link"].append({"relation": "next", "url": f"{request.build_absolute_uri(request.path)}?{query}"})
         return Response(bundle)
 
 

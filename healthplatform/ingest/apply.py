@@ -1,0 +1,516 @@
+"""Applying entries to the stores: a transaction (all or nothing), a batch (each entry on its own), and the
+single requests, which are transactions of one entry — so a write is authorised, validated and resolved the
+same way whichever route it came by.
+
+Transaction processing follows R4 http.html#trules: entries are applied in the order DELETE, POST, PUT
+whatever order they came in (reads last, by the door); ``urn:uuid`` fullUrls of created entries are replaced
+by the ids the server gave them everywhere in the Bundle; conditional references are resolved to the one
+resource they match. Patients go first: each is its system's MPI identity, and the facts of the Bundle are
+about them. A whole hospital's history of one person (thousands of entries) is one batch of bulk statements in
+one database transaction.
+
+Who may do what is decided here, once, for every entry (``healthplatform.access``): the caller's scopes for
+the type; what it may change (only what its own source system wrote; a source Patient only under its own
+assigning authority); conditional matching only among its own source's resources; references only to what it
+may refer to (``references``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from django.db import transaction
+
+from ehr import selectors as archive
+from ehr.errors import ResourceError, WriteRace
+from ehr.indexing import SPECS, values_at
+from ehr.models import Resource
+from ehr.services import WriteItem, items_resolve, resources_write, submission_record
+from healthplatform.access import Caller
+from healthplatform.errors import PlatformError
+from healthplatform.ingest.documents import binary_content, document_write
+from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
+from healthplatform.ingest.patients import patient_identity, patient_item
+from healthplatform.ingest.references import references_check, references_rewrite
+from healthplatform.ingest.validation import resource_validated
+from mpi import selectors as mpi
+
+T = TypeVar("T")
+
+# R4 http.html#trules: DELETE, then POST, then PUT (GET and HEAD last, answered by the door).
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+
+
+@dataclass
+class Written:
+    """What one entry did: ``outcome`` is created, updated, unchanged, existing (a conditional create or a
+    resend that found the stored resource), deleted, or absent (a Bundle's DELETE of nothing)."""
+
+    entry: Entry
+    outcome: str
+    resource: Resource | None = None  # the archive's row
+    document: object | None = None  # the document store's DocumentEntry (DocumentReference and Binary entries)
+
+
+@dataclass
+class EntryResult:
+    """A Bundle entry's answer: what it wrote, why it was refused, or (a GET entry) what the door read."""
+
+    entry: Entry | None
+    written: Written | None = None
+    error: PlatformError | None = None
+    read: dict | None = None
+
+
+# What the door gives for reading a GET entry of a Bundle (None: the door reads nothing, GET is refused).
+Reader = Callable[[Entry], dict]
+
+
+@dataclass
+class Run:
+    """The state of one attempt at applying entries: what the Bundle's entries became and what was resolved."""
+
+    caller: Caller
+    submission: object | None
+    local: dict[str, str] = field(default_factory=dict)  # fullUrl or conditional reference -> "Type/id"
+    patients: dict[str, object] = field(default_factory=dict)  # a Patient reference -> its Identity
+    literals: list = field(default_factory=list)  # literal references waiting for references_check
+    checked: set[str] = field(default_factory=set)  # literal references already noted
+    # (node, key, value before): the rewrites made in the entries' resources, undone if the attempt fails, so
+    # that a run again after a lost race starts from the resources as received.
+    rewrites: list[tuple[dict, str, str]] = field(default_factory=list)
+
+    @property
+    def caller_source_id(self) -> int | None:
+        return self.caller.source.pk if self.caller.source is not None else None
+
+    def patient(self, reference: str, *, path: str):
+        """The identity a fact's patient reference names, the caller's own patient (resolved once per run)."""
+        ref = self.local.get(reference, reference)
+        identity = self.patients.get(ref)
+        if identity is None:
+            identity = self.patients[ref] = patient_identity(self.caller, ref, path=path)
+        self.patients[reference] = identity
+        return identity
+
+    def rewrite(self, node: dict, key: str, value: str) -> None:
+        self.rewrites.append((node, key, node[key]))
+        node[key] = value
+
+    def undo(self) -> None:
+        for node, key, before in reversed(self.rewrites):
+            node[key] = before
+        self.rewrites.clear()
+
+
+# --- the guard ------------------------------------------------------------------------------
+
+
+def _entry_authorise(caller: Caller, e: Entry) -> None:
+    """What the caller may ask of this type at all (its scopes), and what no caller may ask."""
+    if e.method in ("POST", "PUT") and (not isinstance(e.resource, dict) or not e.resource):
+        raise PlatformError.one(
+            400, "structure", f"{e.resource_path}: expected a FHIR resource (a JSON object)", expression=e.resource_path
+        )
+    if not caller.may(e.resource_type, "write"):
+        raise PlatformError.one(
+            403,
+            "forbidden",
+            f"{e.path}: the token has no scope to write {e.resource_type} (it needs system/{e.resource_type}.write)",
+            expression=None if e.single else e.path,
+        )
+    if e.resource_type in DOCUMENT_TYPES and e.method != "POST":
+        raise PlatformError.one(
+            400 if not e.single else 405,
+            "not-supported",
+            f"{e.path}.request.method: documents are provided with POST "
+            "(a correction is a new document that replaces the old one)",
+            expression=None if e.single else f"{e.path}.request.method",
+        )
+    if e.resource_type == "Patient" and e.method == "DELETE":
+        raise PlatformError.one(
+            405,
+            "not-supported",
+            "a Patient is an MPI identity: it is unlinked or merged, not deleted",
+            expression=e.url_path,
+        )
+
+
+def _change_authorise(run: Run, e: Entry, target: Resource) -> None:
+    """May the caller update or delete ``target``? A source Patient: only under the caller's own assigning
+    authorities. Anything else: only what the caller's very source system wrote."""
+    caller = run.caller
+    name = f"{target.resource_type}/{target.fhir_id}"
+    if target.resource_type == "Patient":
+        identity = mpi.identity_by_uuid(target.fhir_id)
+        if identity is not None and not caller.owns_identity(identity):
+            raise PlatformError.one(
+                403, "forbidden", f"{name} is registered by another institution", expression=e.url_path
+            )
+        return
+    if not caller.may_change(target.source_id):
+        who = "another source system" if target.source_id is not None else "platform staff"
+        raise PlatformError.one(403, "forbidden", f"{name} was written by {who}", expression=e.url_path)
+
+
+def _id_check(e: Entry, target: Resource | None) -> None:
+    """R4 http.html#update: the resource's id is the one in the URL (a single PUT must carry it)."""
+    body_id = e.resource.get("id")
+    where = f"{e.resource_path}.id"
+    if e.fhir_id is not None:
+        if body_id != e.fhir_id and (e.single or body_id is not None):
+            raise PlatformError.one(
+                400, "invalid", f"{where}: must be {e.fhir_id!r}, the id in the URL", expression=where
+            )
+    elif target is not None and body_id not in (None, target.fhir_id):
+        raise PlatformError.one(
+            400, "invalid", f"{where}: differs from the resource the criteria match", expression=where
+        )
+
+
+def _target(run: Run, e: Entry) -> Resource | None:
+    """The resource a PUT or DELETE names (by id, or by criteria among the caller's own source's resources);
+    None for a conditional PUT that matches nothing (it then creates) or a Bundle's DELETE of nothing."""
+    if e.fhir_id:
+        target = archive.resource_get(e.resource_type, e.fhir_id)
+        if target is None and (e.method == "PUT" or e.single):
+            advice = "; create it with POST" if e.method == "PUT" else ""
+            raise PlatformError.one(
+                404, "not-found", f"{e.resource_type}/{e.fhir_id} is not known{advice}", expression=e.url_path
+            )
+        return target
+    if not e.criteria:
+        raise PlatformError.one(
+            400, "invalid", f"{e.url_path or e.path}: {e.method} needs Type/id or Type?criteria", expression=e.url_path
+        )
+    try:
+        matches = archive.conditional_matches(e.resource_type, e.criteria, source_id=run.caller_source_id)
+    except ResourceError as exc:
+        raise PlatformError.one(exc.status, exc.code, exc.message, expression=e.url_path or exc.expression) from None
+    if len(matches) > 1:
+        raise PlatformError.one(
+            412,
+            "multiple-matches",
+            f"{len(matches)} {e.resource_type} resources of yours match {e.criteria}",
+            expression=e.url_path,
+        )
+    return matches[0] if matches else None
+
+
+def _same_person(run: Run, e: Entry, target: Resource, item: WriteItem) -> None:
+    """An update cannot move a fact to another patient (one of the same person's identities is fine)."""
+    if target.identity_id is None or item.identity_id in (None, target.identity_id):
+        return
+    persons = mpi.persons_of_identities({target.identity_id, item.identity_id})
+    if persons.get(target.identity_id) != persons.get(item.identity_id):
+        where = f"{e.resource_path}.{SPECS[e.resource_type].patient}"
+        raise PlatformError.one(
+            422, "processing", f"{where}: an update cannot move a fact to another patient", expression=where
+        )
+
+
+# --- building the items ------------------------------------------------------------------
+
+
+def _clinical_item(run: Run, e: Entry) -> WriteItem:
+    """A clinical resource's archive item: validated, its patient resolved and checked. References other than
+    the patient are rewritten later, once every entry of a Bundle has its id."""
+    path = e.resource_path
+    resource_validated(e.resource_type, e.resource, path=path)
+    element = SPECS[e.resource_type].patient
+    subject = next(iter(values_at(e.resource, element)), None)
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str) or not reference:
+        raise PlatformError.one(
+            400, "required", f"{path}.{element}: a reference to the Patient is required", expression=f"{path}.{element}"
+        )
+    identity = run.patient(reference, path=f"{path}.{element}")
+    return WriteItem(e.resource_type, e.resource, identity_id=identity.pk, path=path)
+
+
+def _apply(run: Run, entries: list[Entry]) -> list[Written]:
+    """Applies write entries in one database transaction (the caller's); returns what each did, in order."""
+    caller = run.caller
+    for e in entries:
+        _entry_authorise(caller, e)
+    order = sorted(
+        range(len(entries)),
+        key=lambda i: (_ORDER[entries[i].method], entries[i].resource_type != "Patient", entries[i].index),
+    )
+    items: list[WriteItem] = []
+    state: dict[int, WriteItem | None] = {}
+    # Patients first: the MPI decides each one's identity, and the facts below are about them.
+    for i in order:
+        e = entries[i]
+        if e.resource_type == "Patient" and e.method in ("POST", "PUT"):
+            target = _target(run, e) if e.method == "PUT" else None
+            if e.method == "PUT":
+                _id_check(e, target)
+            if target is not None:
+                _change_authorise(run, e, target)
+            item = patient_item(run, _without_refer_links(e.resource), path=e.resource_path, target=target)
+            if e.full_url:
+                run.local[e.full_url] = f"Patient/{item.fhir_id}"
+            state[i] = item
+            items.append(item)
+    clinical: list[int] = []
+    binaries: dict[str, bytes] = {}
+    for i in order:
+        e = entries[i]
+        if e.resource_type == "Binary":
+            binaries[e.full_url or f"#{e.index}"] = binary_content(e.resource, path=e.resource_path)
+            continue
+        if e.resource_type in ("Patient", "DocumentReference"):
+            continue
+        if e.method == "DELETE":
+            target = _target(run, e)
+            state[i] = None
+            if target is not None:
+                _change_authorise(run, e, target)
+                state[i] = WriteItem(
+                    e.resource_type, None, method="delete", target=target, if_match=e.if_match, path=e.resource_path
+                )
+                items.append(state[i])
+            continue
+        item = _clinical_item(run, e)
+        if e.method == "POST":
+            item.if_none_exist = e.if_none_exist
+        else:
+            target = _target(run, e)
+            _id_check(e, target)
+            if target is not None:
+                _change_authorise(run, e, target)
+                _same_person(run, e, target, item)
+                item.method, item.target, item.fhir_id = "update", target, target.fhir_id
+                item.extra["resolved"] = True
+            else:
+                # A conditional update that matches nothing creates — conditionally on the same criteria, so
+                # that two concurrent identical ones make one resource (the database decides).
+                item.if_none_exist = e.criteria
+                item.extra["conditional_update"] = True
+            item.if_match = e.if_match
+        state[i] = item
+        clinical.append(i)
+        items.append(item)
+    items_resolve([state[i] for i in clinical], source=caller.source)
+    for i in clinical:
+        if entries[i].full_url:
+            run.local[entries[i].full_url] = f"{entries[i].resource_type}/{state[i].fhir_id}"
+    # Documents next: their ids are what a SubmissionSet List (ITI-65) refers to.
+    documents: dict[int, tuple] = {}
+    used: dict[str, tuple] = {}
+    for i in order:
+        e = entries[i]
+        if e.resource_type == "DocumentReference":
+            contents = e.resource.get("content") if isinstance(e.resource.get("content"), list) else []
+            urls = [(c.get("attachment") or {}).get("url") for c in contents if isinstance(c, dict)]
+            documents[i] = document_write(run, e.resource, path=e.resource_path, binaries=binaries)
+            used.update({u: documents[i] for u in urls if isinstance(u, str) and u in binaries})
+            if e.full_url:
+                run.local[e.full_url] = f"DocumentReference/{documents[i][0].uuid}"
+    for i in order:
+        e = entries[i]
+        if e.resource_type == "Binary":
+            documents[i] = used.get(e.full_url or f"#{e.index}")
+            if documents[i] is None:
+                raise PlatformError.one(
+                    400,
+                    "invalid",
+                    f"{e.path}: no DocumentReference of this Bundle uses this Binary (attachment.url)",
+                    expression=e.path,
+                )
+            if e.full_url:
+                run.local[e.full_url] = f"Binary/{documents[i][0].uuid}"
+    # Every written resource's references, the Patients' included (identifier.assigner, generalPractitioner):
+    # R4 http.html#trules resolves urn:uuid and conditional references in every entry of a transaction.
+    for i in order:
+        item = state.get(i)
+        if item is not None and item.body is not None:
+            references_rewrite(run, item.body, path=entries[i].resource_path)
+    references_check(run)
+    resources_write(items=items, source=caller.source, actor=caller.actor, submission=run.submission)
+    written = []
+    for i, e in enumerate(entries):
+        if i in documents:
+            entry, created = documents[i]
+            written.append(Written(e, "created" if created else "existing", document=entry))
+            continue
+        item = state.get(i)
+        if item is None:
+            written.append(Written(e, "absent"))
+            continue
+        if item.extra.get("conditional_update") and item.outcome == "existing":
+            # A concurrent conditional update created the resource first: run again, as an update of it.
+            raise WriteRace()
+        written.append(Written(e, item.outcome, resource=item.resource))
+    return written
+
+
+def _without_refer_links(body: dict) -> dict:
+    """A source Patient as stored: without the ``refer`` link to the golden Patient, which the platform adds
+    itself on every read (it follows merges); a client that PUTs back what it read sends it."""
+    links = body.get("link")
+    if not isinstance(links, list) or not any(isinstance(x, dict) and x.get("type") == "refer" for x in links):
+        return body
+    kept = [x for x in links if not (isinstance(x, dict) and x.get("type") == "refer")]
+    out = {k: v for k, v in body.items() if k != "link"}
+    if kept:
+        out["link"] = kept
+    return out
+
+
+# --- transactions, batches and single requests ------------------------------------------------
+
+
+def _refusal(exc: ResourceError) -> PlatformError:
+    return PlatformError.one(exc.status, exc.code, exc.message, expression=exc.expression)
+
+
+def race_retried(work: Callable[[], T]) -> T:
+    """Runs ``work`` in one database transaction. A concurrent writer that won a race on a business identifier
+    or a conditional key rolls it back; it runs once more, and then finds the winner's resources."""
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return work()
+        except WriteRace as exc:
+            if attempt == 2:
+                raise _refusal(exc) from None
+        except ResourceError as exc:
+            raise _refusal(exc) from None
+    raise AssertionError("unreachable")
+
+
+def _attempt(caller: Caller, entries: list[Entry], submission_of: Callable[[], object]) -> Callable[[], list]:
+    def work() -> list[Written]:
+        run = Run(caller, submission_of())
+        try:
+            return _apply(run, entries)
+        except BaseException:
+            run.undo()
+            raise
+
+    return work
+
+
+def _submission(caller: Caller, received: Received):
+    return submission_record(
+        source=caller.source, actor=caller.actor, request_line=received.request_line, body=received.body
+    )
+
+
+def transaction_apply(*, caller: Caller, entries: list[Entry], received: Received) -> list[Written]:
+    """All entries or none, in one database transaction with the request kept as received."""
+    return race_retried(_attempt(caller, entries, lambda: _submission(caller, received)))
+
+
+def _full_urls_unique(entries: list) -> None:
+    """bdl-7: a fullUrl is unique within a Bundle (a transaction's references could not say which entry)."""
+    seen: set[str] = set()
+    for e in entries:
+        if isinstance(e, Entry) and e.full_url:
+            if e.full_url in seen:
+                where = f"{e.path}.fullUrl"
+                raise PlatformError.one(
+                    400, "invalid", f"{where}: another entry of this Bundle has the same fullUrl", expression=where
+                )
+            seen.add(e.full_url)
+
+
+def bundle_apply(*, caller: Caller, bundle, received: Received, read: Reader | None = None) -> tuple[str, list]:
+    """A transaction or batch Bundle: its type and one ``EntryResult`` per entry, in the Bundle's order.
+
+    A transaction is all or nothing (any refused entry refuses the Bundle: ``PlatformError``); its GET
+    entries are read after its writes committed. A batch applies each entry on its own and answers a refused
+    entry in its place. ``read`` answers a GET entry (the FHIR API reads it as the very GET it names); without
+    one, a GET entry is refused.
+    """
+    kind, entries = bundle_entries(bundle)
+    _full_urls_unique(entries)
+    if kind == "transaction":
+        for e in entries:
+            if isinstance(e, PlatformError):
+                raise e
+        writes = [e for e in entries if not e.is_read]
+        if read is None and len(writes) < len(entries):
+            first = next(e for e in entries if e.is_read)
+            raise _no_reads(first)
+        written = iter(transaction_apply(caller=caller, entries=writes, received=received) if writes else ())
+        return kind, [
+            EntryResult(e, read=read(e)) if e.is_read else EntryResult(e, written=next(written)) for e in entries
+        ]
+    return kind, batch_apply(caller=caller, entries=entries, received=received, read=read)
+
+
+def _no_reads(e: Entry) -> PlatformError:
+    where = f"{e.path}.request.method"
+    return PlatformError.one(400, "not-supported", f"{where}: this route takes writes only", expression=where)
+
+
+def batch_apply(*, caller: Caller, entries: list, received: Received, read: Reader | None = None) -> list:
+    """Each entry on its own (its own transaction): a refused one answers its refusal, the others still happen.
+    The request is kept once, as the provenance of every entry it wrote."""
+    submission = None
+
+    def submission_of():
+        nonlocal submission
+        if submission is None:
+            submission = _submission(caller, received)
+        return submission
+
+    results = []
+    for e in entries:
+        if isinstance(e, PlatformError):
+            results.append(EntryResult(None, error=e))
+            continue
+        try:
+            if e.is_read:
+                if read is None:
+                    raise _no_reads(e)
+                results.append(EntryResult(e, read=read(e)))
+            else:
+                results.append(EntryResult(e, written=race_retried(_attempt(caller, [e], submission_of))[0]))
+        except PlatformError as exc:
+            results.append(EntryResult(e, error=exc))
+    return results
+
+
+def resource_create(*, caller: Caller, resource_type: str, body: dict, if_none_exist: str | None, received: Received):
+    """``POST [type]`` (R4 http.html#create; conditional with ``If-None-Exist``). A source Patient is
+    registered with the MPI: a resend of the same MRN updates it (its create is conditional on the MRN)."""
+    entry = Entry(
+        "POST",
+        resource_type,
+        resource=body,
+        if_none_exist=if_none_exist if resource_type != "Patient" else None,
+        single=True,
+    )
+    return transaction_apply(caller=caller, entries=[entry], received=received)[0]
+
+
+def resource_update(
+    *,
+    caller: Caller,
+    resource_type: str,
+    body: dict,
+    fhir_id: str | None = None,
+    criteria: str | None = None,
+    if_match: int | None = None,
+    received: Received,
+) -> Written:
+    """``PUT [type]/[id]`` (R4 http.html#update, ``If-Match`` guarding the version) or ``PUT [type]?criteria``
+    (#cond-update: no match creates, one match updates it, several are 412)."""
+    entry = Entry(
+        "PUT", resource_type, fhir_id=fhir_id, criteria=criteria, resource=body, if_match=if_match, single=True
+    )
+    return transaction_apply(caller=caller, entries=[entry], received=received)[0]
+
+
+def resource_delete(
+    *, caller: Caller, resource_type: str, fhir_id: str, if_match: int | None = None, received: Received
+) -> Written:
+    """``DELETE [type]/[id]`` (R4 http.html#delete): a logical delete, every version kept."""
+    entry = Entry("DELETE", resource_type, fhir_id=fhir_id, if_match=if_match, single=True)
+    return transaction_apply(caller=caller, entries=[entry], received=received)[0]

@@ -1,0 +1,79 @@
+"""The read corridor: one person's record across every identity linked to them, for whoever may read it.
+
+What ``Patient/$everything`` answers, what the clinician viewer and the alerts read: the person (the golden
+record) with every identity through which an institution knows them, the source Patients as those
+institutions sent them, the person's shared documents, and their facts from the archive — the last in keyset
+pages. The person is found from a source Patient id or a golden Patient id, following merges; what the
+caller's scopes do not let it read is not read at all (``Caller.may_read``). A page costs a fixed number of
+queries, however many identities, documents and facts the person has (tests/record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ehr import selectors as archive
+from ehr.models import Resource
+from emr import selectors as documents
+from healthplatform.access import Caller
+from mpi import selectors as mpi
+from mpi.models import Identity, Person
+
+# The most documents a record's first page carries: a person has tens, not thousands.
+MAX_DOCUMENTS = 1000
+
+
+@dataclass
+class RecordPage:
+    """One page of a person's record. The first page (``first``) also carries the person, their identities,
+    source Patients and documents; every page carries facts, and ``next_after`` when more follow."""
+
+    person_id: int
+    first: bool
+    person: Person | None = None  # identities, identifiers and merged persons prefetched
+    identities: list[Identity] = field(default_factory=list)
+    source_patients: dict[int, Resource] = field(default_factory=dict)  # identity pk -> archived Patient
+    documents: list = field(default_factory=list)  # emr DocumentEntry rows, newest first
+    facts: list[Resource] = field(default_factory=list)
+    next_after: int | None = None
+
+
+def record_types(caller: Caller, types: frozenset[str] | None = None) -> frozenset[str]:
+    """The archive types a record read returns to this caller: those asked for (all by default) that its
+    scopes let it read."""
+    wanted = types if types is not None else frozenset(archive.SPECS)
+    return frozenset(t for t in wanted if caller.may_read(t))
+
+
+def person_record(
+    *, caller: Caller, patient_id: str, count: int, after: int | None = None, types: frozenset[str] | None = None
+) -> RecordPage | None:
+    """A page of the record of the person ``patient_id`` stands for (a source or golden Patient id), or None
+    when it names no one. ``after`` is the previous page's ``next_after``; ``types`` limits the facts."""
+    person_id = mpi.person_id_of_patient(patient_id)
+    if person_id is None:
+        return None
+    readable = record_types(caller, types)
+    page = RecordPage(person_id=person_id, first=after is None)
+    if page.first:
+        page.person = mpi.persons_in_bulk([person_id])[person_id]
+        page.identities = list(page.person.identities.all())
+        identity_ids = [i.pk for i in page.identities]
+        page.source_patients = archive.source_patients(identity_ids) if "Patient" in readable else {}
+        if caller.may_read("DocumentReference"):
+            page.documents = documents.documents_of_identities(identity_ids, limit=MAX_DOCUMENTS)
+    else:
+        identity_ids = mpi.identity_ids_of_person(person_id)
+    page.facts, page.next_after = archive.everything_page(
+        identity_ids, count=count, after_pk=after, types=readable - {"Patient"}
+    )
+    return page
+
+
+def person_documents(*, caller: Caller, patient_id: str, **filters):
+    """The person's documents (ITI-67 Find Document References) over every linked identity: an emr page,
+    or None when the Patient id names no one."""
+    person_id = mpi.person_id_of_patient(patient_id)
+    if person_id is None:
+        return None
+    return documents.documents_for_person_id(person_id, **filters)
