@@ -6,7 +6,7 @@ Ids are derived from the registry's own keys, so they are stable and need no col
 ``Organization/{institution code}``, ``Location/{institution code}`` (the institution's site),
 ``Location/{institution code}-{department code}``, ``Practitioner/{primary key}``. An institution code
 (GB 32100) and a department code never contain "-", so the two Location forms cannot collide.
-``meta.versionId`` is the row's last save (``registry.directory.row_version``).
+``meta.versionId`` is the row's last save (``registry.services.row_version``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from fhir.resources.R4B.practitioner import Practitioner as FHIRPractitioner
 from ehr.services import identifier_criteria
 from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
-from registry.directory import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 from registry.models import Department, Institution, Practitioner
 from registry.selectors import practitioner_id_by_licence
+from registry.services import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 
 # Identifier systems. The first two are fixed: the synthetic region's generator writes them too.
 INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100

@@ -2,7 +2,8 @@
 
 Every authorised caller reads and searches (mCSD Find Matching Care Services, ITI-90); a source
 system writes only its own institution, that institution's departments and practitioners; staff
-write any (``registry.directory``). Searches page by key (a ``_cursor`` link), never by OFFSET.
+write any (the ``directory_*`` services of ``registry.services``). Searches (``registry.selectors``)
+page by key (a ``_cursor`` link), never by OFFSET.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources import directory as fhir_directory
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.views.base import FHIRView
-from registry import directory
+from registry import errors, selectors, services
 from registry.models import Department, Institution, Practitioner, SourceSystem
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
@@ -67,7 +68,7 @@ def _own_institution(request) -> Institution | None:
 
 def _version_headers(row) -> dict[str, str]:
     # ETag carries meta.versionId (R4 http.html#versioning); Last-Modified is meta.lastUpdated.
-    return {"ETag": f'W/"{directory.row_version(row)}"', "Last-Modified": http_date(row.updated_at.timestamp())}
+    return {"ETag": f'W/"{services.row_version(row)}"', "Last-Modified": http_date(row.updated_at.timestamp())}
 
 
 def _expected_version(request) -> str | None:
@@ -84,16 +85,16 @@ def _registry_write(write, parsed: fhir_directory.Parsed, resource_type: str):
     """Runs a directory write, telling its refusals the FHIR way."""
     try:
         return write()
-    except directory.DirectoryForbidden as exc:
+    except errors.DirectoryForbidden as exc:
         raise FHIRError.one(403, "forbidden", str(exc)) from None
-    except directory.VersionConflict as exc:
+    except errors.VersionConflict as exc:
         # R4 http.html#concurrency: a stale If-Match is 412 Precondition Failed.
         raise FHIRError.one(412, "conflict", str(exc)) from None
-    except directory.DuplicateEntry as exc:
+    except errors.DuplicateEntry as exc:
         raise FHIRError.one(409, "duplicate", str(exc)) from None
     except ValidationError as exc:
         raise fhir_directory.registry_errors(exc, parsed, resource_type) from None
-    except directory.RegistryError as exc:
+    except errors.RegistryError as exc:
         raise FHIRError.one(400, "business-rule", str(exc)) from None
 
 
@@ -451,10 +452,10 @@ class Organizations(DirectoryEntry):
     resource_type = "Organization"
     search_parameters = frozenset({"identifier", "name", "name:contains", "active", "type"})
     render = staticmethod(fhir_directory.organization_resource)
-    search = staticmethod(directory.institution_search)
-    page_after = staticmethod(directory.institution_page)
-    create = staticmethod(directory.directory_institution_create)
-    update = staticmethod(directory.directory_institution_update)
+    search = staticmethod(selectors.institution_search)
+    page_after = staticmethod(selectors.institution_page)
+    create = staticmethod(services.directory_institution_create)
+    update = staticmethod(services.directory_institution_update)
     row_keyword = "institution"
     key = staticmethod(attrgetter("code"))
     criteria = staticmethod(_organization_criteria)
@@ -477,7 +478,7 @@ class Organizations(DirectoryEntry):
         return fhir_directory.parse_organization(data)
 
     def existing(self, system, value, fields):
-        return directory.institution_search(
+        return selectors.institution_search(
             codes=[value.upper()] if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM) else [],
             licence_numbers=[value.upper()] if system in (None, fhir_directory.INSTITUTION_LICENCE_SYSTEM) else [],
         )
@@ -503,10 +504,10 @@ class Practitioners(DirectoryEntry):
     resource_type = "Practitioner"
     search_parameters = frozenset({"identifier", "name", "name:contains", "active", "organization"})
     render = staticmethod(fhir_directory.practitioner_resource)
-    search = staticmethod(directory.practitioner_search)
-    page_after = staticmethod(directory.practitioner_page)
-    create = staticmethod(directory.directory_practitioner_create)
-    update = staticmethod(directory.directory_practitioner_update)
+    search = staticmethod(selectors.practitioner_search)
+    page_after = staticmethod(selectors.practitioner_page)
+    create = staticmethod(services.directory_practitioner_create)
+    update = staticmethod(services.directory_practitioner_update)
     row_keyword = "practitioner"
     key = staticmethod(attrgetter("pk"))
     parse = staticmethod(fhir_directory.parse_practitioner)
@@ -569,8 +570,8 @@ class Locations(DirectoryEntry):
     search_parameters = frozenset({"identifier", "name", "name:contains", "organization", "status"})
     render = staticmethod(fhir_directory.location_resource)
     parse = staticmethod(fhir_directory.parse_location)
-    create = staticmethod(directory.directory_department_create)
-    update = staticmethod(directory.directory_department_update)
+    create = staticmethod(services.directory_department_create)
+    update = staticmethod(services.directory_department_update)
     row_keyword = "department"
     key = staticmethod(fhir_directory.location_id)
 
@@ -597,7 +598,7 @@ class Locations(DirectoryEntry):
 
     def criteria(self, query):
         params = query.params
-        criteria = directory.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
+        criteria = selectors.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
             if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM):
@@ -619,10 +620,10 @@ class Locations(DirectoryEntry):
         return criteria
 
     def count(self, criteria):
-        return directory.site_count(criteria)
+        return selectors.site_count(criteria)
 
     def page(self, criteria, *, cursor, limit):
-        return directory.site_page(criteria, after=_location_cursor(cursor), limit=limit)
+        return selectors.site_page(criteria, after=_location_cursor(cursor), limit=limit)
 
     def existing(self, system, value, fields):
         # A department code is unique within its institution: the match is sought there.
