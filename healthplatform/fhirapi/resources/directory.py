@@ -24,19 +24,19 @@ from fhir.resources.R4B.practitioner import Practitioner as FHIRPractitioner
 from ehr.services import identifier_criteria
 from healthplatform.fhirapi.exceptions import validation_issues
 from healthplatform.fhirapi.outcome import FHIRError, Issue
+from registry.codes import (
+    DEPARTMENT_CODE_SYSTEM,
+    INSTITUTION_CODE_SYSTEM,
+    INSTITUTION_KIND_SYSTEM,
+    INSTITUTION_LEVEL_SYSTEM,
+    INSTITUTION_LICENCE_SYSTEM,
+    PRACTITIONER_LICENCE_SYSTEM,
+    PRACTITIONER_ROLE_SYSTEM,
+)
 from registry.models import Department, Institution, Practitioner
 from registry.selectors import practitioner_id_by_licence
 from registry.services import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 
-# Identifier systems. The first two are fixed: the synthetic region's generator writes them too.
-INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
-PRACTITIONER_LICENCE_SYSTEM = "urn:platform:practitioner-licence"  # practising certificate / registration
-INSTITUTION_LICENCE_SYSTEM = "urn:platform:institution-licence"  # 医疗机构执业许可证登记号 / drug trade licence
-DEPARTMENT_CODE_SYSTEM = "urn:platform:department-code"  # subject code, unique within its institution
-# The registry's own code lists (Institution.Kind, Institution.Level, Practitioner.Role).
-INSTITUTION_KIND_SYSTEM = "urn:platform:institution-kind"
-INSTITUTION_LEVEL_SYSTEM = "urn:platform:institution-level"
-PRACTITIONER_ROLE_SYSTEM = "urn:platform:practitioner-role"
 # R4 Practitioner has no element for where a practitioner works (PractitionerRole does, which this
 # directory does not serve yet): two platform extensions carry the institution and department.
 PRACTITIONER_ORGANIZATION_EXTENSION = "urn:platform:extension:practitioner-organization"

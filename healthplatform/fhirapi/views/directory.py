@@ -28,7 +28,7 @@ from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources import directory as fhir_directory
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.views.base import FHIRView
-from registry import errors, selectors, services
+from registry import codes, errors, selectors, services
 from registry.models import Department, Institution, Practitioner, SourceSystem
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
@@ -422,17 +422,17 @@ def _organization_criteria(query: _Search) -> dict | None:
         code = code.upper()
         if system is None:
             criteria.update(codes=[code], licence_numbers=[code])
-        elif system == fhir_directory.INSTITUTION_CODE_SYSTEM:
+        elif system == codes.INSTITUTION_CODE_SYSTEM:
             criteria["codes"] = [code]
-        elif system == fhir_directory.INSTITUTION_LICENCE_SYSTEM:
+        elif system == codes.INSTITUTION_LICENCE_SYSTEM:
             criteria["licence_numbers"] = [code]
         else:
             return None
     if (value := params.get("type")) is not None:
         system, code = search.token("type", value)
-        if system in (None, fhir_directory.INSTITUTION_KIND_SYSTEM) and code in Institution.Kind.values:
+        if system in (None, codes.INSTITUTION_KIND_SYSTEM) and code in Institution.Kind.values:
             criteria["kind"] = code
-        elif system in (None, fhir_directory.INSTITUTION_LEVEL_SYSTEM) and code in Institution.Level.values:
+        elif system in (None, codes.INSTITUTION_LEVEL_SYSTEM) and code in Institution.Level.values:
             criteria["level"] = code
         elif (system, code) in {
             (None, "prov"),
@@ -479,8 +479,8 @@ class Organizations(DirectoryEntry):
 
     def existing(self, system, value, fields):
         return selectors.institution_search(
-            codes=[value.upper()] if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM) else [],
-            licence_numbers=[value.upper()] if system in (None, fhir_directory.INSTITUTION_LICENCE_SYSTEM) else [],
+            codes=[value.upper()] if system in (None, codes.INSTITUTION_CODE_SYSTEM) else [],
+            licence_numbers=[value.upper()] if system in (None, codes.INSTITUTION_LICENCE_SYSTEM) else [],
         )
 
     def owner(self, institution):
@@ -534,7 +534,7 @@ class Practitioners(DirectoryEntry):
         criteria: dict = {**_names(params), "active": query.active("active")}
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
-            if system not in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
+            if system not in (None, codes.PRACTITIONER_LICENCE_SYSTEM):
                 return None
             criteria["licence_number"] = code
         if (value := params.get("organization")) is not None:
@@ -543,7 +543,7 @@ class Practitioners(DirectoryEntry):
         return criteria
 
     def existing(self, system, value, fields):
-        if system in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
+        if system in (None, codes.PRACTITIONER_LICENCE_SYSTEM):
             return self.search(licence_number=value)
         return Practitioner.objects.none()
 
@@ -601,11 +601,11 @@ class Locations(DirectoryEntry):
         criteria = selectors.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
-            if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM):
+            if system in (None, codes.INSTITUTION_CODE_SYSTEM):
                 criteria.institution_codes = [code.upper()]
             else:
                 criteria.sites = False
-            if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM):
+            if system in (None, codes.DEPARTMENT_CODE_SYSTEM):
                 criteria.department_codes = [code]
             else:
                 criteria.departments = False
@@ -627,7 +627,7 @@ class Locations(DirectoryEntry):
 
     def existing(self, system, value, fields):
         # A department code is unique within its institution: the match is sought there.
-        if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM):
+        if system in (None, codes.DEPARTMENT_CODE_SYSTEM):
             return Department.objects.select_related("institution").filter(institution=fields.institution, code=value)
         return Department.objects.none()
 
