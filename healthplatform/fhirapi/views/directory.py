@@ -8,6 +8,7 @@ page by key (a ``_cursor`` link), never by OFFSET.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from operator import attrgetter
@@ -212,7 +213,8 @@ def _article(resource_type: str) -> str:
 class DirectoryEntry:
     """What the directory endpoints know of one resource type. A subclass per type declares how its rows
     are found, searched, rendered, parsed and written (the way NetBox declares its API views); the views
-    below turn that into read, search, create, update and vread, the same for every type.
+    below turn that into read, search, create, update and vread, the same for every type, and each type's
+    three views (at the end of this module) name their entry.
 
     Besides the attributes, a subclass defines ``lookup(id)`` (the row with this FHIR id, or None),
     ``criteria(query)`` (a search's criteria; None when nothing can match), ``parse(data, *,
@@ -230,26 +232,11 @@ class DirectoryEntry:
     update: Callable[..., Any]  # its update service: (*, writer, <row_keyword>=row, fields, expected_version)
     row_keyword: str  # the keyword the update service takes the row by
     key: Callable[[Any], Any]  # the cursor of the page after a row
-    # What the OpenAPI description says of the endpoints.
-    type_doc: str
-    instance_doc: str
+    # What the OpenAPI description says of the endpoints (besides the views' docstrings).
     filters: list[OpenApiParameter]  # the search parameters besides the common ones
     search_summary: str
     create_summary: str
     update_summary: str
-
-    @classmethod
-    def urlpatterns(cls) -> list:
-        """The type, instance and current-version views of this resource type, at their URLs."""
-        name, attrs = cls.resource_type, {"entry": cls(), "__module__": __name__}
-        type_view = type(f"{name}TypeView", (DirectoryTypeView,), {**attrs, "__doc__": cls.type_doc})
-        instance_view = type(f"{name}InstanceView", (DirectoryInstanceView,), {**attrs, "__doc__": cls.instance_doc})
-        version_view = type(f"{name}VersionView", (_CurrentVersionRead, instance_view), {"__module__": __name__})
-        return [
-            re_path(rf"^{name}/{_ID}{_VID}$", version_view.as_view(), name=f"{name.lower()}-vread"),
-            re_path(rf"^{name}$", type_view.as_view(), name=f"{name.lower()}-search"),
-            re_path(rf"^{name}/{_ID}$", instance_view.as_view(), name=f"{name.lower()}-read"),
-        ]
 
     def count(self, criteria) -> int:
         return self.search(**criteria).count()
@@ -397,6 +384,8 @@ class _CurrentVersionRead:
             get=extend_schema(
                 operation_id=f"fhir_{type_.lower()}_vread",
                 summary=f"Read {_article(type_)}'s current version",
+                # The OpenAPI description is this rule, the same for every type, not the view's docstring.
+                description=inspect.cleandoc(_CurrentVersionRead.__doc__),
                 responses=_FHIR_OBJECT,
             )
         )(cls)
@@ -460,8 +449,6 @@ class Organizations(DirectoryEntry):
     key = staticmethod(attrgetter("code"))
     criteria = staticmethod(_organization_criteria)
 
-    type_doc = "``/fhir/Organization``: search the region's institutions, or register one (staff)."
-    instance_doc = "``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: institution code or licence number"),
         OpenApiParameter("active", bool),
@@ -513,8 +500,6 @@ class Practitioners(DirectoryEntry):
     parse = staticmethod(fhir_directory.parse_practitioner)
     after = staticmethod(_practitioner_cursor)
 
-    type_doc = "``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."
-    instance_doc = "``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: the licence number"),
         OpenApiParameter("active", bool),
@@ -575,8 +560,6 @@ class Locations(DirectoryEntry):
     row_keyword = "department"
     key = staticmethod(fhir_directory.location_id)
 
-    type_doc = "``/fhir/Location``: search sites and departments, or add a department."
-    instance_doc = "``/fhir/Location/{id}``: read a site or department; update a department."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: institution code or department code"),
         OpenApiParameter("organization", str, description="Organization/{id}: the managing organization"),
@@ -640,4 +623,73 @@ class Locations(DirectoryEntry):
             raise error
 
 
-urlpatterns: list = [*Organizations.urlpatterns(), *Practitioners.urlpatterns(), *Locations.urlpatterns()]
+# --- The endpoints: three views a type, each naming its entry -----------------------------
+
+
+class OrganizationTypeView(DirectoryTypeView):
+    """``/fhir/Organization``: search the region's institutions, or register one (staff)."""
+
+    entry = Organizations()
+
+
+class OrganizationInstanceView(DirectoryInstanceView):
+    """``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."""
+
+    entry = Organizations()
+
+
+class OrganizationVersionView(_CurrentVersionRead, OrganizationInstanceView):
+    """``/fhir/Organization/{id}/_history/{vid}``: an institution's current version (vread)."""
+
+
+class PractitionerTypeView(DirectoryTypeView):
+    """``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."""
+
+    entry = Practitioners()
+
+
+class PractitionerInstanceView(DirectoryInstanceView):
+    """``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."""
+
+    entry = Practitioners()
+
+
+class PractitionerVersionView(_CurrentVersionRead, PractitionerInstanceView):
+    """``/fhir/Practitioner/{id}/_history/{vid}``: a practitioner's current version (vread)."""
+
+
+class LocationTypeView(DirectoryTypeView):
+    """``/fhir/Location``: search sites and departments, or add a department."""
+
+    entry = Locations()
+
+
+class LocationInstanceView(DirectoryInstanceView):
+    """``/fhir/Location/{id}``: read a site or department; update a department."""
+
+    entry = Locations()
+
+
+class LocationVersionView(_CurrentVersionRead, LocationInstanceView):
+    """``/fhir/Location/{id}/_history/{vid}``: a site's or department's current version (vread)."""
+
+
+def _urls(
+    type_view: type[DirectoryTypeView],
+    instance_view: type[DirectoryInstanceView],
+    version_view: type[DirectoryInstanceView],
+) -> list:
+    """One resource type's search/create, read/update and vread views at their URLs."""
+    name = type_view.entry.resource_type
+    return [
+        re_path(rf"^{name}/{_ID}{_VID}$", version_view.as_view(), name=f"{name.lower()}-vread"),
+        re_path(rf"^{name}$", type_view.as_view(), name=f"{name.lower()}-search"),
+        re_path(rf"^{name}/{_ID}$", instance_view.as_view(), name=f"{name.lower()}-read"),
+    ]
+
+
+urlpatterns: list = [
+    *_urls(OrganizationTypeView, OrganizationInstanceView, OrganizationVersionView),
+    *_urls(PractitionerTypeView, PractitionerInstanceView, PractitionerVersionView),
+    *_urls(LocationTypeView, LocationInstanceView, LocationVersionView),
+]
