@@ -1,4 +1,6 @@
-"""Formats of the national codes the registry holds, with their check characters.
+"""Formats of the national codes the registry holds, with their check characters, and the identifier
+systems that name those codes and the registry's own code lists wherever they leave the registry
+(FHIR resources, conditional references, the synthetic region's feeds).
 
 - Unified social credit code (统一社会信用代码), GB 32100-2015: 18 characters;
   1 registration authority, 1 organisation category, 6 administrative division
@@ -22,12 +24,16 @@ import re
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-# The registry's identifier systems on the FHIR side (Organization, Practitioner, Location identifiers and the
-# conditional references feeds send: ``Organization?identifier=urn:platform:institution-code|<code>``). The
-# first two are fixed: the synthetic region's generator writes them too.
+# Identifier systems. Fixed once published: stored resources and every feed's conditional
+# references (Organization?identifier=…, Practitioner?identifier=…) name them.
 INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
 PRACTITIONER_LICENCE_SYSTEM = "urn:platform:practitioner-licence"  # practising certificate / registration
 INSTITUTION_LICENCE_SYSTEM = "urn:platform:institution-licence"  # 医疗机构执业许可证登记号 / drug trade licence
+DEPARTMENT_CODE_SYSTEM = "urn:platform:department-code"  # subject code, unique within its institution
+# The registry's own code lists (Institution.Kind, Institution.Level, Practitioner.Role).
+INSTITUTION_KIND_SYSTEM = "urn:platform:institution-kind"
+INSTITUTION_LEVEL_SYSTEM = "urn:platform:institution-level"
+PRACTITIONER_ROLE_SYSTEM = "urn:platform:practitioner-role"
 
 # GB 32100-2015 table 1: the 31 characters a credit code may contain (no I, O, S, V, Z).
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -70,6 +71,160 @@ def practitioner_id_by_licence(licence_number: str) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+# --- The directory (IHE mCSD): its searches, paged by key (no OFFSET) ---------------------
+
+
+def _name_filter(fields: tuple[str, ...], text: str | None, contains: str | None) -> Q:
+    """FHIR string search (R4 search.html#string): ``name`` matches the start of the name or of any
+    word in it, case-insensitively; ``name:contains`` anywhere."""
+    q = Q()
+    if text:
+        starts = Q()
+        for field in fields:
+            starts |= Q(**{f"{field}__istartswith": text}) | Q(**{f"{field}__icontains": f" {text}"})
+        q &= starts
+    if contains:
+        anywhere = Q()
+        for field in fields:
+            anywhere |= Q(**{f"{field}__icontains": contains})
+        q &= anywhere
+    return q
+
+
+def institution_search(
+    *,
+    codes: list[str] | None = None,
+    licence_numbers: list[str] | None = None,
+    name: str | None = None,
+    name_contains: str | None = None,
+    active: bool | None = None,
+    kind: str | None = None,
+    level: str | None = None,
+) -> QuerySet[Institution]:
+    """Institutions matching every criterion given, in code order (the directory's keyset).
+
+    ``codes`` and ``licence_numbers`` given together match either (one identifier searched in any system).
+    """
+    qs = Institution.objects.all()
+    if codes is not None or licence_numbers is not None:
+        qs = qs.filter(Q(code__in=codes or []) | Q(licence_number__in=licence_numbers or []))
+    qs = qs.filter(_name_filter(("name",), name, name_contains))
+    if active is not None:
+        qs = qs.filter(active=active)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if level:
+        qs = qs.filter(level=level)
+    return qs.order_by("code")
+
+
+def institution_page(qs: QuerySet[Institution], *, after: str | None, limit: int) -> list[Institution]:
+    """Up to ``limit`` institutions of a search that come after the code ``after``."""
+    if after:
+        qs = qs.filter(code__gt=after)
+    return list(qs[:limit])
+
+
+def practitioner_search(
+    *,
+    licence_number: str | None = None,
+    name: str | None = None,
+    name_contains: str | None = None,
+    active: bool | None = None,
+    institution_code: str | None = None,
+) -> QuerySet[Practitioner]:
+    """Practitioners matching every criterion given (name: the Chinese name or its pinyin), in id order."""
+    qs = Practitioner.objects.select_related("institution", "department__institution")
+    if licence_number is not None:
+        qs = qs.filter(licence_number=licence_number.strip().upper())
+    qs = qs.filter(_name_filter(("name", "name_pinyin"), name, name_contains))
+    if active is not None:
+        qs = qs.filter(active=active)
+    if institution_code is not None:
+        qs = qs.filter(institution__code=institution_code)
+    return qs.order_by("pk")
+
+
+def practitioner_page(qs: QuerySet[Practitioner], *, after: int | None, limit: int) -> list[Practitioner]:
+    """Up to ``limit`` practitioners of a search whose primary key is above ``after``."""
+    if after is not None:
+        qs = qs.filter(pk__gt=after)
+    return list(qs[:limit])
+
+
+@dataclass
+class SiteSearch:
+    """Criteria of a Location search: sites (an institution's own premises) and departments together."""
+
+    institution_codes: list[str] | None = None  # site identifiers
+    department_codes: list[str] | None = None  # department identifiers
+    name: str | None = None
+    name_contains: str | None = None
+    institution_code: str | None = None  # the managing organization
+    active: bool | None = None
+    sites: bool = True
+    departments: bool = True
+
+
+def _site_queryset(criteria: SiteSearch) -> QuerySet[Institution]:
+    qs = Institution.objects.all()
+    if criteria.institution_codes is not None:
+        qs = qs.filter(code__in=criteria.institution_codes)
+    qs = qs.filter(_name_filter(("name",), criteria.name, criteria.name_contains))
+    if criteria.institution_code is not None:
+        qs = qs.filter(code=criteria.institution_code)
+    if criteria.active is not None:
+        qs = qs.filter(active=criteria.active)
+    return qs.order_by("code")
+
+
+def _department_queryset(criteria: SiteSearch) -> QuerySet[Department]:
+    qs = Department.objects.select_related("institution")
+    if criteria.department_codes is not None:
+        qs = qs.filter(code__in=criteria.department_codes)
+    qs = qs.filter(_name_filter(("name",), criteria.name, criteria.name_contains))
+    if criteria.institution_code is not None:
+        qs = qs.filter(institution__code=criteria.institution_code)
+    if criteria.active is not None:
+        qs = qs.filter(active=criteria.active)
+    return qs.order_by("institution__code", "code")
+
+
+def site_count(criteria: SiteSearch) -> int:
+    """How many sites and departments match (``_summary=count``)."""
+    total = _site_queryset(criteria).count() if criteria.sites else 0
+    return total + (_department_queryset(criteria).count() if criteria.departments else 0)
+
+
+def site_page(criteria: SiteSearch, *, after: tuple[str, str] | None, limit: int) -> list[Institution | Department]:
+    """Up to ``limit`` sites and departments after the key ``after``, in the order (institution code,
+    department code), a site first (its department code is ""): each institution's premises, then its
+    departments. Two keyset queries merged; neither skips rows with OFFSET.
+
+    The merge compares institution codes only (upper-case letters and digits of one length sort the
+    same in every collation); departments keep the database's order, the order its ``>`` follows
+    (a collation such as en_US ignores the "." of "04.01", Python does not).
+    """
+    rows: list[tuple[tuple[str, int], Institution | Department]] = []
+    if criteria.sites:
+        sites = _site_queryset(criteria)
+        if after:
+            sites = sites.filter(code__gt=after[0])
+        rows += [((s.code, 0), s) for s in sites[:limit]]
+    if criteria.departments:
+        departments = _department_queryset(criteria)
+        if after:
+            departments = departments.filter(
+                Q(institution__code__gt=after[0]) | Q(institution__code=after[0], code__gt=after[1])
+            )
+        rows += [((d.institution.code, 1), d) for d in departments[:limit]]
+    rows.sort(key=lambda kv: kv[0])  # stable: departments stay in the database's order
+    return [row for _, row in rows[:limit]]
+
+
+# --- Feeds and terminology -----------------------------------------------------------------
 
 
 def source_system_for_hl7_sender(*, sending_application: str, sending_facility: str) -> SourceSystem | None:

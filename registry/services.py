@@ -1,15 +1,28 @@
 """Writes to the registry. Each service validates, owns its transaction, and raises
-``ValidationError`` (field → message) or ``RegistryError`` with an actionable message."""
+``ValidationError`` (field → message) or a ``RegistryError`` (``registry.errors``) with an actionable
+message.
+
+Two kinds of writer: the platform's own (the admin, the seed, bulk import), which register anything,
+and the directory's (IHE mCSD, the ``directory_*`` services at the end), where a source system writes
+only for its own institution and every write checks the version the writer read.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from registry.errors import DirectoryForbidden, DuplicateEntry, RegistryError, SourceSystemAuthError, VersionConflict
 from registry.models import (
     CodeSystem,
     Concept,
@@ -19,14 +32,6 @@ from registry.models import (
     Practitioner,
     SourceSystem,
 )
-
-
-class RegistryError(Exception):
-    """A registry operation that cannot be done as asked."""
-
-
-class SourceSystemAuthError(RegistryError):
-    """Unknown client, wrong secret, or an inactive feed or institution."""
 
 
 def _validated_save(obj):
@@ -279,3 +284,257 @@ def registry_bulk_import(
         "source_systems": len(source_systems),
         "concept_map_entries": len(concept_map_entries),
     }
+
+
+# --- The directory (IHE mCSD): writes by source systems and staff ---------------------------
+# Ownership: a source system writes only for its own institution (the institution itself, its
+# departments, its practitioners); a staff user writes any entry. A row's version is derived from
+# ``updated_at``, which every save (services, admin, bulk import) moves, so optimistic locking needs no
+# column of its own. Nothing here knows FHIR: the FHIR API parses resources into these arguments.
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_Row = TypeVar("_Row", Institution, Department, Practitioner)
+
+
+def row_version(row: Institution | Department | Practitioner) -> str:
+    """The version of a directory row: its last save as microseconds since 1970 (FHIR ``meta.versionId``)."""
+    return str((row.updated_at - _EPOCH) // dt.timedelta(microseconds=1))
+
+
+# --- Directory: who may write -------------------------------------------------------
+
+
+def _writer_institution_id(writer) -> int | None:
+    """The institution a writer is confined to; None for a staff user (writes any)."""
+    if isinstance(writer, SourceSystem):
+        return writer.institution_id
+    if getattr(writer, "is_staff", False) and getattr(writer, "is_active", False):
+        return None
+    raise DirectoryForbidden("only a source system or a staff user writes to the directory")
+
+
+def _check_owner(writer, institution_id: int, what: str) -> None:
+    own = _writer_institution_id(writer)
+    if own is not None and own != institution_id:
+        raise DirectoryForbidden(f"a source system writes only its own institution's {what}")
+
+
+def _check_version(row, expected_version: str | None) -> None:
+    if expected_version is not None and expected_version != row_version(row):
+        raise VersionConflict(
+            f"the entry changed since version {expected_version} (now {row_version(row)}): read it again"
+        )
+
+
+def _save(row) -> None:
+    row.full_clean()
+    try:
+        # A savepoint, so a clash the check above could not see (a concurrent
+        # write) leaves the caller's transaction usable.
+        with transaction.atomic():
+            row.save()
+    except IntegrityError as exc:
+        raise DuplicateEntry("the entry already exists (a concurrent write registered it first)") from exc
+
+
+def _unique_clash(exc: ValidationError) -> bool:
+    """Whether a model validation failed on a uniqueness check (a duplicate, not a wrong value)."""
+    groups = exc.error_dict.values() if hasattr(exc, "error_dict") else [exc.error_list]
+    return any(error.code in ("unique", "unique_together") for group in groups for error in group)
+
+
+def _create(service: Callable[..., _Row], fields, *, duplicate: str) -> _Row:
+    """Registers a row through the registry's own ``service``, which takes a write's fields by name
+    (all but ``active``: a service registers an active row, deactivated here in the same transaction).
+    A uniqueness clash, seen by validation or by the database, is a DuplicateEntry saying ``duplicate``."""
+    arguments = {f.name: getattr(fields, f.name) for f in dataclasses.fields(fields) if f.name != "active"}
+    try:
+        with transaction.atomic():
+            row = service(**arguments)
+            if not fields.active:
+                row.active = False
+                row.save(update_fields=["active", "updated_at"])
+    except ValidationError as exc:
+        if _unique_clash(exc):
+            raise DuplicateEntry(duplicate) from exc
+        raise
+    except IntegrityError as exc:
+        raise DuplicateEntry(duplicate) from exc
+    return row
+
+
+def _locked(queryset: QuerySet[_Row], row: _Row, expected_version: str | None) -> _Row:
+    """The row read again under a row lock (the caller's transaction), refused if it changed since the
+    version the writer read."""
+    row = queryset.select_for_update().get(pk=row.pk)
+    _check_version(row, expected_version)
+    return row
+
+
+def _save_or_duplicate(row, message: str) -> None:
+    try:
+        _save(row)
+    except ValidationError as exc:
+        if _unique_clash(exc):
+            raise DuplicateEntry(message) from exc
+        raise
+
+
+# --- Directory: institutions (FHIR Organization) -------------------------------------
+
+
+@dataclass
+class InstitutionFields:
+    """What a directory write says about an institution."""
+
+    code: str
+    name: str
+    level: str
+    kind: str
+    division_code: str
+    district: str
+    licence_number: str
+    licence_valid_from: dt.date
+    licence_valid_until: dt.date
+    address: str = ""
+    phone: str = ""
+    active: bool = True
+
+
+def directory_institution_create(*, writer, fields: InstitutionFields) -> Institution:
+    """Registers an institution. Only staff do: a source system's own institution exists already."""
+    if _writer_institution_id(writer) is not None:
+        raise DirectoryForbidden("a source system cannot register an institution; ask the platform administrators")
+    return _create(
+        institution_create,
+        fields,
+        duplicate="an institution with this code or licence number is registered already",
+    )
+
+
+@transaction.atomic
+def directory_institution_update(
+    *, writer, institution: Institution, fields: InstitutionFields, expected_version: str | None = None
+) -> Institution:
+    """Replaces an institution's details (FHIR update). The code and kind are its identity and stay;
+    a source system may not (de)activate its institution: that cuts off every feed of it, an
+    administrator's decision."""
+    _check_owner(writer, institution.pk, "entry")
+    institution = _locked(Institution.objects, institution, expected_version)
+    errors = {}
+    if fields.code.strip().upper() != institution.code:
+        errors["code"] = ["The institution code is the institution's identity and cannot change."]
+    if fields.kind != institution.kind:
+        errors["kind"] = ["The kind of institution cannot change; register the new institution instead."]
+    if errors:
+        raise ValidationError(errors)
+    if fields.active != institution.active and _writer_institution_id(writer) is not None:
+        raise DirectoryForbidden("only the platform administrators activate or deactivate an institution")
+    institution.name = fields.name.strip()
+    institution.level = fields.level
+    institution.division_code = fields.division_code
+    institution.district = fields.district.strip()
+    institution.address = fields.address.strip()
+    institution.phone = fields.phone.strip()
+    institution.licence_number = fields.licence_number.strip().upper()
+    institution.licence_valid_from = fields.licence_valid_from
+    institution.licence_valid_until = fields.licence_valid_until
+    institution.active = fields.active
+    _save_or_duplicate(institution, "an institution with this licence number is registered already")
+    return institution
+
+
+# --- Directory: departments (FHIR Location) ------------------------------------------
+
+
+@dataclass
+class DepartmentFields:
+    """What a directory write says about a department."""
+
+    institution: Institution
+    code: str
+    name: str
+    active: bool = True
+
+
+def directory_department_create(*, writer, fields: DepartmentFields) -> Department:
+    """Adds a department to an institution the writer may write for."""
+    _check_owner(writer, fields.institution.pk, "departments")
+    return _create(
+        department_create,
+        fields,
+        duplicate="the institution has a department with this code already",
+    )
+
+
+@transaction.atomic
+def directory_department_update(
+    *, writer, department: Department, fields: DepartmentFields, expected_version: str | None = None
+) -> Department:
+    """Renames or (de)activates a department. Its institution and code are its identity (and its id)."""
+    _check_owner(writer, department.institution_id, "departments")
+    department = _locked(Department.objects.select_related("institution"), department, expected_version)
+    errors = {}
+    if fields.institution.pk != department.institution_id:
+        errors["institution"] = ["A department cannot move to another institution."]
+    if fields.code.strip() != department.code:
+        errors["code"] = ["The department code is the department's identity and cannot change."]
+    if errors:
+        raise ValidationError(errors)
+    department.name = fields.name.strip()
+    department.active = fields.active
+    _save(department)
+    return department
+
+
+# --- Directory: practitioners (FHIR Practitioner) ------------------------------------
+
+
+@dataclass
+class PractitionerFields:
+    """What a directory write says about a practitioner."""
+
+    institution: Institution
+    licence_number: str
+    name: str
+    role: str
+    valid_from: dt.date
+    valid_until: dt.date | None = None
+    department: Department | None = None
+    name_pinyin: str = ""
+    active: bool = True
+
+
+_DUPLICATE_LICENCE = "a practitioner with this licence number is registered in this role already"
+
+
+def directory_practitioner_create(*, writer, fields: PractitionerFields) -> Practitioner:
+    """Registers a practitioner at an institution the writer may write for."""
+    _check_owner(writer, fields.institution.pk, "practitioners")
+    return _create(
+        practitioner_register,
+        fields,
+        duplicate=_DUPLICATE_LICENCE,
+    )
+
+
+@transaction.atomic
+def directory_practitioner_update(
+    *, writer, practitioner: Practitioner, fields: PractitionerFields, expected_version: str | None = None
+) -> Practitioner:
+    """Replaces a practitioner's registration. A source system may neither touch another institution's
+    practitioner nor move its own to another institution."""
+    _check_owner(writer, practitioner.institution_id, "practitioners")
+    _check_owner(writer, fields.institution.pk, "practitioners")
+    practitioner = _locked(Practitioner.objects, practitioner, expected_version)
+    practitioner.institution = fields.institution
+    practitioner.department = fields.department
+    practitioner.licence_number = fields.licence_number.strip().upper()
+    practitioner.role = fields.role
+    practitioner.name = fields.name.strip()
+    practitioner.name_pinyin = fields.name_pinyin.strip()
+    practitioner.valid_from = fields.valid_from
+    practitioner.valid_until = fields.valid_until
+    practitioner.active = fields.active
+    _save_or_duplicate(practitioner, _DUPLICATE_LICENCE)
+    return practitioner

@@ -12,14 +12,16 @@ from django.test import Client
 from fhir.resources.R4B import get_fhir_model_class
 
 from healthplatform.fhirapi.resources.directory import (
+    NAME_REPRESENTATION_EXTENSION,
+    PRACTITIONER_ORGANIZATION_EXTENSION,
+)
+from registry.codes import (
     DEPARTMENT_CODE_SYSTEM,
     INSTITUTION_CODE_SYSTEM,
     INSTITUTION_KIND_SYSTEM,
     INSTITUTION_LEVEL_SYSTEM,
     INSTITUTION_LICENCE_SYSTEM,
-    NAME_REPRESENTATION_EXTENSION,
     PRACTITIONER_LICENCE_SYSTEM,
-    PRACTITIONER_ORGANIZATION_EXTENSION,
     PRACTITIONER_ROLE_SYSTEM,
 )
 from registry.models import Department, Institution, Practitioner

@@ -6,7 +6,7 @@ Ids are derived from the registry's own keys, so they are stable and need no col
 ``Organization/{institution code}``, ``Location/{institution code}`` (the institution's site),
 ``Location/{institution code}-{department code}``, ``Practitioner/{primary key}``. An institution code
 (GB 32100) and a department code never contain "-", so the two Location forms cannot collide.
-``meta.versionId`` is the row's last save (``registry.directory.row_version``).
+``meta.versionId`` is the row's last save (``registry.services.row_version``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from fhir.resources.R4B.practitioner import Practitioner as FHIRPractitioner
 
 from healthplatform.fhirapi.outcome import FHIRError, Issue
 from healthplatform.ingest.validation import validation_issues
-from registry.directory import DepartmentFields, InstitutionFields, PractitionerFields, row_version
+from registry.codes import (
+    DEPARTMENT_CODE_SYSTEM,
+    INSTITUTION_CODE_SYSTEM,
+    INSTITUTION_KIND_SYSTEM,
+    INSTITUTION_LEVEL_SYSTEM,
+    INSTITUTION_LICENCE_SYSTEM,
+    PRACTITIONER_LICENCE_SYSTEM,
+    PRACTITIONER_ROLE_SYSTEM,
+)
 from registry.models import Department, Institution, Practitioner
+from registry.services import DepartmentFields, InstitutionFields, PractitionerFields, row_version
 
-# Identifier systems. The first two are fixed: the synthetic region's generator writes them too.
-INSTITUTION_CODE_SYSTEM = "urn:platform:institution-code"  # unified social credit code, GB 32100
-PRACTITIONER_LICENCE_SYSTEM = "urn:platform:practitioner-licence"  # practising certificate / registration
-INSTITUTION_LICENCE_SYSTEM = "urn:platform:institution-licence"  # 医疗机构执业许可证登记号 / drug trade licence
-DEPARTMENT_CODE_SYSTEM = "urn:platform:department-code"  # subject code, unique within its institution
-# The registry's own code lists (Institution.Kind, Institution.Level, Practitioner.Role).
-INSTITUTION_KIND_SYSTEM = "urn:platform:institution-kind"
-INSTITUTION_LEVEL_SYSTEM = "urn:platform:institution-level"
-PRACTITIONER_ROLE_SYSTEM = "urn:platform:practitioner-role"
 # R4 Practitioner has no element for where a practitioner works (PractitionerRole does, which this
 # directory does not serve yet): two platform extensions carry the institution and department.
 PRACTITIONER_ORGANIZATION_EXTENSION = "urn:platform:extension:practitioner-organization"

@@ -2,11 +2,13 @@
 
 Every authorised caller reads and searches (mCSD Find Matching Care Services, ITI-90); a source
 system writes only its own institution, that institution's departments and practitioners; staff
-write any (``registry.directory``). Searches page by key (a ``_cursor`` link), never by OFFSET.
+write any (the ``directory_*`` services of ``registry.services``). Searches (``registry.selectors``)
+page by key (a ``_cursor`` link), never by OFFSET.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from operator import attrgetter
@@ -27,7 +29,7 @@ from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
 from healthplatform.fhirapi.resources import directory as fhir_directory
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.views.base import FHIRView
-from registry import directory
+from registry import codes, errors, selectors, services
 from registry.models import Department, Institution, Practitioner, SourceSystem
 
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
@@ -67,7 +69,7 @@ def _own_institution(request) -> Institution | None:
 
 def _version_headers(row) -> dict[str, str]:
     # ETag carries meta.versionId (R4 http.html#versioning); Last-Modified is meta.lastUpdated.
-    return {"ETag": f'W/"{directory.row_version(row)}"', "Last-Modified": http_date(row.updated_at.timestamp())}
+    return {"ETag": f'W/"{services.row_version(row)}"', "Last-Modified": http_date(row.updated_at.timestamp())}
 
 
 def _expected_version(request) -> str | None:
@@ -84,16 +86,16 @@ def _registry_write(write, parsed: fhir_directory.Parsed, resource_type: str):
     """Runs a directory write, telling its refusals the FHIR way."""
     try:
         return write()
-    except directory.DirectoryForbidden as exc:
+    except errors.DirectoryForbidden as exc:
         raise FHIRError.one(403, "forbidden", str(exc)) from None
-    except directory.VersionConflict as exc:
+    except errors.VersionConflict as exc:
         # R4 http.html#concurrency: a stale If-Match is 412 Precondition Failed.
         raise FHIRError.one(412, "conflict", str(exc)) from None
-    except directory.DuplicateEntry as exc:
+    except errors.DuplicateEntry as exc:
         raise FHIRError.one(409, "duplicate", str(exc)) from None
     except ValidationError as exc:
         raise fhir_directory.registry_errors(exc, parsed, resource_type) from None
-    except directory.RegistryError as exc:
+    except errors.RegistryError as exc:
         raise FHIRError.one(400, "business-rule", str(exc)) from None
 
 
@@ -211,7 +213,8 @@ def _article(resource_type: str) -> str:
 class DirectoryEntry:
     """What the directory endpoints know of one resource type. A subclass per type declares how its rows
     are found, searched, rendered, parsed and written (the way NetBox declares its API views); the views
-    below turn that into read, search, create, update and vread, the same for every type.
+    below turn that into read, search, create, update and vread, the same for every type, and each type's
+    three views (at the end of this module) name their entry.
 
     Besides the attributes, a subclass defines ``lookup(id)`` (the row with this FHIR id, or None),
     ``criteria(query)`` (a search's criteria; None when nothing can match), ``parse(data, *,
@@ -229,26 +232,11 @@ class DirectoryEntry:
     update: Callable[..., Any]  # its update service: (*, writer, <row_keyword>=row, fields, expected_version)
     row_keyword: str  # the keyword the update service takes the row by
     key: Callable[[Any], Any]  # the cursor of the page after a row
-    # What the OpenAPI description says of the endpoints.
-    type_doc: str
-    instance_doc: str
+    # What the OpenAPI description says of the endpoints (besides the views' docstrings).
     filters: list[OpenApiParameter]  # the search parameters besides the common ones
     search_summary: str
     create_summary: str
     update_summary: str
-
-    @classmethod
-    def urlpatterns(cls) -> list:
-        """The type, instance and current-version views of this resource type, at their URLs."""
-        name, attrs = cls.resource_type, {"entry": cls(), "__module__": __name__}
-        type_view = type(f"{name}TypeView", (DirectoryTypeView,), {**attrs, "__doc__": cls.type_doc})
-        instance_view = type(f"{name}InstanceView", (DirectoryInstanceView,), {**attrs, "__doc__": cls.instance_doc})
-        version_view = type(f"{name}VersionView", (_CurrentVersionRead, instance_view), {"__module__": __name__})
-        return [
-            re_path(rf"^{name}/{_ID}{_VID}$", version_view.as_view(), name=f"{name.lower()}-vread"),
-            re_path(rf"^{name}$", type_view.as_view(), name=f"{name.lower()}-search"),
-            re_path(rf"^{name}/{_ID}$", instance_view.as_view(), name=f"{name.lower()}-read"),
-        ]
 
     def count(self, criteria) -> int:
         return self.search(**criteria).count()
@@ -396,6 +384,8 @@ class _CurrentVersionRead:
             get=extend_schema(
                 operation_id=f"fhir_{type_.lower()}_vread",
                 summary=f"Read {_article(type_)}'s current version",
+                # The OpenAPI description is this rule, the same for every type, not the view's docstring.
+                description=inspect.cleandoc(_CurrentVersionRead.__doc__),
                 responses=_FHIR_OBJECT,
             )
         )(cls)
@@ -421,17 +411,17 @@ def _organization_criteria(query: _Search) -> dict | None:
         code = code.upper()
         if system is None:
             criteria.update(codes=[code], licence_numbers=[code])
-        elif system == fhir_directory.INSTITUTION_CODE_SYSTEM:
+        elif system == codes.INSTITUTION_CODE_SYSTEM:
             criteria["codes"] = [code]
-        elif system == fhir_directory.INSTITUTION_LICENCE_SYSTEM:
+        elif system == codes.INSTITUTION_LICENCE_SYSTEM:
             criteria["licence_numbers"] = [code]
         else:
             return None
     if (value := params.get("type")) is not None:
         system, code = search.token("type", value)
-        if system in (None, fhir_directory.INSTITUTION_KIND_SYSTEM) and code in Institution.Kind.values:
+        if system in (None, codes.INSTITUTION_KIND_SYSTEM) and code in Institution.Kind.values:
             criteria["kind"] = code
-        elif system in (None, fhir_directory.INSTITUTION_LEVEL_SYSTEM) and code in Institution.Level.values:
+        elif system in (None, codes.INSTITUTION_LEVEL_SYSTEM) and code in Institution.Level.values:
             criteria["level"] = code
         elif (system, code) in {
             (None, "prov"),
@@ -451,16 +441,14 @@ class Organizations(DirectoryEntry):
     resource_type = "Organization"
     search_parameters = frozenset({"identifier", "name", "name:contains", "active", "type"})
     render = staticmethod(fhir_directory.organization_resource)
-    search = staticmethod(directory.institution_search)
-    page_after = staticmethod(directory.institution_page)
-    create = staticmethod(directory.directory_institution_create)
-    update = staticmethod(directory.directory_institution_update)
+    search = staticmethod(selectors.institution_search)
+    page_after = staticmethod(selectors.institution_page)
+    create = staticmethod(services.directory_institution_create)
+    update = staticmethod(services.directory_institution_update)
     row_keyword = "institution"
     key = staticmethod(attrgetter("code"))
     criteria = staticmethod(_organization_criteria)
 
-    type_doc = "``/fhir/Organization``: search the region's institutions, or register one (staff)."
-    instance_doc = "``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: institution code or licence number"),
         OpenApiParameter("active", bool),
@@ -477,9 +465,9 @@ class Organizations(DirectoryEntry):
         return fhir_directory.parse_organization(data)
 
     def existing(self, system, value, fields):
-        return directory.institution_search(
-            codes=[value.upper()] if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM) else [],
-            licence_numbers=[value.upper()] if system in (None, fhir_directory.INSTITUTION_LICENCE_SYSTEM) else [],
+        return selectors.institution_search(
+            codes=[value.upper()] if system in (None, codes.INSTITUTION_CODE_SYSTEM) else [],
+            licence_numbers=[value.upper()] if system in (None, codes.INSTITUTION_LICENCE_SYSTEM) else [],
         )
 
     def owner(self, institution):
@@ -503,17 +491,15 @@ class Practitioners(DirectoryEntry):
     resource_type = "Practitioner"
     search_parameters = frozenset({"identifier", "name", "name:contains", "active", "organization"})
     render = staticmethod(fhir_directory.practitioner_resource)
-    search = staticmethod(directory.practitioner_search)
-    page_after = staticmethod(directory.practitioner_page)
-    create = staticmethod(directory.directory_practitioner_create)
-    update = staticmethod(directory.directory_practitioner_update)
+    search = staticmethod(selectors.practitioner_search)
+    page_after = staticmethod(selectors.practitioner_page)
+    create = staticmethod(services.directory_practitioner_create)
+    update = staticmethod(services.directory_practitioner_update)
     row_keyword = "practitioner"
     key = staticmethod(attrgetter("pk"))
     parse = staticmethod(fhir_directory.parse_practitioner)
     after = staticmethod(_practitioner_cursor)
 
-    type_doc = "``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."
-    instance_doc = "``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: the licence number"),
         OpenApiParameter("active", bool),
@@ -533,7 +519,7 @@ class Practitioners(DirectoryEntry):
         criteria: dict = {**_names(params), "active": query.active("active")}
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
-            if system not in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
+            if system not in (None, codes.PRACTITIONER_LICENCE_SYSTEM):
                 return None
             criteria["licence_number"] = code
         if (value := params.get("organization")) is not None:
@@ -542,7 +528,7 @@ class Practitioners(DirectoryEntry):
         return criteria
 
     def existing(self, system, value, fields):
-        if system in (None, fhir_directory.PRACTITIONER_LICENCE_SYSTEM):
+        if system in (None, codes.PRACTITIONER_LICENCE_SYSTEM):
             return self.search(licence_number=value)
         return Practitioner.objects.none()
 
@@ -569,13 +555,11 @@ class Locations(DirectoryEntry):
     search_parameters = frozenset({"identifier", "name", "name:contains", "organization", "status"})
     render = staticmethod(fhir_directory.location_resource)
     parse = staticmethod(fhir_directory.parse_location)
-    create = staticmethod(directory.directory_department_create)
-    update = staticmethod(directory.directory_department_update)
+    create = staticmethod(services.directory_department_create)
+    update = staticmethod(services.directory_department_update)
     row_keyword = "department"
     key = staticmethod(fhir_directory.location_id)
 
-    type_doc = "``/fhir/Location``: search sites and departments, or add a department."
-    instance_doc = "``/fhir/Location/{id}``: read a site or department; update a department."
     filters = [
         OpenApiParameter("identifier", str, description="system|value: institution code or department code"),
         OpenApiParameter("organization", str, description="Organization/{id}: the managing organization"),
@@ -597,14 +581,14 @@ class Locations(DirectoryEntry):
 
     def criteria(self, query):
         params = query.params
-        criteria = directory.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
+        criteria = selectors.SiteSearch(name=params.get("name"), name_contains=params.get("name:contains"))
         if (value := params.get("identifier")) is not None:
             system, code = search.token("identifier", value)
-            if system in (None, fhir_directory.INSTITUTION_CODE_SYSTEM):
+            if system in (None, codes.INSTITUTION_CODE_SYSTEM):
                 criteria.institution_codes = [code.upper()]
             else:
                 criteria.sites = False
-            if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM):
+            if system in (None, codes.DEPARTMENT_CODE_SYSTEM):
                 criteria.department_codes = [code]
             else:
                 criteria.departments = False
@@ -619,14 +603,14 @@ class Locations(DirectoryEntry):
         return criteria
 
     def count(self, criteria):
-        return directory.site_count(criteria)
+        return selectors.site_count(criteria)
 
     def page(self, criteria, *, cursor, limit):
-        return directory.site_page(criteria, after=_location_cursor(cursor), limit=limit)
+        return selectors.site_page(criteria, after=_location_cursor(cursor), limit=limit)
 
     def existing(self, system, value, fields):
         # A department code is unique within its institution: the match is sought there.
-        if system in (None, fhir_directory.DEPARTMENT_CODE_SYSTEM):
+        if system in (None, codes.DEPARTMENT_CODE_SYSTEM):
             return Department.objects.select_related("institution").filter(institution=fields.institution, code=value)
         return Department.objects.none()
 
@@ -639,4 +623,73 @@ class Locations(DirectoryEntry):
             raise error
 
 
-urlpatterns: list = [*Organizations.urlpatterns(), *Practitioners.urlpatterns(), *Locations.urlpatterns()]
+# --- The endpoints: three views a type, each naming its entry -----------------------------
+
+
+class OrganizationTypeView(DirectoryTypeView):
+    """``/fhir/Organization``: search the region's institutions, or register one (staff)."""
+
+    entry = Organizations()
+
+
+class OrganizationInstanceView(DirectoryInstanceView):
+    """``/fhir/Organization/{id}``: read an institution, or update it (its own feed, or staff)."""
+
+    entry = Organizations()
+
+
+class OrganizationVersionView(_CurrentVersionRead, OrganizationInstanceView):
+    """``/fhir/Organization/{id}/_history/{vid}``: an institution's current version (vread)."""
+
+
+class PractitionerTypeView(DirectoryTypeView):
+    """``/fhir/Practitioner``: search practitioners, or register one at the caller's institution."""
+
+    entry = Practitioners()
+
+
+class PractitionerInstanceView(DirectoryInstanceView):
+    """``/fhir/Practitioner/{id}``: read a practitioner, or update one (its institution's feed, or staff)."""
+
+    entry = Practitioners()
+
+
+class PractitionerVersionView(_CurrentVersionRead, PractitionerInstanceView):
+    """``/fhir/Practitioner/{id}/_history/{vid}``: a practitioner's current version (vread)."""
+
+
+class LocationTypeView(DirectoryTypeView):
+    """``/fhir/Location``: search sites and departments, or add a department."""
+
+    entry = Locations()
+
+
+class LocationInstanceView(DirectoryInstanceView):
+    """``/fhir/Location/{id}``: read a site or department; update a department."""
+
+    entry = Locations()
+
+
+class LocationVersionView(_CurrentVersionRead, LocationInstanceView):
+    """``/fhir/Location/{id}/_history/{vid}``: a site's or department's current version (vread)."""
+
+
+def _urls(
+    type_view: type[DirectoryTypeView],
+    instance_view: type[DirectoryInstanceView],
+    version_view: type[DirectoryInstanceView],
+) -> list:
+    """One resource type's search/create, read/update and vread views at their URLs."""
+    name = type_view.entry.resource_type
+    return [
+        re_path(rf"^{name}/{_ID}{_VID}$", version_view.as_view(), name=f"{name.lower()}-vread"),
+        re_path(rf"^{name}$", type_view.as_view(), name=f"{name.lower()}-search"),
+        re_path(rf"^{name}/{_ID}$", instance_view.as_view(), name=f"{name.lower()}-read"),
+    ]
+
+
+urlpatterns: list = [
+    *_urls(OrganizationTypeView, OrganizationInstanceView, OrganizationVersionView),
+    *_urls(PractitionerTypeView, PractitionerInstanceView, PractitionerVersionView),
+    *_urls(LocationTypeView, LocationInstanceView, LocationVersionView),
+]
