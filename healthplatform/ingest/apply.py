@@ -514,3 +514,32 @@ def resource_delete(
     """``DELETE [type]/[id]`` (R4 http.html#delete): a logical delete, every version kept."""
     entry = Entry("DELETE", resource_type, fhir_id=fhir_id, if_match=if_match, single=True)
     return transaction_apply(caller=caller, entries=[entry], received=received)[0]
+
+
+def bundle_apply_as_source(*, source_id: int, bundle: dict) -> dict:
+    """A Bundle applied as a registered source system outside any HTTP request (a Celery task, a feed worker):
+    its entries' statuses and locations as plain data, or the refusal."""
+    import json
+
+    from registry.models import SourceSystem
+
+    source = SourceSystem.objects.select_related("institution").get(pk=source_id)
+    caller = Caller(source, source.client_id)
+    received = Received(request_line="TASK ingest.bundle_apply", body=json.dumps(bundle, ensure_ascii=False))
+    try:
+        kind, results = bundle_apply(caller=caller, bundle=bundle, received=received)
+    except PlatformError as exc:
+        return {"status": exc.status, "issues": [i.message for i in exc.issues]}
+    answers = []
+    for result in results:
+        if result.error is not None:
+            answers.append({"status": result.error.status, "issues": [i.message for i in result.error.issues]})
+            continue
+        written = result.written
+        row = written.resource or written.document
+        kind_of = written.entry.resource_type
+        location = None
+        if row is not None:
+            location = f"{kind_of}/{getattr(row, 'fhir_id', None) or row.uuid}"
+        answers.append({"outcome": written.outcome, "location": location})
+    return {"status": 200, "type": kind, "entries": answers}
