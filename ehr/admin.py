@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ehr.models import Resource, ResourceVersion, Submission
-from mpi.admin import ReadLoggedAdmin
+from healthplatform.audit.admin import ReadLoggedAdmin
 
 
 def _pretty(body: dict) -> str:

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from emr.models import DocumentEntry, DocumentVersion
-from mpi.admin import ReadLoggedAdmin
+from healthplatform.audit.admin import ReadLoggedAdmin
 
 
 def _pretty(resource: dict) -> str:

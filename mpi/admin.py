@@ -7,8 +7,6 @@ actor and the reason they typed, so it lands in the history like any other.
 
 from __future__ import annotations
 
-import logging
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -21,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from healthplatform.audit.admin import ReadLoggedAdmin, admin_read_log
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, Person, ReviewItem
 from mpi.services import (
     MPIError,
@@ -89,35 +88,6 @@ FLAG_LABELS = {
     "document_invalid": _("document number has an unexpected form"),
     "document_type_unknown": _("unknown identity document type"),
 }
-
-
-# Every read of a resident's record is attributable: the admin's reads go to the same access log as
-# the FHIR API's (who, what kind of record, which id; never names or identifiers).
-access_log = logging.getLogger("healthplatform.access")
-
-
-def _log_read(request, kind: str, object_id) -> None:
-    access_log.info(
-        "admin read user=%s record=%s id=%s",
-        request.user.get_username(),
-        kind,
-        object_id,
-        extra={"client": f"admin:{request.user.get_username()}", "record": kind, "record_id": str(object_id)},
-    )
-
-
-class ReadLoggedAdmin(admin.ModelAdmin):
-    """A model admin whose list and detail pages are logged as reads of resident records."""
-
-    record_kind = ""
-
-    def changelist_view(self, request, extra_context=None):
-        _log_read(request, f"{self.record_kind}-list", "-")
-        return super().changelist_view(request, extra_context)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        _log_read(request, self.record_kind, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def _actor(request) -> str:
@@ -245,7 +215,7 @@ class ReviewItemAdmin(ReadLoggedAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         item = get_object_or_404(ReviewItem.objects.select_related("identity", "candidate"), pk=pk)
-        _log_read(request, "possible-match", pk)
+        admin_read_log(request, "possible-match", pk)
         form = ReasonForm(request.POST or None)
         if request.method == "POST":
             if not request.user.has_perm("mpi.change_reviewitem") and not request.user.is_superuser:

@@ -1,0 +1,6 @@
+"""The audit of reads: who read which resident's record, whatever door they came through.
+
+Today every read is a line on the ``healthplatform.access`` log (who, what kind of record, which id — never
+names or identity numbers): the FHIR API's per request (``fhirapi.access_log``), the admin's per page
+(``ReadLoggedAdmin``). An audit store keyed by the person (IHE BALP) comes with the clinician viewer.
+"""
