@@ -32,3 +32,20 @@ def _process_memory_forgotten():
     _resolved.clear()
     _SOURCES.clear()
     cache.clear()
+
+
+@pytest.fixture
+def documents_folder(settings, tmp_path):
+    """The document store's content in a temporary folder."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "documents": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+
+
+@pytest.fixture
+def world(db, documents_folder):
+    """Hospital A and hospital B, each with its feed, its patient, a resource of every type and a document."""
+    from tests.fhirapi.tenants import world_build
+
+    return world_build()

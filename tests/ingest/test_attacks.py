@@ -13,7 +13,7 @@ from emr.models import DocumentEntry
 from mpi.models import Identity
 from tests.fhirapi.client import FHIR_JSON, issues
 from tests.fhirapi.samples import sample
-from tests.ingest.conftest import document_body, post
+from tests.fhirapi.tenants import document_body, post
 
 pytestmark = pytest.mark.django_db
 

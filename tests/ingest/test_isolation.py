@@ -19,7 +19,7 @@ from ehr.models import Resource
 from emr.models import DocumentEntry
 from tests.fhirapi.client import FHIR_JSON
 from tests.fhirapi.samples import TYPES, sample
-from tests.ingest.conftest import document_body, post
+from tests.fhirapi.tenants import document_body, post
 
 pytestmark = pytest.mark.django_db
 

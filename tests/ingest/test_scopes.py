@@ -12,7 +12,7 @@ from django.test import Client
 from ehr.indexing import SPECS
 from tests.fhirapi.client import FHIR_JSON, basic
 from tests.fhirapi.samples import TYPES, sample
-from tests.ingest.conftest import post
+from tests.fhirapi.tenants import post
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,11 @@
-"""Two institutions, each with its feed, its patient, one resource of every archived type and a document."""
+"""Two institutions, each with its feed, its patient, one resource of every archived type and a document: the
+``world`` fixture (tests/conftest.py) of the isolation, scope and endpoint tests."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-
-import pytest
 
 from tests.fhirapi.client import FHIR_JSON, register_feed
 from tests.fhirapi.samples import TYPES, patient_body, sample
@@ -73,15 +72,6 @@ def _tenant(facility: str, hospital: str) -> Tenant:
     return tenant
 
 
-@pytest.fixture
-def documents_folder(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "documents": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
-    }
-
-
-@pytest.fixture
-def world(db, documents_folder):
+def world_build() -> SimpleNamespace:
     """Hospital A and hospital B: two institutions, each with everything of its own."""
     return SimpleNamespace(a=_tenant("HOSP-A", "hosp-a"), b=_tenant("HOSP-B", "hosp-b"))
