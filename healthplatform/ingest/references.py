@@ -216,7 +216,9 @@ def _directory_check(resource_type: str, found: list[Literal]) -> None:
     if resource_type == "Organization":
         known = registry.institution_codes_existing(ids)
     elif resource_type == "Practitioner":
-        known = {str(pk) for pk in registry.practitioner_ids_existing({int(i) for i in ids if i.isdigit()})}
+        # Practitioner ids are primary keys: anything but a number that fits one names no practitioner.
+        numbers = {int(i) for i in ids if i.isascii() and i.isdigit() and len(i) <= 18}
+        known = {str(pk) for pk in registry.practitioner_ids_existing(numbers)}
     else:  # Location: an institution's site (its code) or a department ("<institution code>-<department code>")
         sites = registry.institution_codes_existing(ids)
         pairs = {tuple(i.split("-", 1)) for i in ids if "-" in i}

@@ -86,7 +86,10 @@ def test_a_source_system_cannot_change_what_staff_entered(world):
     assert not Resource.objects.get(pk=staff_fact.pk).deleted
 
 
-@pytest.mark.parametrize("reference", ["Encounter/does-not-exist", "Practitioner/999999", "Organization/NOWHERE"])
+@pytest.mark.parametrize(
+    "reference",
+    ["Encounter/does-not-exist", "Practitioner/999999", "Practitioner/" + "9" * 64, "Organization/NOWHERE"],
+)
 def test_a_reference_to_nothing_is_refused_naming_the_element(world, reference):
     body = sample("Observation", f"Patient/{world.a.patient_id}", 800)
     body["encounter" if reference.startswith("Encounter") else "performer"] = (
