@@ -305,7 +305,8 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
         e = entries[i]
         if e.resource_type == "DocumentReference":
             contents = e.resource.get("content") if isinstance(e.resource.get("content"), list) else []
-            urls = [(c.get("attachment") or {}).get("url") for c in contents if isinstance(c, dict)]
+            attachments = [c.get("attachment") for c in contents if isinstance(c, dict)]
+            urls = [a.get("url") for a in attachments if isinstance(a, dict)]
             documents[i] = document_write(run, e.resource, path=e.resource_path, binaries=binaries)
             used.update({u: documents[i] for u in urls if isinstance(u, str) and u in binaries})
             if e.full_url:

@@ -84,8 +84,9 @@ def document_write(run, body: dict, *, path: str, binaries: dict[str, bytes]):
     identity = run.patient(reference, path=f"{path}.subject")
     content = None
     contents = body.get("content")
-    if isinstance(contents, list) and contents and isinstance(contents[0], dict):
-        attachment = dict(contents[0].get("attachment") or {})
+    first = contents[0] if isinstance(contents, list) and contents and isinstance(contents[0], dict) else {}
+    if isinstance(first.get("attachment"), dict):
+        attachment = dict(first["attachment"])
         url = attachment.get("url")
         if isinstance(url, str) and url in binaries and "data" not in attachment:
             content = binaries[url]
