@@ -33,7 +33,7 @@ os.environ["PLATFORM_DATA_DIR"] = tempfile.mkdtemp(prefix="hp-bench-")
 
 
 def cause(a, b, comparison, keys_a, keys_b) -> str:
-    from mpi.services import name_is_rare
+    from mpi.linkage import name_is_rare
 
     auto = comparison.band()
     if not (keys_a & keys_b):

@@ -128,26 +128,26 @@ class Comparison:
     identifier_agrees: bool = False
     # Name and birth date agree exactly (or the name up to a slip, the address similar) and nothing
     # contradicts them, but no contact field agrees either: corroborated only if the name is rare
-    # enough in the index (services.candidates_find).
+    # enough in the index (linkage.candidates_find).
     rare_name_eligible: bool = False
     rare_name: bool = False
     # The name sounds of both records, each of which must be rare for the rare-name rule to corroborate.
     rare_name_sounds: tuple[str, ...] = ()
     # Name, birth date and sex would corroborate if a contact field agreed: another identity of the
-    # same person may supply it (services._person_verdict).
+    # same person may supply it (linkage.person_verdict).
     needs_contact: bool = False
     contact_from_person: bool = False
     # No birth date on one side: corroborated by the whole name, the sex and a household contact that agree
     # with nothing contradicting; only if no identity of the person has another birth date
-    # (services._person_verdict) and no other person fits as well (services._second_links).
+    # (linkage.person_verdict) and no other person fits as well (linkage.second_links).
     without_birth_date: bool = False
     # The person already has another record of the same assigning authority under another given name
-    # that only resembles this one (services._person_verdict): twins at one hospital; not corroborated.
+    # that only resembles this one (linkage.person_verdict): twins at one hospital; not corroborated.
     same_authority: bool = False
     # Corroborated by the given name alone, with the birth date, sex, phone and address: another family name.
     surname_change: bool = False
     # Corroborated only by the whole name with a spelled-out middle name and the exact birth date, no
-    # contact agreeing: kept only if the name is uncommon in the index (services._person_verdict).
+    # contact agreeing: kept only if the name is uncommon in the index (linkage.person_verdict).
     whole_name: bool = False
 
     @property
@@ -734,7 +734,7 @@ def compare(a: Profile, b: Profile) -> Comparison:
         # disagrees. Twins differ in the given name; a relative of the household in the birth date.
         c.corroborated = c.surname_change = (
             levels["sex"] == "agree"
-            and a.phone == b.phone  # the very number: services.phone_private counts its holders
+            and a.phone == b.phone  # the very number: linkage.phone_private counts its holders
             and levels["address"] == "agree"
             and levels["document"] != "disagree"
             and not (a.hanzi or b.hanzi)  # a Chinese family name is kept for life: 张一诺 and 李一诺 are two

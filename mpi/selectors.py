@@ -13,9 +13,9 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from mpi.demographics import Demographics, Profile, profile_build
 from mpi.identifiers import normalize_resident_id
+from mpi.linkage import candidates_find
 from mpi.matching import compare, thresholds
 from mpi.models import Identifier, Identity, LinkEvent, Person, ReviewItem
-from mpi.services import candidates_find
 
 # Identifier systems of national documents (FHIR Identifier.system). The
 # defaults are the OIDs the headers of the national shared-document
