@@ -10,6 +10,7 @@ registry; never back.
 - The corridors import no door.
 - A door does not write across stores itself: the FHIR API imports no store's write services for the
   archive, the documents or the MPI (it calls the write corridor).
+- Reads do not import writes: ``mpi.selectors``, ``mpi.linkage`` and ``ehr.selectors`` import no services.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ FORBIDDEN = {
     "healthplatform.audit": DOORS,
     "healthplatform.fhirapi": ("ehr.services", "emr.services", "mpi.services"),
 }
+# Reads never import writes (CONVENTIONS: selectors read, services write; the MPI's linkage rules are reads).
+for _reader, _writes in (
+    ("mpi.selectors", "mpi.services"),
+    ("mpi.linkage", "mpi.services"),
+    ("ehr.selectors", "ehr.services"),
+):
+    FORBIDDEN[_reader] = (*FORBIDDEN[_reader.split(".")[0]], _writes)
 # The admin pages are the admin door: they may log their reads through the audit.
 ALLOWED = {("admin", "healthplatform.audit")}
 
@@ -109,6 +117,8 @@ def test_no_part_imports_what_the_design_forbids():
         ("emr.admin", "from healthplatform.audit.admin import ReadLoggedAdmin", False),
         ("ehr.services", "from mpi.models import uuid7", False),
         ("healthplatform.fhirapi.views.x", "from healthplatform.ingest.apply import bundle_apply", False),
+        ("mpi.linkage", "from mpi.services.links import move", True),
+        ("ehr.services", "from ehr.selectors import conditional_matches", False),
     ],
 )
 def test_the_check_sees_a_forbidden_import(tmp_path, monkeypatch, module, source, expected):
