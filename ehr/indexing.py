@@ -229,8 +229,12 @@ def reference_target(value) -> tuple[str, str] | None:
 # --- dates --------------------------------------------------------------------
 
 _DATE_RE = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,  # FHIR dates are written in ASCII digits ("２０２４" is not a year)
 )
+# Every indexed or searched instant lies within these: a date at the edge of the calendar (0001-01-01 in a zone
+# east of UTC, 9999-12-31 west of it) reaches past what the database and Python's datetime hold, and a range
+# stored past them could no longer be read back.
 FAR_PAST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 FAR_FUTURE = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
 
@@ -239,9 +243,19 @@ def _zone() -> dt.tzinfo:
     return ZoneInfo(settings.TIME_ZONE)
 
 
+def _utc(moment: dt.datetime, *, past: bool) -> dt.datetime:
+    """``moment`` in UTC, within FAR_PAST..FAR_FUTURE (a moment past them is clamped to the edge)."""
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:
+        return FAR_PAST if past else FAR_FUTURE
+    return min(max(moment, FAR_PAST), FAR_FUTURE)
+
+
 def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
-    """The instants a FHIR date, dateTime or instant covers: "2024" is the whole year, "2024-05-01" the whole
-    day (in the platform's time zone), a time to the second that second. None if it is not a FHIR date."""
+    """The instants a FHIR date, dateTime or instant covers, by its precision (R4 search.html#date): "2024" is
+    the whole year, "2024-05-01" the whole day (in the platform's time zone), a time to the second that second,
+    to the millisecond that millisecond. In UTC, within FAR_PAST..FAR_FUTURE. None if it is not a FHIR date."""
     m = _DATE_RE.match(text.strip()) if isinstance(text, str) else None
     if not m:
         return None
@@ -249,6 +263,7 @@ def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
     try:
         if hour is not None:
             tz = _zone() if zone is None else (dt.UTC if zone == "Z" else _offset(zone))
+            digits = (fraction or ".")[1:7]
             low = dt.datetime(
                 int(year),
                 int(month),
@@ -256,23 +271,30 @@ def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
                 int(hour),
                 int(minute),
                 int(second or 0),
-                int(float(fraction or 0) * 1_000_000),
+                int(digits.ljust(6, "0")) if digits else 0,
                 tzinfo=tz,
             )
-            step = dt.timedelta(seconds=1) if second is not None else dt.timedelta(minutes=1)
-            return low, low + step - dt.timedelta(microseconds=1)
-        tz = _zone()
-        if day is not None:
-            low = dt.datetime(int(year), int(month), int(day), tzinfo=tz)
-            return low, low + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-        if month is not None:
-            low = dt.datetime(int(year), int(month), 1, tzinfo=tz)
-            nxt = dt.datetime(int(year) + (int(month) == 12), int(month) % 12 + 1, 1, tzinfo=tz)
-            return low, nxt - dt.timedelta(microseconds=1)
-        low = dt.datetime(int(year), 1, 1, tzinfo=tz)
-        return low, dt.datetime(int(year) + 1, 1, 1, tzinfo=tz) - dt.timedelta(microseconds=1)
-    except (ValueError, OverflowError):  # 9999-12-31T23:59:59+14:00 is past the last representable instant
+            if fraction:
+                step = dt.timedelta(microseconds=10 ** (6 - len(digits)))
+            else:
+                step = dt.timedelta(seconds=1) if second is not None else dt.timedelta(minutes=1)
+        else:
+            tz = _zone()
+            if day is not None:
+                low, step = dt.datetime(int(year), int(month), int(day), tzinfo=tz), dt.timedelta(days=1)
+            elif month is not None:
+                low = dt.datetime(int(year), int(month), 1, tzinfo=tz)
+                step = (low.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - low
+            else:
+                low = dt.datetime(int(year), 1, 1, tzinfo=tz)
+                step = low.replace(year=int(year) + 1) - low if int(year) < 9999 else dt.timedelta(days=365)
+    except ValueError:  # 2024-02-30, 25:00
         return None
+    try:
+        high = low + step - dt.timedelta(microseconds=1)
+    except OverflowError:  # the last day of year 9999
+        high = dt.datetime.max.replace(tzinfo=low.tzinfo)
+    return _utc(low, past=True), _utc(high, past=False)
 
 
 def _offset(zone: str) -> dt.timezone:

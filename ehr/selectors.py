@@ -213,20 +213,26 @@ def _cursor_decode(value: str) -> tuple:
 
 
 def _date_q(column: str, prefix: str, low: dt.datetime, high: dt.datetime) -> Q:
-    """R4 search §2.1.1.5.1: the resource's range [lo, hi] against the parameter's range [low, high]."""
+    """R4 search.html#prefix: the resource's range [lo, hi] against the search value's range [low, high].
+
+    eq: the search range contains the resource's; gt: the range above the search value overlaps the
+    resource's; ge: gt or eq; lt, le likewise below; ne: not eq; sa: the resource's starts after the search
+    range; eb: ends before it.
+    """
     lo, hi = (f"{column}_low", f"{column}_high") if column == "effective" else (column, column)
+    within = Q(**{f"{lo}__gte": low, f"{hi}__lte": high})
     if prefix == "eq":
-        return Q(**{f"{lo}__gte": low, f"{hi}__lte": high})
+        return within
     if prefix == "ne":
-        return ~Q(**{f"{lo}__gte": low, f"{hi}__lte": high}) & Q(**{f"{lo}__isnull": False})
+        return ~within & Q(**{f"{lo}__isnull": False})
     if prefix == "gt":
         return Q(**{f"{hi}__gt": high})
     if prefix == "lt":
         return Q(**{f"{lo}__lt": low})
     if prefix == "ge":
-        return Q(**{f"{hi}__gte": low})
+        return Q(**{f"{hi}__gt": high}) | within
     if prefix == "le":
-        return Q(**{f"{lo}__lte": high})
+        return Q(**{f"{lo}__lt": low}) | within
     if prefix == "sa":
         return Q(**{f"{lo}__gt": high})
     return Q(**{f"{hi}__lt": low})  # eb

@@ -14,7 +14,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -243,20 +243,7 @@ def search_dates(draw) -> str:
     }[precision]
 
 
-R4_DEVIATION = (
-    "ge and le match a range that straddles the start (ge) or the end (le) of the search value: R4 ge is 'gt, or "
-    "eq', but ehr.selectors._date_q answers ge as 'ends at or after the start' and le as 'starts at or before the "
-    "end' (ge2024-05-01 finds a period of 30 April 09:00 to 1 May 10:00)"
-)
-
-
-@pytest.mark.parametrize(
-    "prefix",
-    [
-        *[p for p in DATE_PREFIXES if p not in ("ge", "le")],
-        *[pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=R4_DEVIATION)) for p in ("ge", "le")],
-    ],
-)
+@pytest.mark.parametrize("prefix", DATE_PREFIXES)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=search_dates())
 @example(value="2024-05-01")
@@ -265,12 +252,6 @@ def test_each_date_prefix_matches_what_r4_defines(onsets, prefix, value):
     assert found == {pk for pk, onset in onsets.items() if r4_matches(prefix, value, onset)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dateTime with a fraction of a second is indexed as the whole second after that fraction "
-    "(ehr.indexing.date_range: 10:00:00.123 covers 10:00:00.123-10:00:01.122999), so eq at its second misses it "
-    "and gt that second finds it",
-)
 def test_an_instant_with_milliseconds_lies_within_its_second(hospital, who):
     found = create(
         hospital, "Observation", who, effectiveDateTime=None, effectiveInstant="2024-05-01T10:00:00.123+08:00"
@@ -279,13 +260,6 @@ def test_an_instant_with_milliseconds_lies_within_its_second(hospital, who):
     assert pks(search("Observation", "date=gt2024-05-01T10:00:00+08:00")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a valid date whose range reaches past year 1 or 9999 in UTC (0001-01-01 here, where the zone is "
-    "then LMT +08:05:43) is indexed as it is: PostgreSQL stores a BC timestamp and every search returning the "
-    "resource fails reading it back (DataError); SQLite refuses the write (OverflowError). indexing.FAR_PAST "
-    "and FAR_FUTURE are not applied",
-)
 @pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31T23:00:00-05:00"])
 def test_a_resource_dated_at_the_edge_of_the_calendar_is_stored_and_found(hospital, who, when):
     with transaction.atomic():
@@ -293,13 +267,6 @@ def test_a_resource_dated_at_the_edge_of_the_calendar_is_stored_and_found(hospit
     assert pks(search("Observation", f"patient={who.uuid}")) == [written.resource.pk]
 
 
-SEARCH_OVERFLOW = (
-    "on SQLite a search date whose range reaches past year 1 or 9999 in UTC (date=0001 here) raises "
-    "OverflowError when Django converts it to UTC: a 500, not a 400 (PostgreSQL takes it)"
-)
-
-
-@pytest.mark.xfail(connection.vendor == "sqlite", strict=True, reason=SEARCH_OVERFLOW)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from(["", *DATE_PREFIXES]), text=st.from_regex(_DATE_RE, fullmatch=True))
 @example(prefix="", text="0001")

@@ -179,12 +179,6 @@ ENDPOINTS: list[Endpoint] = [
         instance=lambda world: world.a.document_id,
         search=lambda world, _: f"DocumentReference?patient={world.a.patient_id}&status=current",
         create=_bad_document,
-        bugs={
-            "test_lenient_search_leaves_the_ignored_parameter_out_of_the_self_link": (
-                "DocumentReference search under Prefer: handling=lenient keeps the ignored parameter in its "
-                "self link (views/documents.py builds it from request.build_absolute_uri())"
-            ),
-        },
     ),
     Endpoint(
         name="Binary",

@@ -93,10 +93,13 @@ class DocumentReferenceTypeView(FHIRView):
             else []
         )
         next_cursor = page.next_cursor if page else None
-        bundle = searchset(entries, self_url=request.build_absolute_uri())
+        # What was applied: under lenient handling an ignored parameter is left out of the links.
+        applied = [(k, v) for k in query for v in query.getlist(k) if k not in params.ignored]
+        path = request.build_absolute_uri(request.path)
+        bundle = searchset(entries, self_url=f"{path}?{urlencode(applied)}" if applied else path)
         if next_cursor:
-            kept = [(k, v) for k in query for v in query.getlist(k) if k != "_cursor"]
-            url = request.build_absolute_uri(request.path) + "?" + urlencode([*kept, ("_cursor", next_cursor)])
+            kept = [(k, v) for k, v in applied if k != "_cursor"]
+            url = f"{path}?{urlencode([*kept, ('_cursor', next_cursor)])}"
             bundle["link"].append({"relation": "next", "url": url})
         return Response(bundle)
 
