@@ -18,8 +18,10 @@ from django.db import connection, models
 
 def _copy(model: type[models.Model], columns: list[str], rows: list[tuple]) -> None:
     names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
+    # psycopg's own cursor (Django's wrapper has no copy()), its errors made Django's: a unique key another
+    # writer won is an IntegrityError, which the archive answers as a lost race (WriteRace), never a 500.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        raw = cursor.cursor
         with raw.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

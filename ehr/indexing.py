@@ -207,11 +207,11 @@ def token_values(value) -> Iterator[tuple[str, str]]:
         if "coding" in value:
             for coding in value.get("coding") or []:
                 if isinstance(coding, dict) and coding.get("code"):
-                    yield coding.get("system", ""), str(coding["code"])
+                    yield coding.get("system") or "", str(coding["code"])
         elif value.get("code"):  # Coding
-            yield value.get("system", ""), str(value["code"])
+            yield value.get("system") or "", str(value["code"])
         elif value.get("value"):  # Identifier
-            yield value.get("system", ""), str(value["value"])
+            yield value.get("system") or "", str(value["value"])
 
 
 _REFERENCE_RE = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/\d+)?$")
@@ -336,7 +336,11 @@ def business_identifier(resource_type: str, body: dict) -> tuple[str, str]:
         # hospital may carry the same resident number first.
         return "", ""
     return next(
-        ((i.get("system", "")[:255], str(i["value"])[:255]) for i in body.get("identifier") or [] if i.get("value")),
+        (
+            (str(i.get("system") or "")[:255], str(i["value"])[:255])
+            for i in body.get("identifier") or []
+            if isinstance(i, dict) and i.get("value")
+        ),
         ("", ""),
     )
 

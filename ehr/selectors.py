@@ -324,6 +324,11 @@ def _after(cursor: tuple, desc: bool) -> Q:
     return Q(effective_low__gt=at) | Q(effective_low=at, pk__gt=pk) | Q(effective_low__isnull=True)
 
 
+# The most resources _include and _revinclude add to one page: a page of encounters with their observations fits;
+# more is refused (narrow the page with _count) rather than answered as megabytes.
+MAX_INCLUDED = 5000
+
+
 def _included(q: Query, rows: list[Resource]) -> list[Resource]:
     if not rows or not (q.includes or q.revincludes):
         return []
@@ -340,8 +345,9 @@ def _included(q: Query, rows: list[Resource]) -> list[Resource]:
                 any_wanted = True
     out: dict[int, Resource] = {}
     if any_wanted:
-        for r in Resource.objects.filter(wanted, deleted=False):
+        for r in Resource.objects.filter(wanted, deleted=False)[: MAX_INCLUDED + 1]:
             out[r.pk] = r
+        _included_bounded(out, "_include")
     for source_type, param in q.revincludes:
         if q.include_types is not None and source_type not in q.include_types:
             continue
@@ -349,10 +355,21 @@ def _included(q: Query, rows: list[Resource]) -> list[Resource]:
         refs = SearchReference.objects.filter(
             target_type=q.resource_type, target_id__in=ids, resource_type=source_type, param=param
         )
-        for r in Resource.objects.filter(pk__in=refs.values("resource_id"), deleted=False):
+        for r in Resource.objects.filter(pk__in=refs.values("resource_id"), deleted=False)[: MAX_INCLUDED + 1]:
             out[r.pk] = r
+        _included_bounded(out, "_revinclude")
     seen = set(pks)
     return [r for pk, r in out.items() if pk not in seen]
+
+
+def _included_bounded(found: dict, name: str) -> None:
+    if len(found) > MAX_INCLUDED:
+        raise ResourceError(
+            f"{name}: more than {MAX_INCLUDED:,} resources would be included in one page; ask for fewer matches "
+            "per page (_count)",
+            code="too-costly",
+            expression=name,
+        )
 
 
 def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
@@ -396,6 +413,14 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not pairs:
         raise ResourceError("conditional criteria are empty", expression="If-None-Exist")
+    results = sorted({name for name, _ in pairs if name in RESULT_PARAMETERS and name != "_format"})
+    if results:
+        # _summary=count or _count=1 would change what "matches" means (no match, or only the first).
+        raise ResourceError(
+            f"conditional criteria take search parameters only, not {', '.join(results)}",
+            code="not-supported",
+            expression="criteria",
+        )
 
     def no_patient(fhir_id: str) -> list[int]:
         raise ResourceError("patient is not a conditional criterion here; use identifier", expression="criteria")

@@ -38,6 +38,7 @@ from ehr.models import (
     new_fhir_id,
 )
 from ehr.selectors import conditional_matches
+from mpi.selectors import persons_of_identities
 
 
 @dataclass
@@ -265,14 +266,21 @@ def _if_none_exist_identifier(item: WriteItem) -> tuple[str, str] | None:
     return item.extra["criteria_identifier"]
 
 
-def _resend_refuse(item: WriteItem, stored: Resource) -> None:
-    """A plain create (POST) carrying a business identifier the source already stored, with other content:
+def _same_person(identity_a: int | None, identity_b: int | None) -> bool:
+    if identity_a is None or identity_b is None or identity_a == identity_b:
+        return True
+    persons = persons_of_identities({identity_a, identity_b})
+    return persons.get(identity_a) == persons.get(identity_b)
+
+
+def _resend_refuse(item: WriteItem, stored: Resource, how: str) -> None:
+    """A plain create (POST) carrying a business identifier the source already stored, ``how`` it differs:
     refused, never applied (R4 http.html#create: create makes a new resource; and the archive keeps one
     resource per business identifier and source, so it cannot make a second)."""
     where = f"{item.path or item.resource_type}.identifier[0]"
     name = f"{stored.resource_type}/{stored.fhir_id}"
     raise ResourceError(
-        f"{where}: {name} of this source already carries this business identifier, with other content; a POST "
+        f"{where}: {name} of this source already carries this business identifier, {how}; a POST "
         f"creates and never overwrites: change it with PUT {name} (or PUT {stored.resource_type}?identifier=…), "
         "or send the create with If-None-Exist to leave the stored one as it is",
         status=409,
@@ -337,9 +345,12 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             raise ResourceError(f"{item.method} without a target resource", status=500, code="exception")
         if item.extra.get("resend") and not resource.deleted:
             if _content(resource.body) != _content(item.body):
-                _resend_refuse(item, resource)
+                _resend_refuse(item, resource, "with other content")
             item.resource, item.outcome = resource, "existing"  # the same fact sent again: nothing changes
             continue
+        if item.extra.get("resend") and not _same_person(resource.identity_id, item.identity_id):
+            # Brought back about another person, the deleted fact's history would become that person's.
+            _resend_refuse(item, resource, "(deleted) about another patient")
         if item.if_match is not None and item.if_match != resource.version_id:
             raise ResourceError(
                 f"{resource.resource_type}/{resource.fhir_id} is at version {resource.version_id}, "

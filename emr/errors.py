@@ -25,3 +25,8 @@ class DocumentVersionConflict(DocumentError):
     def __init__(self, message: str, *, current_version: int):
         super().__init__(message, element="DocumentReference.meta.versionId")
         self.current_version = current_version
+
+
+class DocumentForbidden(DocumentError):
+    """A change of a document its writer may not make: only the source system that stored a document replaces
+    it."""

@@ -141,17 +141,19 @@ def document_content(entry: DocumentEntry) -> tuple[IO[bytes], str, int]:
     return document_storage().open(entry.content_name, "rb"), entry.content_type, entry.size
 
 
-def document_sources(document_ids: set[str]) -> dict[str, int]:
-    """document id (its uuid as text) -> the source system that stored it, for the ids that name a document."""
-    keys = set()
+def document_sources(document_ids: set[str]) -> dict[str, tuple[str, int]]:
+    """document id as given -> (its canonical id, the source system that stored it), for the ids that name a
+    document (an id is a uuid, which may be written in capitals or without hyphens)."""
+    keys: dict[uuid.UUID, list[str]] = {}
     for value in document_ids:
         try:
-            keys.add(uuid.UUID(str(value)))
+            keys.setdefault(uuid.UUID(str(value)), []).append(value)
         except ValueError:
             continue
     if not keys:
         return {}
-    return {str(u): s for u, s in DocumentEntry.objects.filter(uuid__in=keys).values_list("uuid", "source_id")}
+    found = DocumentEntry.objects.filter(uuid__in=keys).values_list("uuid", "source_id")
+    return {given: (str(u), s) for u, s in found for given in keys[u]}
 
 
 def documents_of_identities(identity_ids: list[int], *, limit: int) -> list[DocumentEntry]:

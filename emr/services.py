@@ -24,7 +24,7 @@ from django.utils import timezone
 from fhir.resources.R4B.documentreference import DocumentReference
 
 from emr.codes import DOCUMENT_CLASS_SYSTEM, DOCUMENT_CLASSES, LOINC, LOINC_TO_CLASS
-from emr.errors import DocumentError, DocumentVersionConflict
+from emr.errors import DocumentError, DocumentForbidden, DocumentVersionConflict
 from emr.models import DocumentEntry, DocumentVersion
 from emr.storage import document_storage
 from healthplatform.fhirvalidation import element_path
@@ -33,6 +33,7 @@ from mpi.models import Identity, uuid7
 
 __all__ = [
     "DocumentError",
+    "DocumentForbidden",
     "DocumentVersionConflict",
     "document_retire",
     "document_store",
@@ -105,6 +106,9 @@ def _validated(reference: dict) -> DocumentReference:
         message = " ".join(str(first.get("msg", "invalid value")).split())
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise DocumentError(f"{message}{more}", element=path) from None
+    except (TypeError, AttributeError, ValueError, RecursionError):
+        # fhir_core's own checks raise these on some wrong JSON types (a number where a url belongs).
+        raise DocumentError("a value of the wrong JSON type (a number or an object where text belongs)") from None
 
 
 def _aware(value) -> dt.datetime | None:
@@ -179,6 +183,8 @@ def _checked(reference: dict) -> _Checked:
         raise DocumentError("the type coding's system or code is too long", element=f"{DR}.type.coding")
     class_code = _class_of(model, type_system, type_code)
     attachment = model.content[0].attachment
+    if attachment is None:
+        raise DocumentError("a document's content needs its attachment", element=f"{DR}.content[0].attachment")
     title = model.description or attachment.title or type_display or DOCUMENT_CLASSES[class_code].display
     date = _aware(model.date)
     if date is None and model.context and model.context.period:
@@ -478,6 +484,13 @@ def _replace(entry: DocumentEntry, index: int, target: dict, *, actor: str) -> N
     """Supersedes the document ``target`` names by ``entry`` (relatesTo[index] "replaces")."""
     element = f"{DR}.relatesTo[{index}].target"
     old = _target(entry, target, element)
+    if old.source_id != entry.source_id:
+        # Before anything else is said of it: another source's document is not this writer's to change, nor to
+        # learn the state of (superseded by which document, entered in error).
+        raise DocumentForbidden(
+            "a document replaces only documents its own source system stored; this one was stored by another",
+            element=element,
+        )
     if old.pk == entry.pk:
         raise DocumentError("a document cannot replace itself", element=element)
     person_ids = dict(Identity.objects.filter(pk__in=[entry.identity_id, old.identity_id]).values_list("pk", "person"))

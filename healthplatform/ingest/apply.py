@@ -25,11 +25,11 @@ from django.db import transaction
 
 from ehr import selectors as archive
 from ehr.errors import ResourceError, WriteRace
-from ehr.indexing import SPECS, values_at
+from ehr.indexing import SPECS, business_identifier, values_at
 from ehr.models import Resource
 from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.access import Caller
-from healthplatform.errors import PlatformError
+from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.documents import binary_content, document_write
 from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
 from healthplatform.ingest.patients import patient_identity, patient_item
@@ -38,6 +38,8 @@ from healthplatform.ingest.validation import resource_validated
 from mpi import selectors as mpi
 
 T = TypeVar("T")
+# The most GET entries one Bundle may carry: each is a whole search or read, answered in one response.
+MAX_READS = 1_000
 
 # R4 http.html#trules: DELETE, then POST, then PUT (GET and HEAD last, answered by the door).
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
@@ -294,7 +296,9 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
         state[i] = item
         clinical.append(i)
         items.append(item)
+    _plain_creates_distinct(entries, state, clinical)
     items_resolve([state[i] for i in clinical], source=caller.source)
+    _one_change_per_resource(entries, state)
     for i in clinical:
         if entries[i].full_url:
             run.local[entries[i].full_url] = f"{entries[i].resource_type}/{state[i].fhir_id}"
@@ -349,6 +353,51 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
     return written
 
 
+def _plain_creates_distinct(entries: list[Entry], state: dict, clinical: list[int]) -> None:
+    """Two creates of one request carrying the same business identifier would be one resource (the archive
+    keeps one per identifier and source): refused, naming the second. (The same conditional create twice is
+    one resource, as R4 has it.)"""
+    seen: dict[tuple[str, str, str], int] = {}
+    for i in clinical:
+        item = state[i]
+        if item.method != "create" or item.if_none_exist:
+            continue
+        system, value = business_identifier(item.resource_type, item.body)
+        if not value:
+            continue
+        key = (item.resource_type, system, value)
+        if key in seen:
+            where = f"{entries[i].resource_path}.identifier[0]"
+            raise PlatformError.one(
+                400,
+                "invalid",
+                f"{where}: {entries[seen[key]].path} creates a {item.resource_type} with the same business "
+                "identifier; send each resource once",
+                expression=where,
+            )
+        seen[key] = i
+
+
+def _one_change_per_resource(entries: list[Entry], state: dict) -> None:
+    """R4 http.html#trules: a transaction that changes one resource twice (DELETE and PUT, two PUTs, a DELETE and
+    the POST of its business identifier) cannot say which change wins: refused, naming the second entry."""
+    seen: dict[int, int] = {}
+    for i in sorted(state):
+        item = state[i]
+        if item is None or item.target is None or item.method not in ("update", "delete"):
+            continue
+        if item.target.pk in seen:
+            e = entries[i]
+            raise PlatformError.one(
+                400,
+                "invalid",
+                f"{e.path}: {entries[seen[item.target.pk]].path} changes "
+                f"{item.resource_type}/{item.target.fhir_id} too; change a resource once per transaction",
+                expression=e.path,
+            )
+        seen[item.target.pk] = i
+
+
 def _without_refer_links(body: dict) -> dict:
     """A source Patient as stored: without the ``refer`` link to the golden Patient, which the platform adds
     itself on every read (it follows merges); a client that PUTs back what it read sends it."""
@@ -384,11 +433,18 @@ def race_retried(work: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _attempt(caller: Caller, entries: list[Entry], submission_of: Callable[[], object]) -> Callable[[], list]:
+def _attempt(
+    caller: Caller, entries: list[Entry], submission_of: Callable[[], object], then: Callable[[], None] | None = None
+) -> Callable[[], list]:
+    """One attempt at applying ``entries`` (and then ``then``, inside the same transaction)."""
+
     def work() -> list[Written]:
         run = Run(caller, submission_of())
         try:
-            return _apply(run, entries)
+            written = _apply(run, entries) if entries else []
+            if then is not None:
+                then()
+            return written
         except BaseException:
             run.undo()
             raise
@@ -402,9 +458,12 @@ def _submission(caller: Caller, received: Received):
     )
 
 
-def transaction_apply(*, caller: Caller, entries: list[Entry], received: Received) -> list[Written]:
-    """All entries or none, in one database transaction with the request kept as received."""
-    return race_retried(_attempt(caller, entries, lambda: _submission(caller, received)))
+def transaction_apply(
+    *, caller: Caller, entries: list[Entry], received: Received, then: Callable[[], None] | None = None
+) -> list[Written]:
+    """All entries or none, in one database transaction with the request kept as received; ``then`` runs last
+    inside it (a transaction's reads), and its refusal refuses everything."""
+    return race_retried(_attempt(caller, entries, lambda: _submission(caller, received), then))
 
 
 def _full_urls_unique(entries: list) -> None:
@@ -430,19 +489,55 @@ def bundle_apply(*, caller: Caller, bundle, received: Received, read: Reader | N
     """
     kind, entries = bundle_entries(bundle)
     _full_urls_unique(entries)
+    reads = [e for e in entries if isinstance(e, Entry) and e.is_read]
+    if len(reads) > MAX_READS:
+        raise PlatformError.one(
+            413,
+            "too-costly",
+            f"Bundle.entry: at most {MAX_READS:,} GET entries per Bundle (this one has {len(reads):,})",
+            expression="Bundle.entry",
+        )
+    if reads and read is None:
+        raise _no_reads(reads[0])
     if kind == "transaction":
         for e in entries:
             if isinstance(e, PlatformError):
                 raise e
+        answers: dict[int, dict] = {}
+
+        def read_all() -> None:
+            # After the writes and inside their transaction (R4 http.html#trules: GET last, seeing the writes); a
+            # read that fails fails the transaction, as any of its interactions would.
+            answers.clear()
+            for e in reads:
+                answers[e.index] = answer = read(e)
+                _read_succeeded(e, answer)
+
         writes = [e for e in entries if not e.is_read]
-        if read is None and len(writes) < len(entries):
-            first = next(e for e in entries if e.is_read)
-            raise _no_reads(first)
-        written = iter(transaction_apply(caller=caller, entries=writes, received=received) if writes else ())
+        written = iter(transaction_apply(caller=caller, entries=writes, received=received, then=read_all))
         return kind, [
-            EntryResult(e, read=read(e)) if e.is_read else EntryResult(e, written=next(written)) for e in entries
+            EntryResult(e, read=answers[e.index]) if e.is_read else EntryResult(e, written=next(written))
+            for e in entries
         ]
     return kind, batch_apply(caller=caller, entries=entries, received=received, read=read)
+
+
+def _read_succeeded(e: Entry, answer: dict) -> None:
+    status = str((answer.get("response") or {}).get("status") or "500")
+    code = int(status.split()[0]) if status.split()[0].isdigit() else 500
+    if code < 400:
+        return
+    outcome = (answer.get("response") or {}).get("outcome") or {}
+    issues = [
+        Issue(
+            i.get("code", "processing"),
+            f"{e.path} (GET {e.url}): {i.get('diagnostics') or (i.get('details') or {}).get('text') or status}",
+            tuple(i.get("expression") or ()),
+        )
+        for i in outcome.get("issue") or []
+        if isinstance(i, dict)
+    ]
+    raise PlatformError(code, issues or [Issue("processing", f"{e.path} (GET {e.url}): {status}", (e.path,))])
 
 
 def _no_reads(e: Entry) -> PlatformError:
@@ -452,13 +547,14 @@ def _no_reads(e: Entry) -> PlatformError:
 
 def batch_apply(*, caller: Caller, entries: list, received: Received, read: Reader | None = None) -> list:
     """Each entry on its own (its own transaction): a refused one answers its refusal, the others still happen.
-    The request is kept once, as the provenance of every entry it wrote."""
+    The request is kept once, as the provenance of every entry it wrote: stored before the first entry, in a
+    transaction of its own (an entry's transaction that rolls back must not take it along)."""
     submission = None
+    if any(isinstance(e, Entry) and not e.is_read for e in entries):
+        with transaction.atomic():
+            submission = _submission(caller, received)
 
     def submission_of():
-        nonlocal submission
-        if submission is None:
-            submission = _submission(caller, received)
         return submission
 
     results = []

@@ -3,15 +3,15 @@
 ITI-65 Provide Document Bundle arrives as a transaction (a SubmissionSet ``List``, the ``DocumentReference``
 and its ``Binary``); a DocumentReference may also come alone with its content inline (``attachment.data``).
 A replacement (``relatesTo`` code ``replaces``) changes the document it names — superseded — so, like every
-change, it is allowed only on documents the writer's own source system stored.
+change, it is allowed only on documents the writer's own source system stored: the store decides that where it
+resolves the target (``emr.services._replace``), so the reference is parsed once, by the store.
 """
 
 from __future__ import annotations
 
 import base64
 
-from emr.errors import DocumentError, DocumentVersionConflict
-from emr.selectors import document_sources
+from emr.errors import DocumentError, DocumentForbidden, DocumentVersionConflict
 from emr.services import document_store
 from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.references import references_check, references_rewrite
@@ -22,10 +22,12 @@ def document_error(exc: DocumentError, *, path: str = "DocumentReference") -> Pl
     element = exc.element or path
     if path != "DocumentReference" and element.startswith("DocumentReference"):
         element = path + element[len("DocumentReference") :]
-    status = 412 if isinstance(exc, DocumentVersionConflict) else 400
-    return PlatformError(
-        status, [Issue("invalid" if status == 400 else "conflict", f"{element}: {exc.message}", (element,))]
-    )
+    status, code = 400, "invalid"
+    if isinstance(exc, DocumentVersionConflict):
+        status, code = 412, "conflict"
+    elif isinstance(exc, DocumentForbidden):
+        status, code = 403, "forbidden"
+    return PlatformError(status, [Issue(code, f"{element}: {exc.message}", (element,))])
 
 
 def binary_content(body: dict, *, path: str) -> bytes:
@@ -37,31 +39,6 @@ def binary_content(body: dict, *, path: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except ValueError:
         raise PlatformError.one(400, "invalid", f"{path}.data: not base64", expression=f"{path}.data") from None
-
-
-def _replacements_check(caller, body: dict, *, path: str) -> None:
-    """A document replaces (supersedes) only documents of the writer's own source system."""
-    relations = body.get("relatesTo")
-    if not isinstance(relations, list):
-        return
-    named: dict[str, str] = {}
-    for i, relation in enumerate(relations):
-        target = relation.get("target") if isinstance(relation, dict) else None
-        reference = target.get("reference") if isinstance(target, dict) else None
-        if isinstance(relation, dict) and relation.get("code") == "replaces" and isinstance(reference, str):
-            named[reference.split("/_history/")[0].rsplit("/", 1)[-1]] = f"{path}.relatesTo[{i}].target"
-    if not named:
-        return
-    sources = document_sources(set(named))
-    for document_id, where in named.items():
-        if document_id in sources and not caller.may_change(sources[document_id]):
-            raise PlatformError.one(
-                403,
-                "forbidden",
-                f"{where}: DocumentReference/{document_id} was stored by another source system; a document "
-                "replaces only documents its own source system stored",
-                expression=where,
-            )
 
 
 def document_write(run, body: dict, *, path: str, binaries: dict[str, bytes]):
@@ -93,7 +70,6 @@ def document_write(run, body: dict, *, path: str, binaries: dict[str, bytes]):
             attachment.pop("url")
             body["content"] = [{**contents[0], "attachment": attachment}, *contents[1:]]
     body["subject"] = {"reference": f"Patient/{identity.uuid}"}
-    _replacements_check(caller, body, path=path)
     references_rewrite(run, body, path=path)
     references_check(run)
     try:

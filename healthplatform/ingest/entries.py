@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ehr.indexing import SPECS
+from ehr.indexing import SPECS, reference_target
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.validation import FHIR_ID
 
@@ -143,6 +143,13 @@ def bundle_entry(index: int, raw) -> Entry:
     entry.resource = raw.get("resource")
     full_url = raw.get("fullUrl")
     entry.full_url = full_url if isinstance(full_url, str) and full_url else None
+    named = reference_target({"reference": entry.full_url}) if entry.full_url else None
+    if named is not None and not entry.full_url.startswith("urn:") and named[0] != entry.resource_type:
+        # A RESTful fullUrl names the entry's own type (R4 bundle.html#bundle-unique): references to it are
+        # rewritten to the entry's resource, which must be what they say they name.
+        raise _refuse(
+            400, "invalid", f"names a {named[0]}, but the entry is a {entry.resource_type}", f"{path}.fullUrl"
+        )
     if method in ("POST", "PUT"):
         if not isinstance(entry.resource, dict):
             raise _refuse(400, "required", f"{method} needs a resource", f"{path}.resource")

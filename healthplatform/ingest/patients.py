@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from fhir.resources.R4B.patient import Patient as FHIRPatient
 
+from ehr.indexing import reference_target
 from ehr.models import Resource
 from ehr.services import WriteItem
 from healthplatform.errors import PlatformError
@@ -139,8 +140,15 @@ def patient_identity(caller, reference: str, *, path: str) -> Identity:
     identity = None
     if reference.startswith("Patient?"):
         identity = patient_by_criteria(reference[len("Patient?") :], path=path)
-    elif reference.startswith("Patient/") or "/Patient/" in reference:
-        fhir_id = reference.rsplit("/", 1)[-1]
+    elif not reference.startswith("urn:"):
+        # Parsed as the search index parses it (a FHIR id after the type; ``Patient/<b>#/<a>`` is no reference),
+        # and the caller's stored reference is then rewritten to the identity's own id.
+        target = reference_target({"reference": reference})
+        if target is None or target[0] != "Patient":
+            raise PlatformError.one(
+                400, "invalid", f"{path}: a Patient reference is Patient/<id> or Patient?identifier=…", expression=path
+            )
+        fhir_id = target[1]
         identity = mpi.identity_by_uuid(fhir_id)
         if identity is None and mpi.person_uuid_known(fhir_id):
             raise PlatformError.one(

@@ -36,11 +36,14 @@ SERVED_TYPES = frozenset(SPECS) | frozenset(_DOCUMENT_TYPES) | frozenset(DIRECTO
 
 @dataclass
 class Literal:
-    """A literal reference met while rewriting: where it is and what it names."""
+    """A literal reference met while rewriting: where it is (``node[key]``, and as an element path) and what it
+    names."""
 
     where: str
     resource_type: str
     fhir_id: str
+    node: dict
+    key: str
 
 
 def _not_found(where: str, message: str) -> PlatformError:
@@ -54,8 +57,18 @@ def references_rewrite(run, node, *, path: str) -> None:
         _rewrite(run, node, (path,))
 
 
+# No FHIR resource a hospital sends nests this deep; deeper nesting is refused, not walked (and stored bodies are
+# serialised by orjson, which stops at 254 levels).
+MAX_DEPTH = 100
+
+
 def _rewrite(run, node, steps: tuple) -> None:
     # ``steps`` is the element path in pieces, joined only when needed: most nodes hold no reference.
+    if len(steps) > MAX_DEPTH:
+        where = "".join(steps[:4])
+        raise PlatformError.one(
+            400, "structure", f"{where}: nested more than {MAX_DEPTH} levels deep", expression=where
+        )
     if isinstance(node, list):
         for i, child in enumerate(node):
             if isinstance(child, (dict, list)):
@@ -65,9 +78,9 @@ def _rewrite(run, node, steps: tuple) -> None:
         if key == "reference" and isinstance(child, str):
             if child in run.local:
                 run.rewrite(node, key, run.local[child])
-            elif child in run.patients:  # the fact's patient, resolved already
-                if not child.startswith("Patient/"):
-                    run.rewrite(node, key, f"Patient/{run.patients[child].uuid}")
+            elif child in run.patients:  # the fact's patient, resolved already: named by the identity's own id
+                if child != (canonical := f"Patient/{run.patients[child].uuid}"):
+                    run.rewrite(node, key, canonical)
             elif child.startswith(("urn:uuid:", "urn:oid:")):
                 raise _not_found("".join(steps) + ".reference", f"{child} is not an entry of this Bundle")
             elif "?" in child:
@@ -75,12 +88,13 @@ def _rewrite(run, node, steps: tuple) -> None:
                 run.local[child] = conditional_reference(run, child, path="".join(steps) + ".reference")
                 run.rewrite(node, key, run.local[child])
             elif child not in run.checked:
-                _literal(run, child, "".join(steps) + ".reference")
+                _literal(run, node, key, "".join(steps) + ".reference")
         elif isinstance(child, (dict, list)):
             _rewrite(run, child, (*steps, f".{key}"))
 
 
-def _literal(run, reference: str, where: str) -> None:
+def _literal(run, node: dict, key: str, where: str) -> None:
+    reference = node[key]
     if reference.startswith("#"):
         return  # a contained resource (R4 references.html#contained)
     target = reference_target({"reference": reference})
@@ -101,8 +115,9 @@ def _literal(run, reference: str, where: str) -> None:
             "send it as a contained resource (#id) or name it by identifier or display",
             expression=where,
         )
-    run.literals.append(Literal(where, target[0], target[1]))
-    run.checked.add(reference)
+    run.literals.append(Literal(where, target[0], target[1], node, key))
+    if target[0] not in ("Patient", *_DOCUMENT_TYPES):  # those are rewritten to their canonical id when checked
+        run.checked.add(reference)
 
 
 def conditional_reference(run, reference: str, *, path: str) -> str:
@@ -163,10 +178,13 @@ def references_check(run) -> None:
         elif resource_type in _DOCUMENT_TYPES:
             sources = document_sources({f.fhir_id for f in found})
             for f in found:
-                if f.fhir_id not in sources:
+                known = sources.get(f.fhir_id)
+                if known is None:
                     raise _not_found(f.where, f"{resource_type}/{f.fhir_id} is not a stored document")
-                if not caller.may_refer_to(sources[f.fhir_id]):
+                if not caller.may_refer_to(known[1]):
                     raise _foreign(f)
+                if f.node[f.key] != (canonical := f"{resource_type}/{known[0]}"):
+                    run.rewrite(f.node, f.key, canonical)
         else:
             _directory_check(resource_type, found)
 
@@ -186,6 +204,8 @@ def _patients_check(run, found: list[Literal]) -> None:
         key = f"Patient/{f.fhir_id}"
         if key not in run.patients:
             run.patients[key] = patient_identity(run.caller, key, path=f.where)
+        if f.node[f.key] != (canonical := f"Patient/{run.patients[key].uuid}"):
+            run.rewrite(f.node, f.key, canonical)
 
 
 def _archive_check(caller, resource_type: str, found: list[Literal]) -> None:

@@ -54,3 +54,12 @@ def resource_validated(resource_type: str, body, *, path: str):
                 for i in issues
             ]
         raise PlatformError(400, issues) from None
+    except (TypeError, AttributeError, ValueError, RecursionError):
+        # fhir_core's own checks raise these, not a ValidationError, on some wrong JSON types (a number where a
+        # url belongs) and on nesting deeper than Python's stack.
+        raise PlatformError.one(
+            400,
+            "structure",
+            f"{path}: a value of the wrong JSON type (a number or an object where text belongs), or nested too deep",
+            expression=path,
+        ) from None

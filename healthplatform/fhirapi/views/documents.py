@@ -23,7 +23,7 @@ from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.bundle import history as history_bundle
 from healthplatform.fhirapi.resources.documents import search_dates
 from healthplatform.fhirapi.views.base import FHIRView
-from healthplatform.fhirapi.views.resources import received
+from healthplatform.fhirapi.views.resources import received, shown
 from healthplatform.ingest.apply import resource_create
 from healthplatform.ingest.documents import document_error
 from healthplatform.record import person_documents
@@ -118,7 +118,8 @@ class DocumentReferenceTypeView(FHIRView):
             received=received(request),
         )
         entry = written.document
-        response = Response(document_reference_resource(entry), status=201 if written.outcome == "created" else 200)
+        body = document_reference_resource(entry) if shown(request, "DocumentReference") else None
+        response = Response(body, status=201 if written.outcome == "created" else 200)
         response["Location"] = f"{_document_url(request, entry)}/_history/{entry.version_id}"
         response["ETag"] = f'W/"{entry.version_id}"'
         return response
