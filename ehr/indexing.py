@@ -255,7 +255,7 @@ def _utc(moment: dt.datetime, *, past: bool) -> dt.datetime:
 def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
     """The instants a FHIR date, dateTime or instant covers, by its precision (R4 search.html#date): "2024" is
     the whole year, "2024-05-01" the whole day (in the platform's time zone), a time to the second that second,
-    to the millisecond that millisecond. In UTC, within FAR_PAST..FAR_FUTURE. None if it is not a FHIR date."""
+    to the millisecond that millisecond; within FAR_PAST..FAR_FUTURE. None if it is not a FHIR date."""
     m = _DATE_RE.match(text.strip()) if isinstance(text, str) else None
     if not m:
         return None
@@ -294,6 +294,8 @@ def date_range(text: str) -> tuple[dt.datetime, dt.datetime] | None:
         high = low + step - dt.timedelta(microseconds=1)
     except OverflowError:  # the last day of year 9999
         high = dt.datetime.max.replace(tzinfo=low.tzinfo)
+    if low.year > 1 and high.year < 9999:  # the usual case: nowhere near the edges, nothing to clamp
+        return low, high
     return _utc(low, past=True), _utc(high, past=False)
 
 

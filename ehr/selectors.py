@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
@@ -408,8 +409,6 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     match, at most two (more is an error): only those the source system ``source_id`` wrote — business
     identifiers are scoped to the writer's own source — or any source's when ``source_id`` is None (a staff
     writer)."""
-    from urllib.parse import parse_qsl
-
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not pairs:
         raise ResourceError("conditional criteria are empty", expression="If-None-Exist")
@@ -425,9 +424,36 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     def no_patient(fhir_id: str) -> list[int]:
         raise ResourceError("patient is not a conditional criterion here; use identifier", expression="criteria")
 
+    found = identifier_criteria(criteria)
+    if found is not None:
+        return _identifier_matches(resource_type, *found, source_id=source_id)
     q = query_parse(resource_type, pairs, resolve_patient=no_patient, strict=True)
     q.count, q.source_id = 2, source_id
     return resources_search(q).matches
+
+
+def identifier_criteria(criteria: str) -> tuple[str, str] | None:
+    """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
+    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
+        system, _, value = pairs[0][1].partition("|")
+        if system and value and "," not in value:
+            return system, value
+    return None
+
+
+def _identifier_matches(resource_type: str, system: str, value: str, *, source_id: int | None) -> list[Resource]:
+    """``identifier=system|value`` as two indexed lookups — the first identifier is a column of the resource
+    (the business identifier's unique index), later ones are token rows — instead of the search's OR of the
+    column and an EXISTS, which leaves the planner no index to start from."""
+    scope = {"source_id": source_id} if source_id is not None else {}
+    live = Resource.objects.filter(resource_type=resource_type, deleted=False, **scope)
+    by_column = live.filter(identifier_value=value, identifier_system=system)
+    tokens = SearchToken.objects.filter(resource_type=resource_type, param="identifier", system=system, code=value)
+    found = {r.pk: r for r in by_column[:2]}
+    if len(found) < 2:
+        found.update({r.pk: r for r in live.filter(pk__in=tokens.values("resource_id")).exclude(pk__in=found)[:2]})
+    return [found[pk] for pk in sorted(found)][:2]
 
 
 def everything_page(

@@ -37,7 +37,7 @@ from ehr.models import (
     Submission,
     new_fhir_id,
 )
-from ehr.selectors import conditional_matches
+from ehr.selectors import conditional_matches, identifier_criteria
 from mpi.selectors import persons_of_identities
 
 
@@ -142,16 +142,6 @@ def resources_write(*, items: list[WriteItem], source, actor: str, submission: S
             return _write(items, source, actor, submission)
     except IntegrityError:
         raise WriteRace() from None
-
-
-def identifier_criteria(criteria: str) -> tuple[str, str] | None:
-    """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
-    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
-    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
-        system, _, value = pairs[0][1].partition("|")
-        if system and value and "," not in value:
-            return system, value
-    return None
 
 
 def items_resolve(items: list[WriteItem], *, source) -> None:

@@ -27,6 +27,7 @@ from ehr import selectors as archive
 from ehr.errors import ResourceError, WriteRace
 from ehr.indexing import SPECS, business_identifier, values_at
 from ehr.models import Resource
+from ehr.selectors import identifier_criteria
 from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.access import Caller
 from healthplatform.errors import Issue, PlatformError
@@ -201,6 +202,21 @@ def _target(run: Run, e: Entry) -> Resource | None:
     return matches[0] if matches else None
 
 
+def _patient_criteria_check(e: Entry) -> None:
+    """``PUT Patient?identifier=<system>|<mrn>``: the criteria name an MRN the Patient itself carries."""
+    found = identifier_criteria(e.criteria or "")
+    identifiers = e.resource.get("identifier") if isinstance(e.resource.get("identifier"), list) else []
+    carried = {(i.get("system"), i.get("value")) for i in identifiers if isinstance(i, dict)}
+    if found is None or found not in carried:
+        raise PlatformError.one(
+            400,
+            "invalid",
+            f"{e.url_path or 'Patient'}: a conditional update of a Patient is Patient?identifier=<system>|<mrn>, "
+            "naming an MRN the Patient carries",
+            expression=e.url_path,
+        )
+
+
 def _same_person(run: Run, e: Entry, target: Resource, item: WriteItem) -> None:
     """An update cannot move a fact to another patient (one of the same person's identities is fine)."""
     if target.identity_id is None or item.identity_id in (None, target.identity_id):
@@ -247,7 +263,13 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
     for i in order:
         e = entries[i]
         if e.resource_type == "Patient" and e.method in ("POST", "PUT"):
-            target = _target(run, e) if e.method == "PUT" else None
+            # A source Patient is its MRN: by id, the stored Patient of that identity; by criteria, the MRN the
+            # criteria name, which the Patient must carry (its registration finds the identity, no search).
+            target = None
+            if e.method == "PUT" and e.fhir_id:
+                target = _target(run, e)
+            elif e.method == "PUT":
+                _patient_criteria_check(e)
             if e.method == "PUT":
                 _id_check(e, target)
             if target is not None:

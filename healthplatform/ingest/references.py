@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from ehr.errors import ResourceError
 from ehr.indexing import SPECS, reference_target
 from ehr.models import Resource
-from ehr.selectors import conditional_matches
-from ehr.services import identifier_criteria
+from ehr.selectors import conditional_matches, identifier_criteria
 from emr.selectors import document_sources
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.patients import patient_by_criteria, patient_identity

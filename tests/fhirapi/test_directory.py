@@ -602,7 +602,7 @@ def test_a_source_patients_conditional_references_are_resolved_as_any_resources_
 
 @pytest.mark.django_db
 def test_a_conditional_directory_reference_names_one_system_and_one_whole_value():
-    from ehr.services import identifier_criteria
+    from ehr.selectors import identifier_criteria
     from registry.selectors import organization_code_by_identifier
 
     # An empty value, or several (FHIR's "or"), names no single resource: left to the caller's 400.
