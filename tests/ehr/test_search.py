@@ -182,7 +182,8 @@ def r4_range(text: str) -> tuple[dt.datetime, dt.datetime]:
     """The half-open range [start, end) a FHIR date or dateTime (no fraction) stands for, by its precision."""
     if "T" in text:
         at = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return at, at + (dt.timedelta(minutes=1) if text.count(":") == 2 else dt.timedelta(seconds=1))
+        clock = text.split("T", 1)[1].removesuffix("Z")[:8]  # the time without its zone: 10:00 or 10:00:00
+        return at, at + (dt.timedelta(minutes=1) if clock.count(":") == 1 else dt.timedelta(seconds=1))
     parts = [int(p) for p in text.split("-")]
     start = dt.datetime(*parts, *[1] * (3 - len(parts)), tzinfo=PLATFORM_ZONE)
     if len(parts) == 1:
