@@ -11,7 +11,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ehr.models import Resource, ResourceVersion, Submission
-from healthplatform.audit.admin import ReadLoggedAdmin
 
 
 def _pretty(body: dict) -> str:
@@ -42,7 +41,7 @@ class ResourceVersionInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(Resource)
-class ResourceAdmin(_ReadOnly, ReadLoggedAdmin):
+class ResourceAdmin(_ReadOnly, admin.ModelAdmin):
     record_kind = "clinical-resource"
     list_display = ["resource_type", "fhir_id", "status", "effective_low", "source", "version_id", "deleted"]
     list_filter = ["resource_type", "deleted", "source"]
@@ -61,7 +60,7 @@ class ResourceAdmin(_ReadOnly, ReadLoggedAdmin):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(_ReadOnly, ReadLoggedAdmin):
+class SubmissionAdmin(_ReadOnly, admin.ModelAdmin):
     record_kind = "submission"
     list_display = ["uuid", "kind", "source", "actor", "request_line", "received_at"]
     list_filter = ["kind", "source"]

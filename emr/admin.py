@@ -13,7 +13,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from emr.models import DocumentEntry, DocumentVersion
-from healthplatform.audit.admin import ReadLoggedAdmin
 
 
 def _pretty(resource: dict) -> str:
@@ -40,7 +39,7 @@ class DocumentVersionInline(admin.TabularInline):
 
 
 @admin.register(DocumentEntry)
-class DocumentEntryAdmin(ReadLoggedAdmin):
+class DocumentEntryAdmin(admin.ModelAdmin):
     record_kind = "document"
     list_display = ["title", "type_display", "class_code", "status", "author_institution", "date"]
     list_filter = ["status", "class_code", "author_institution"]

@@ -7,4 +7,10 @@ class HealthPlatformConfig(AppConfig):
     name = "healthplatform"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from healthplatform import checks  # noqa: F401  (registers the deployment checks)
+        from healthplatform.audit.admin import read_logging_install
+
+        # The admin (first of INSTALLED_APPS) has discovered every store's pages by now.
+        read_logging_install(admin.site)

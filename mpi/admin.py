@@ -19,7 +19,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from healthplatform.audit.admin import ReadLoggedAdmin, admin_read_log
 from mpi.models import DoNotLink, Identifier, Identity, LinkEvent, Person, ReviewItem
 from mpi.services import (
     MPIError,
@@ -161,8 +160,10 @@ class OpenFirstStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ReviewItem)
-class ReviewItemAdmin(ReadLoggedAdmin):
+class ReviewItemAdmin(admin.ModelAdmin):
+    # Resident records, their reads logged by the audit (healthplatform.audit.admin): the list and the review page.
     record_kind = "possible-match"
+    read_views = ("changelist_view", "review_view")
     list_display = ["identity_name", "candidate_name", "score_display", "institution", "status", "created_at"]
     list_filter = [
         OpenFirstStatusFilter,
@@ -215,7 +216,6 @@ class ReviewItemAdmin(ReadLoggedAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         item = get_object_or_404(ReviewItem.objects.select_related("identity", "candidate"), pk=pk)
-        admin_read_log(request, "possible-match", pk)
         form = ReasonForm(request.POST or None)
         if request.method == "POST":
             if not request.user.has_perm("mpi.change_reviewitem") and not request.user.is_superuser:
@@ -307,7 +307,7 @@ class MergeForm(forms.Form):
 
 
 @admin.register(Person)
-class PersonAdmin(ReadLoggedAdmin):
+class PersonAdmin(admin.ModelAdmin):
     record_kind = "person"
     list_display = ["name", "sex", "birth_date", "resident_id", "status", "identity_count", "updated_at"]
     list_filter = ["status", "sex"]
@@ -372,7 +372,7 @@ class IdentifierInline(admin.TabularInline):
 
 
 @admin.register(Identity)
-class IdentityAdmin(ReadLoggedAdmin):
+class IdentityAdmin(admin.ModelAdmin):
     record_kind = "identity"
     list_display = ["__str__", "name", "sex", "birth_date", "person", "link_kind", "link_score", "flag_count"]
     list_filter = ["link_kind", ("source__institution", admin.RelatedOnlyFieldListFilter)]

@@ -2,5 +2,6 @@
 
 Today every read is a line on the ``healthplatform.access`` log (who, what kind of record, which id — never
 names or identity numbers): the FHIR API's per request (``fhirapi.access_log``), the admin's per page
-(``ReadLoggedAdmin``). An audit store keyed by the person (IHE BALP) comes with the clinician viewer.
+(``healthplatform.audit.admin``: a store's admin page says what it shows, the audit logs its reads). An audit
+store keyed by the person (IHE BALP) comes with the clinician viewer.
 """

@@ -1,14 +1,21 @@
-"""Reads in the Django admin, logged as reads of resident records."""
+"""Reads in the Django admin, logged as reads of resident records.
+
+The stores' admin pages only say what they show: a ``ModelAdmin`` with a ``record_kind`` shows resident records
+of that kind, on the views ``read_views`` names (its list and its detail page by default). The audit, not the
+store, makes those pages log their reads (``read_logging_install``, run when the platform's app is ready, after
+the admin has discovered every store's pages), so a store never imports the audit.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-
-from django.contrib import admin
 
 # The admin's reads go to the same access log as the FHIR API's (who, what kind of record, which id; never
 # names or identifiers).
 access_log = logging.getLogger("healthplatform.access")
+
+DEFAULT_READ_VIEWS = ("changelist_view", "change_view")
 
 
 def admin_read_log(request, kind: str, object_id) -> None:
@@ -22,15 +29,26 @@ def admin_read_log(request, kind: str, object_id) -> None:
     )
 
 
-class ReadLoggedAdmin(admin.ModelAdmin):
-    """A model admin whose list and detail pages are logged as reads of resident records."""
+def _logged(view, kind: str, *, listing: bool):
+    @functools.wraps(view)
+    def read(request, *args, **kwargs):
+        if listing:
+            admin_read_log(request, f"{kind}-list", "-")
+        else:
+            object_id = args[0] if args else kwargs.get("object_id", kwargs.get("pk", "-"))
+            admin_read_log(request, kind, object_id)
+        return view(request, *args, **kwargs)
 
-    record_kind = ""
+    return read
 
-    def changelist_view(self, request, extra_context=None):
-        admin_read_log(request, f"{self.record_kind}-list", "-")
-        return super().changelist_view(request, extra_context)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        admin_read_log(request, self.record_kind, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
+def read_logging_install(site) -> None:
+    """Makes every page of ``site`` that shows resident records log each read (see the module's docstring)."""
+    for model_admin in site._registry.values():
+        kind = getattr(model_admin, "record_kind", "")
+        if not kind or getattr(model_admin, "_reads_logged", False):
+            continue
+        for name in getattr(model_admin, "read_views", DEFAULT_READ_VIEWS):
+            view = getattr(model_admin, name)
+            setattr(model_admin, name, _logged(view, kind, listing=name == "changelist_view"))
+        model_admin._reads_logged = True
