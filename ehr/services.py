@@ -38,7 +38,7 @@ from ehr.models import (
     new_fhir_id,
 )
 from ehr.selectors import conditional_matches, identifier_criteria
-from mpi.selectors import persons_of_identities
+from mpi.selectors import same_person
 
 
 @dataclass
@@ -256,13 +256,6 @@ def _if_none_exist_identifier(item: WriteItem) -> tuple[str, str] | None:
     return item.extra["criteria_identifier"]
 
 
-def _same_person(identity_a: int | None, identity_b: int | None) -> bool:
-    if identity_a is None or identity_b is None or identity_a == identity_b:
-        return True
-    persons = persons_of_identities({identity_a, identity_b})
-    return persons.get(identity_a) == persons.get(identity_b)
-
-
 def _resend_refuse(item: WriteItem, stored: Resource, how: str) -> None:
     """A plain create (POST) carrying a business identifier the source already stored, ``how`` it differs:
     refused, never applied (R4 http.html#create: create makes a new resource; and the archive keeps one
@@ -338,7 +331,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                 _resend_refuse(item, resource, "with other content")
             item.resource, item.outcome = resource, "existing"  # the same fact sent again: nothing changes
             continue
-        if item.extra.get("resend") and not _same_person(resource.identity_id, item.identity_id):
+        if item.extra.get("resend") and not same_person(resource.identity_id, item.identity_id):
             # Brought back about another person, the deleted fact's history would become that person's.
             _resend_refuse(item, resource, "(deleted) about another patient")
         if item.if_match is not None and item.if_match != resource.version_id:

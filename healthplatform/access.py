@@ -71,6 +71,10 @@ class Caller:
     def may_read(self, resource_type: str) -> bool:
         return self.may(resource_type, "read")
 
+    def readable(self, resource_types) -> frozenset[str]:
+        """Those of ``resource_types`` this caller may read: nothing else is returned to it."""
+        return frozenset(t for t in resource_types if self.may_read(t))
+
     @cached_property
     def authorities(self) -> frozenset[str]:
         """The assigning authorities whose local ids (MRNs) this source system's institution issues."""

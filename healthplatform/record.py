@@ -38,13 +38,6 @@ class RecordPage:
     next_after: int | None = None
 
 
-def record_types(caller: Caller, types: frozenset[str] | None = None) -> frozenset[str]:
-    """The archive types a record read returns to this caller: those asked for (all by default) that its
-    scopes let it read."""
-    wanted = types if types is not None else frozenset(archive.SPECS)
-    return frozenset(t for t in wanted if caller.may_read(t))
-
-
 def person_record(
     *, caller: Caller, patient_id: str, count: int, after: int | None = None, types: frozenset[str] | None = None
 ) -> RecordPage | None:
@@ -53,7 +46,7 @@ def person_record(
     person_id = mpi.person_id_of_patient(patient_id)
     if person_id is None:
         return None
-    readable = record_types(caller, types)
+    readable = caller.readable(types if types is not None else archive.SPECS)
     page = RecordPage(person_id=person_id, first=after is None)
     if page.first:
         page.person = mpi.persons_in_bulk([person_id])[person_id]

@@ -375,11 +375,12 @@ def identity_ids_of_patient(fhir_id: str) -> list[int]:
     return identity_ids_of_person(person_id) if person_id is not None else []
 
 
-def persons_of_identities(identity_ids: set[int]) -> dict[int, int]:
-    """identity pk -> person pk, for these identities (one query)."""
-    if not identity_ids:
-        return {}
-    return dict(Identity.objects.filter(pk__in=identity_ids).values_list("pk", "person_id"))
+def same_person(identity_a: int | None, identity_b: int | None) -> bool:
+    """Whether two identities are linked to one person now (an identity that is not given matches any)."""
+    if identity_a is None or identity_b is None or identity_a == identity_b:
+        return True
+    persons = dict(Identity.objects.filter(pk__in=[identity_a, identity_b]).values_list("pk", "person_id"))
+    return persons.get(identity_a) == persons.get(identity_b)
 
 
 def person_uuids_of_identities(identity_ids: set[int]) -> dict[int, uuid.UUID]:

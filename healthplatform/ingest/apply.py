@@ -17,6 +17,7 @@ may refer to (``references``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -37,6 +38,7 @@ from healthplatform.ingest.patients import patient_identity, patient_item
 from healthplatform.ingest.references import references_check, references_rewrite
 from healthplatform.ingest.validation import resource_validated
 from mpi import selectors as mpi
+from registry.models import SourceSystem
 
 T = TypeVar("T")
 # The most GET entries one Bundle may carry: each is a whole search or read, answered in one response.
@@ -217,12 +219,9 @@ def _patient_criteria_check(e: Entry) -> None:
         )
 
 
-def _same_person(run: Run, e: Entry, target: Resource, item: WriteItem) -> None:
+def _same_person_kept(e: Entry, target: Resource, item: WriteItem) -> None:
     """An update cannot move a fact to another patient (one of the same person's identities is fine)."""
-    if target.identity_id is None or item.identity_id in (None, target.identity_id):
-        return
-    persons = mpi.persons_of_identities({target.identity_id, item.identity_id})
-    if persons.get(target.identity_id) != persons.get(item.identity_id):
+    if not mpi.same_person(target.identity_id, item.identity_id):
         where = f"{e.resource_path}.{SPECS[e.resource_type].patient}"
         raise PlatformError.one(
             422, "processing", f"{where}: an update cannot move a fact to another patient", expression=where
@@ -306,7 +305,7 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
             _id_check(e, target)
             if target is not None:
                 _change_authorise(run, e, target)
-                _same_person(run, e, target, item)
+                _same_person_kept(e, target, item)
                 item.method, item.target, item.fhir_id = "update", target, target.fhir_id
                 item.extra["resolved"] = True
             else:
@@ -638,10 +637,6 @@ def resource_delete(
 def bundle_apply_as_source(*, source_id: int, bundle: dict) -> dict:
     """A Bundle applied as a registered source system outside any HTTP request (a Celery task, a feed worker):
     its entries' statuses and locations as plain data, or the refusal."""
-    import json
-
-    from registry.models import SourceSystem
-
     source = SourceSystem.objects.select_related("institution").get(pk=source_id)
     caller = Caller(source, source.client_id)
     received = Received(request_line="TASK ingest.bundle_apply", body=json.dumps(bundle, ensure_ascii=False))

@@ -23,14 +23,14 @@ from ehr.models import Resource
 from ehr.selectors import conditional_matches, identifier_criteria
 from emr.selectors import document_sources
 from healthplatform.errors import PlatformError
+from healthplatform.ingest.entries import DOCUMENT_TYPES
 from healthplatform.ingest.patients import patient_by_criteria, patient_identity
 from mpi import selectors as mpi
 from registry import selectors as registry
 
 DIRECTORY_TYPES = ("Organization", "Practitioner", "Location")
-_DOCUMENT_TYPES = ("DocumentReference", "Binary")
 # What a literal reference may name here: the archive's types, the documents, the directory.
-SERVED_TYPES = frozenset(SPECS) | frozenset(_DOCUMENT_TYPES) | frozenset(DIRECTORY_TYPES)
+SERVED_TYPES = frozenset(SPECS) | frozenset(DOCUMENT_TYPES) | frozenset(DIRECTORY_TYPES)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _literal(run, node: dict, key: str, where: str) -> None:
             expression=where,
         )
     run.literals.append(Literal(where, target[0], target[1], node, key))
-    if target[0] not in ("Patient", *_DOCUMENT_TYPES):  # those are rewritten to their canonical id when checked
+    if target[0] not in ("Patient", *DOCUMENT_TYPES):  # those are rewritten to their canonical id when checked
         run.checked.add(reference)
 
 
@@ -174,7 +174,7 @@ def references_check(run) -> None:
             _patients_check(run, found)
         elif resource_type in SPECS:
             _archive_check(caller, resource_type, found)
-        elif resource_type in _DOCUMENT_TYPES:
+        elif resource_type in DOCUMENT_TYPES:
             sources = document_sources({f.fhir_id for f in found})
             for f in found:
                 known = sources.get(f.fhir_id)

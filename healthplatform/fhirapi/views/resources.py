@@ -277,11 +277,6 @@ class ResourceVersionView(ArchiveView):
         return response
 
 
-def readable_types(caller) -> frozenset[str]:
-    """The archive types the caller's scopes let it read: nothing else leaves the server, includes neither."""
-    return frozenset(t for t in archive.SPECS if caller.may_read(t))
-
-
 def _includes_authorise(caller, query) -> None:
     """An ``_include`` of a named target type or a ``_revinclude`` of a source type the token may not read
     is refused like the search of that type itself (403); an unnamed target is left out by the search."""
@@ -316,7 +311,7 @@ def search_response(request, resource_type: str, pairs: list[tuple[str, str]]) -
             resource_type, pairs, resolve_patient=identity_ids_of_patient, strict=search.strict_handling(request)
         )
         _includes_authorise(caller, query)
-        query.include_types = readable_types(caller)
+        query.include_types = caller.readable(archive.SPECS)
         page = archive.resources_search(query, with_total=request.query_params.get("_total") == "accurate")
     except ResourceError as exc:
         raise FHIRError.one(exc.status, exc.code, exc.message, expression=exc.expression) from None
