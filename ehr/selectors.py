@@ -473,6 +473,22 @@ def everything_page(
     return rows, (rows[-1].pk if more and rows else None)
 
 
+def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[Resource]:
+    """The current facts of these identities of the types ``since`` names, each type's only from its cutoff on
+    (``effective_low`` at or after it; None: all of them), newest first: what the alert rules look at (recent
+    results, medications of the look-back period, every allergy) out of a record of thousands of facts."""
+    if not identity_ids or not since:
+        return []
+    wanted = Q()
+    for resource_type, cutoff in sorted(since.items()):
+        clause = Q(resource_type=resource_type)
+        if cutoff is not None:
+            clause &= Q(effective_low__gte=cutoff)
+        wanted |= clause
+    qs = Resource.objects.filter(wanted, identity_id__in=identity_ids, deleted=False)
+    return list(qs.order_by("-effective_low", "-pk"))
+
+
 def source_patients(identity_ids: list[int]) -> dict[int, Resource]:
     """identity pk -> its source Patient as the archive stores it (those written through the FHIR API)."""
     rows = Resource.objects.filter(resource_type="Patient", identity_id__in=identity_ids)

@@ -70,3 +70,21 @@ def person_documents(*, caller: Caller, patient_id: str, **filters):
     if person_id is None:
         return None
     return documents.documents_for_person_id(person_id, **filters)
+
+
+@dataclass
+class PersonFacts:
+    """A person's identities and the facts of the types asked for (the alerts' read)."""
+
+    person_id: int
+    identities: list[Identity]
+    facts: list[Resource]
+
+
+def person_facts(*, caller: Caller, person_id: int, since: dict[str, object]) -> PersonFacts:
+    """The facts of the person ``person_id`` of the types ``since`` names, each from its cutoff on (None: all),
+    over every linked identity, newest first — those of the types the caller may read. Two queries."""
+    identities = mpi.identities_of_person(person_id)
+    readable = caller.readable(since)
+    facts = archive.facts_since([i.pk for i in identities], {t: c for t, c in since.items() if t in readable})
+    return PersonFacts(person_id=person_id, identities=identities, facts=facts)

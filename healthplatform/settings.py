@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "emr",
     # The platform package itself (health checks, Celery tasks) and the generator.
     "healthplatform",
+    "healthplatform.alerts",
+    "healthplatform.audit",
     "fixtures",
 ]
 

@@ -9,11 +9,17 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from registry.models import Institution, Practitioner
+        from registry.models import Concept, DrugClassMember, DrugIngredient, Institution, Practitioner, SourceSystem
         from registry.selectors import resolved_forget
+        from registry.terminology import drug_terminology_forget
 
         # A change to the directory made in this process is seen by the next reference at once (other
         # processes: within registry.selectors.RESOLVED_SECONDS).
-        for model in (Institution, Practitioner):
+        for model in (Institution, Practitioner, SourceSystem):
             post_save.connect(resolved_forget, sender=model, dispatch_uid=f"registry-resolved-save-{model.__name__}")
             post_delete.connect(resolved_forget, sender=model, dispatch_uid=f"registry-resolved-del-{model.__name__}")
+        for model in (Concept, DrugIngredient, DrugClassMember):
+            for signal, kind in ((post_save, "save"), (post_delete, "del")):
+                signal.connect(
+                    drug_terminology_forget, sender=model, dispatch_uid=f"registry-drugs-{kind}-{model.__name__}"
+                )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 # Identifier systems. Fixed once published: stored resources and every feed's conditional
@@ -115,3 +116,19 @@ def validate_practitioner_licence(value: str, role: str) -> None:
     pattern, message = PRACTITIONER_LICENCE_PATTERNS[role]
     if not pattern.match(value or ""):
         raise ValidationError(message, code="format")
+
+
+# Terminologies the alerts read (healthplatform.alerts): the ATC classification (drugs by ingredient, level 5, and
+# their groups at levels 1-4), the region's drug dictionary (products, each with its ATC ingredients) and the
+# allergen classes (青霉素类, 碘造影剂, …, each a set of ATC groups).
+ATC_SYSTEM = "http://www.whocc.no/atc"
+LOINC_SYSTEM = "http://loinc.org"
+DRUG_DICTIONARY_SYSTEM = "urn:platform:drug"
+ALLERGEN_CLASS_SYSTEM = "urn:platform:allergen-class"
+# The platform's list of imaging and other examinations (检查项目), for the duplicate-test rule.
+EXAM_SYSTEM = "urn:platform:exam"
+
+# An ATC code of any level: A, A10, A10B, A10BA, A10BA02.
+validate_atc_group = RegexValidator(
+    r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$", _("An ATC code of any level, e.g. J01C.")
+)

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from registry.codes import (
+    validate_atc_group,
     validate_division_code,
     validate_institution_licence,
     validate_practitioner_licence,
@@ -168,6 +169,16 @@ class Practitioner(TimestampedModel):
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
+    # The clinician's login to the viewer: what they may read follows from this practitioner's institution,
+    # and only while the registration is valid (Practitioner.valid_on).
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="practitioner",
+        verbose_name=_("viewer login"),
+    )
 
     class Meta:
         verbose_name = _("practitioner")
@@ -282,6 +293,17 @@ class CodeSystem(TimestampedModel):
     )
     # The identifier HL7 v2 senders put in CWE-3 (name of coding system), e.g. LN, I10.
     hl7_v2_name = models.CharField(_("HL7 v2 coding system name"), max_length=20, blank=True)
+    # A local code system belongs to one feed: its codings are translated to standard ones on write
+    # (healthplatform.ingest), and its unmapped codes are counted. A standard terminology has none.
+    source_system = models.ForeignKey(
+        "SourceSystem",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="local_code_systems",
+        verbose_name=_("local codes of"),
+        help_text=_("Set for a source system's own local codes; empty for a standard terminology."),
+    )
     description = models.TextField(_("description"), blank=True)
 
     class Meta:
@@ -354,3 +376,75 @@ class ConceptMapEntry(TimestampedModel):
 
     def __str__(self):
         return f"{self.local_code} → {self.concept.code}"
+
+
+class DrugIngredient(TimestampedModel):
+    """One active ingredient of a drug of the drug dictionary: the drug's concept and the ingredient's ATC level-5
+    concept (a combination product has one row per ingredient)."""
+
+    drug = models.ForeignKey(
+        Concept, on_delete=models.CASCADE, related_name="ingredients", verbose_name=_("drug (dictionary concept)")
+    )
+    ingredient = models.ForeignKey(
+        Concept, on_delete=models.PROTECT, related_name="in_drugs", verbose_name=_("ingredient (ATC level 5)")
+    )
+
+    class Meta:
+        verbose_name = _("drug ingredient")
+        verbose_name_plural = _("drug ingredients")
+        constraints = [models.UniqueConstraint(fields=["drug", "ingredient"], name="drug_ingredient_unique")]
+
+    def __str__(self):
+        return f"{self.drug.code} ∋ {self.ingredient.code}"
+
+    def clean(self):
+        if self.ingredient_id and len(self.ingredient.code) != 7:
+            raise ValidationError(
+                {"ingredient": _("An ingredient is an ATC level-5 code (7 characters, e.g. J01CA04).")}
+            )
+
+
+class DrugClassMember(TimestampedModel):
+    """What an allergen or drug class (青霉素类, 头孢菌素类, 碘造影剂, …) takes in: every drug whose ATC code
+    begins with ``atc_prefix`` (an ATC group of any level, e.g. J01C for the penicillins)."""
+
+    drug_class = models.ForeignKey(
+        Concept, on_delete=models.CASCADE, related_name="class_members", verbose_name=_("class (concept)")
+    )
+    atc_prefix = models.CharField(
+        _("ATC group"),
+        max_length=7,
+        validators=[validate_atc_group],
+    )
+
+    class Meta:
+        verbose_name = _("drug class member")
+        verbose_name_plural = _("drug class members")
+        constraints = [models.UniqueConstraint(fields=["drug_class", "atc_prefix"], name="drug_class_member_unique")]
+
+    def __str__(self):
+        return f"{self.drug_class.code} ⊇ {self.atc_prefix}"
+
+
+class UnmappedCode(models.Model):
+    """A local code a source system sent that no concept map translates yet: stored as sent, counted here for the
+    terminology team."""
+
+    source_system = models.ForeignKey(
+        SourceSystem, on_delete=models.CASCADE, related_name="unmapped_codes", verbose_name=_("source system")
+    )
+    system = models.CharField(_("local code system"), max_length=200, blank=True)
+    code = models.CharField(_("local code"), max_length=64)
+    display = models.CharField(_("display as sent"), max_length=255, blank=True)
+    count = models.PositiveBigIntegerField(_("times received"), default=0)
+    first_seen = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen = models.DateTimeField(_("last seen"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("unmapped local code")
+        verbose_name_plural = _("unmapped local codes")
+        ordering = ["-count"]
+        constraints = [models.UniqueConstraint(fields=["source_system", "system", "code"], name="unmapped_code_unique")]
+
+    def __str__(self):
+        return f"{self.system}|{self.code} ×{self.count}"

@@ -311,6 +311,30 @@ def source_system_ids_of_institution(institution_id: int) -> list[int]:
     return list(SourceSystem.objects.filter(institution_id=institution_id).values_list("pk", flat=True))
 
 
+@dataclass(frozen=True)
+class SourceInstitution:
+    """The institution a source system belongs to, as a fact's evidence names it."""
+
+    institution_id: int
+    code: str
+    name: str
+    level: str
+    source_name: str
+
+
+def source_institutions() -> dict[int, SourceInstitution]:
+    """source system pk -> its institution, for every source system (hundreds of rows; kept for a minute, and
+    forgotten at once when the directory changes in this process)."""
+
+    def find():
+        rows = SourceSystem.objects.values_list(
+            "pk", "institution_id", "institution__code", "institution__name", "institution__level", "name"
+        )
+        return {pk: SourceInstitution(iid, code, name, level, sname) for pk, iid, code, name, level, sname in rows}
+
+    return _remembered(("source-institutions",), find)
+
+
 # --- the directory as the target of references from clinical writes ---------------------------------------
 
 
