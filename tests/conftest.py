@@ -28,9 +28,11 @@ def _process_memory_forgotten():
 
     from registry.selectors import _RESOLVED as _resolved
     from registry.selectors import _SOURCES
+    from registry.terminology import drug_terminology_forget
 
     _resolved.clear()
     _SOURCES.clear()
+    drug_terminology_forget()
     cache.clear()
 
 
