@@ -96,7 +96,7 @@ def test_concurrent_writers_counting_the_same_codes_add_up():
                 keys = [(LIS, "NA"), (LIS, "K"), (LIS, f"T{i}")]
                 with transaction.atomic():
                     unmapped_codes_count(source_id=source.pk, counts={k: (1, "") for k in keys[:: 1 - 2 * (n % 2)]})
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()
