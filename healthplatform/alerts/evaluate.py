@@ -22,6 +22,7 @@ from ehr import selectors as archive
 from healthplatform.access import Caller
 from healthplatform.alerts import rules as r
 from healthplatform.alerts.models import Alert, AlertPolicy, CrossReactivity, Override, Recognition, RetestWindow
+from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.record import person_facts
 from registry.selectors import source_institutions
 from registry.terminology import drug_terminology
@@ -221,8 +222,11 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
 
 
 def order_fact(caller: Caller, order: dict, *, reference: str, now: dt.datetime) -> r.Fact:
-    """A proposed order (a draft FHIR resource from CDS Hooks) as a fact of the caller's institution."""
+    """A proposed order (a draft FHIR resource from CDS Hooks) as a fact of the caller's institution. A hospital
+    system proposes in its own local codes: they are translated as its writes would be (ingest.terminology)."""
     institution = caller.institution
+    if caller.source is not None:
+        order = CodeTranslation.of(caller.source.pk).translated(order)
     return r.Fact(
         resource_type=order.get("resourceType", ""),
         fhir_id=str(order.get("id") or ""),
