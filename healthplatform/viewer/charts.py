@@ -33,7 +33,7 @@ class Chart:
     polyline: str = ""
     band: tuple[float, float] | None = None  # (y of the upper limit, height) of the reference band
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
-    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    x_ticks: list[tuple[float, str, str]] = field(default_factory=list)  # (x, label, text-anchor)
     plot_left: int = LEFT
     plot_right: int = WIDTH - RIGHT
     plot_top: int = TOP
@@ -85,9 +85,12 @@ def trend_chart(facts, *, label_of) -> Chart | None:
         lower = y_of(low) if low is not None else float(chart.plot_bottom)
         chart.band = (upper, round(max(lower - upper, 0.5), 1))
     chart.y_ticks = [(y_of(v), _fmt(v)) for v in sorted({*(v for v in (low, high) if v is not None)})]
-    chart.y_ticks += [(y_of(v), _fmt(v)) for v in (min(values), max(values)) if v not in (low, high)]
+    for value in (min(values), max(values)):
+        y = y_of(value)
+        if all(abs(y - taken) >= 10 for taken, _label in chart.y_ticks):  # labels closer than that overlap
+            chart.y_ticks.append((y, _fmt(value)))
     first, last = timezone.localtime(series[0].when).date(), timezone.localtime(series[-1].when).date()
-    chart.x_ticks = [(chart.points[0].x, first.isoformat())]
+    chart.x_ticks = [(chart.points[0].x, first.isoformat(), "start")]
     if last != first:
-        chart.x_ticks.append((chart.points[-1].x, last.isoformat()))
+        chart.x_ticks.append((chart.points[-1].x, last.isoformat(), "end"))
     return chart
