@@ -26,6 +26,7 @@ def _process_memory_forgotten():
     references) and the cache (failed authentications from 127.0.0.1 add up across tests to a 429)."""
     from django.core.cache import cache
 
+    from healthplatform.alerts.evaluate import ruleset_forget
     from registry.selectors import _RESOLVED as _resolved
     from registry.selectors import _SOURCES
     from registry.terminology import drug_terminology_forget
@@ -33,6 +34,7 @@ def _process_memory_forgotten():
     _resolved.clear()
     _SOURCES.clear()
     drug_terminology_forget()
+    ruleset_forget()
     cache.clear()
 
 

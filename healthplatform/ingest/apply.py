@@ -31,6 +31,8 @@ from ehr.models import Resource
 from ehr.selectors import identifier_criteria
 from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.access import Caller
+from healthplatform.alerts.evaluate import ORDER_TYPES
+from healthplatform.alerts.services import orders_raise_after_commit
 from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.documents import binary_content, document_write
 from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
@@ -465,12 +467,25 @@ def _attempt(
             written = _apply(run, entries) if entries else []
             if then is not None:
                 then()
+            _orders_alerted(written)
             return written
         except BaseException:
             run.undo()
             raise
 
     return work
+
+
+def _orders_alerted(written: list[Written]) -> None:
+    """An order or prescription a feed wrote is checked by the alerts once it is committed (the alert is raised
+    for the ordering institution)."""
+    pks = [
+        w.resource.pk
+        for w in written
+        if w.resource is not None and w.resource.resource_type in ORDER_TYPES and w.outcome in ("created", "updated")
+    ]
+    if pks:
+        orders_raise_after_commit(pks)
 
 
 def _submission(caller: Caller, received: Received):
