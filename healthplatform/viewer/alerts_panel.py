@@ -7,37 +7,22 @@ from dataclasses import dataclass, field
 
 from django.urls import reverse
 
+from healthplatform.alerts.evaluate import record_alerts
+from healthplatform.alerts.services import alert_override
+
 
 @dataclass
 class Panel:
     """The engine's findings (critical first) and the tests still inside their duplicate-test window, with a
-    link for every evidence item; ``available`` is False when the engine could not be asked."""
+    link to the fact page of every evidence item."""
 
-    available: bool
     findings: list = field(default_factory=list)
     recent_tests: list = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # evidence reference -> its fact page
-    overridable: bool = False
-
-
-def _engine():
-    try:
-        from healthplatform.alerts.evaluate import record_alerts
-    except ImportError:
-        return None
-    return record_alerts
-
-
-def _override_service():
-    try:
-        from healthplatform.alerts.services import alert_override
-    except ImportError:
-        return None
-    return alert_override
 
 
 def evidence_link(person_uuid: str, reference: str) -> str:
-    """The fact page of an evidence reference ("Observation/<id>")."""
+    """The fact page of an evidence reference ("Observation/<id>"); "" for what is no archived fact."""
     resource_type, _, fhir_id = (reference or "").partition("/")
     if not resource_type or not fhir_id:
         return ""
@@ -46,26 +31,14 @@ def evidence_link(person_uuid: str, reference: str) -> str:
 
 def panel(*, caller, person) -> Panel:
     """The alerts of ``person`` for ``caller``."""
-    record_alerts = _engine()
-    if record_alerts is None:
-        return Panel(available=False)
     found = record_alerts(caller=caller, person_id=person.pk)
-    shown = Panel(
-        available=True,
-        findings=list(found.findings),
-        recent_tests=list(found.recent_tests),
-        overridable=_override_service() is not None,
-    )
+    shown = Panel(findings=list(found.findings), recent_tests=list(found.recent_tests))
     for finding in (*shown.findings, *shown.recent_tests):
         for evidence in finding.evidence:
             shown.links[evidence.reference] = evidence_link(str(person.uuid), evidence.reference)
     return shown
 
 
-def override(*, caller, key: str, reason: str, reason_code: str) -> bool:
-    """Records the clinician's override of the alert ``key``; False when the engine takes no overrides."""
-    alert_override = _override_service()
-    if alert_override is None:
-        return False
-    alert_override(caller=caller, key=key, order=None, reason=reason, reason_code=reason_code)
-    return True
+def override(*, caller, user, key: str, reason: str, reason_code: str) -> None:
+    """Records the clinician's override of the alert ``key`` (it does not come back on the record)."""
+    alert_override(caller=caller, key=key, order=None, reason=reason, reason_code=reason_code, user=user)

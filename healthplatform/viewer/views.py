@@ -309,6 +309,7 @@ def alert_override(request, person_uuid):
     if form.is_valid():
         alerts_panel.override(
             caller=request.caller,
+            user=request.user,
             key=form.cleaned_data["key"],
             reason=form.cleaned_data["reason"],
             reason_code=form.cleaned_data["reason_code"],

@@ -5,8 +5,9 @@ hospital's feed sends it, with HTTP Basic):
   sent nothing about these residents;
 - 王小明, known at A and at B (one person: the same resident identity number), with an allergy, active and
   stopped medications, an active problem and a resolved diagnosis, encounters at both, glucose results at both
-  (B sends its local lab code with the LOINC coding the translation adds beside it), an imaging report, and
-  three documents (a PDF and a text note from A, a CDA discharge summary from B);
+  (B sends its local lab code with the LOINC coding the translation adds beside it), an imaging report,
+  penicillin and metformin prescribed again at B (a drug-allergy and a duplicate-medication alert), and three
+  documents (a PDF and a text note from A, a CDA discharge summary from B);
 - 李娜, known only at B (the A clinician needs a reason);
 - two 张伟 born on the same day, one at A and one at B, with different identity numbers (an ambiguous search);
 - 赵空, known at A, with no fact at all (the empty state);
@@ -201,6 +202,23 @@ def region_build() -> SimpleNamespace:
         medicationCodeableConcept=coded(ATC, "A10BA02", "二甲双胍片"),
         dosageInstruction=[{"text": "0.5g 每日两次 口服"}],
         authoredOn=days_ago(20),
+    )
+    # B, not knowing A's records: penicillin for the penicillin-allergic (drug-allergy) and metformin again
+    # (the same ingredient active at two institutions).
+    facts.penicillin = b.fact(
+        "MedicationRequest",
+        wang_b,
+        status="active",
+        intent="order",
+        medicationCodeableConcept=coded(ATC, "J01CE01", "注射用青霉素钠"),
+        authoredOn=days_ago(2),
+    )
+    facts.metformin_b = b.fact(
+        "MedicationStatement",
+        wang_b,
+        status="active",
+        medicationCodeableConcept=coded(ATC, "A10BA02", "盐酸二甲双胍缓释片"),
+        effectiveDateTime=days_ago(10)[:10],
     )
     facts.old_drug = b.fact(
         "MedicationStatement",
