@@ -10,6 +10,30 @@ from django.urls import reverse
 from healthplatform.alerts.evaluate import record_alerts
 from healthplatform.alerts.services import alert_override
 
+# Evidence items shown under one finding: a duplicate medication over months of refills rests on dozens of
+# facts, and the first few (newest) say what the clinician needs; the count of the rest is shown.
+EVIDENCE_SHOWN = 5
+# Findings shown in full (evidence, override form); the rest by their summary alone, folded: a resident refilled
+# at five institutions raises dozens of duplicate-medication findings, which would bury the first ones.
+FINDINGS_SHOWN = 10
+
+
+@dataclass
+class Shown:
+    """A finding as the panel shows it: its first ``EVIDENCE_SHOWN`` evidence items and how many more."""
+
+    finding: object
+    evidence: list
+    more: int
+
+    def __getattr__(self, name):
+        return getattr(self.finding, name)
+
+
+def _shown(finding) -> Shown:
+    evidence = list(finding.evidence)
+    return Shown(finding, evidence[:EVIDENCE_SHOWN], max(len(evidence) - EVIDENCE_SHOWN, 0))
+
 
 @dataclass
 class Panel:
@@ -17,6 +41,7 @@ class Panel:
     link to the fact page of every evidence item."""
 
     findings: list = field(default_factory=list)
+    folded: list = field(default_factory=list)  # the findings after FINDINGS_SHOWN: summaries only
     recent_tests: list = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # evidence reference -> its fact page
 
@@ -32,7 +57,12 @@ def evidence_link(person_uuid: str, reference: str) -> str:
 def panel(*, caller, person) -> Panel:
     """The alerts of ``person`` for ``caller``."""
     found = record_alerts(caller=caller, person_id=person.pk)
-    shown = Panel(findings=list(found.findings), recent_tests=list(found.recent_tests))
+    findings = list(found.findings)
+    shown = Panel(
+        findings=[_shown(f) for f in findings[:FINDINGS_SHOWN]],
+        folded=findings[FINDINGS_SHOWN:],
+        recent_tests=[_shown(f) for f in found.recent_tests],
+    )
     for finding in (*shown.findings, *shown.recent_tests):
         for evidence in finding.evidence:
             shown.links[evidence.reference] = evidence_link(str(person.uuid), evidence.reference)

@@ -1,8 +1,9 @@
 """Trend charts of numeric results, drawn on the server as inline SVG (no chart library, nothing fetched by the
 browser): one line per test over time, the reference range as a band, results outside it marked.
 
-Only geometry is computed here; the template writes the SVG elements, so every text in a chart (a unit, an
-institution's name) is escaped like the rest of the page.
+The SVG is written here in one pass (``chart_svg``; a template loop per point cost more than the rest of the page
+for a resident with hundreds of results), every text in it (a unit, an institution's name) escaped. A chart draws
+a test's latest ``MAX_POINTS`` results: more do not fit its width.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 360, 140
+MAX_POINTS = 100
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 10, 24
 
 
@@ -38,6 +42,7 @@ class Chart:
     plot_right: int = WIDTH - RIGHT
     plot_top: int = TOP
     plot_bottom: int = HEIGHT - BOTTOM
+    svg: str = ""  # chart_svg's element, set by the page
 
     @property
     def plot_width(self) -> int:
@@ -52,6 +57,7 @@ def trend_chart(facts, *, label_of) -> Chart | None:
     """The chart of a test's numeric results (``facts`` with ``number`` and ``when``, any order); None with
     fewer than two. ``label_of(fact)`` gives a point's tooltip."""
     series = sorted((f for f in facts if f.number is not None and f.when is not None), key=lambda f: f.when)
+    series = series[-MAX_POINTS:]
     if len(series) < 2:
         return None
     chart = Chart()
@@ -94,3 +100,43 @@ def trend_chart(facts, *, label_of) -> Chart | None:
     if last != first:
         chart.x_ticks.append((chart.points[-1].x, last.isoformat(), "end"))
     return chart
+
+
+def chart_svg(chart: Chart, *, label: str, range_label: str) -> SafeString:
+    """The chart as an inline SVG element (``label``: its accessible name; ``range_label``: the band's title)."""
+    parts = [
+        format_html(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="{0}" height="{1}" viewBox="0 0 {0} {1}" role="img" '
+            'aria-label="{2}">',
+            chart.width,
+            chart.height,
+            label,
+        )
+    ]
+    if chart.band:
+        parts.append(
+            format_html(
+                '<rect class="band" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>',
+                chart.plot_left,
+                chart.band[0],
+                chart.plot_width,
+                chart.band[1],
+                range_label,
+            )
+        )
+    left, right, top, bottom = chart.plot_left, chart.plot_right, chart.plot_top, chart.plot_bottom
+    parts.append(format_html('<line class="axis" x1="{0}" y1="{1}" x2="{2}" y2="{1}"/>', left, bottom, right))
+    parts.append(format_html('<line class="axis" x1="{0}" y1="{1}" x2="{0}" y2="{2}"/>', left, top, bottom))
+    for y, text in chart.y_ticks:
+        parts.append(
+            format_html('<text x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>', left - 4, y, text)
+        )
+    for x, text, anchor in chart.x_ticks:
+        parts.append(format_html('<text x="{}" y="{}" text-anchor="{}">{}</text>', x, chart.height - 8, anchor, text))
+    parts.append(format_html('<polyline class="line" points="{}"/>', chart.polyline))
+    parts.extend(
+        f'<circle class="pt {escape(p.flag)}" cx="{p.x}" cy="{p.y}" r="3.5"><title>{escape(p.label)}</title></circle>'
+        for p in chart.points
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308  (every value above is escaped or a number)

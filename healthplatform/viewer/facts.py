@@ -60,14 +60,16 @@ class Display:
     code: str = ""
 
 
-def concept_display(concept, local_systems: frozenset[str]) -> Display:
-    """The display of a FHIR CodeableConcept (see the module's docstring)."""
+def concept_display(concept, local_systems: frozenset[str], chinese: bool | None = None) -> Display:
+    """The display of a FHIR CodeableConcept (see the module's docstring); ``chinese``: whether Chinese
+    displays lead (by default, whether the active language is Chinese)."""
     if not isinstance(concept, dict):
         return Display("")
     codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and (c.get("code") or c.get("display"))]
     standard = [c for c in codings if c.get("system") and c.get("system") not in local_systems]
     local = [c for c in codings if not c.get("system") or c.get("system") in local_systems]
-    chinese = (get_language() or "zh-hans").startswith("zh")
+    if chinese is None:
+        chinese = chinese_active()
 
     def best(candidates) -> dict | None:
         shown = [c for c in candidates if str(c.get("display") or "").strip()]
@@ -93,6 +95,10 @@ def concept_display(concept, local_systems: frozenset[str]) -> Display:
     if text:
         return Display(text, "", key or ("", text), code)
     return Display(code or "", "", key, code)
+
+
+def chinese_active() -> bool:
+    return (get_language() or "zh-hans").startswith("zh")
 
 
 def _concepts(value) -> list:
@@ -198,8 +204,18 @@ ACTIVE_CONDITIONS = {"active", "recurrence", "relapse"}
 ACTIVE_MEDICATIONS = {"active", "on-hold", "intended"}
 
 
+_STATUS_TEXT: dict[tuple[str, str], str] = {}
+
+
 def status_label(code: str) -> str:
-    return str(STATUS_LABELS.get(code, code)) if code else ""
+    """A status code in the active language (the translations looked up once per process and language)."""
+    if not code:
+        return ""
+    key = (get_language() or "", code)
+    text = _STATUS_TEXT.get(key)
+    if text is None:
+        text = _STATUS_TEXT[key] = str(STATUS_LABELS.get(code, code))
+    return text
 
 
 @dataclass
@@ -235,7 +251,23 @@ class Fact:
         return self.institution.code if self.institution else ""
 
 
-def fact_of(resource, institutions: dict[int, SourceInstitution], local_systems: frozenset[str]) -> Fact:
+@dataclass(frozen=True)
+class Reading:
+    """How one page reads concepts: the local code systems, and whether Chinese displays lead."""
+
+    local_systems: frozenset[str]
+    chinese: bool
+
+    def display(self, concept) -> Display:
+        return concept_display(concept, self.local_systems, self.chinese)
+
+
+def reading_now() -> Reading:
+    """The reading of the request being answered (the registry's local code systems, the active language)."""
+    return Reading(local_code_systems(), chinese_active())
+
+
+def fact_of(resource, institutions: dict[int, SourceInstitution], reading: Reading) -> Fact:
     """The row of one archived resource (its JSON body read once, nothing asked of the database)."""
     body = resource.body if isinstance(resource.body, dict) else {}
     kind = resource.resource_type
@@ -252,29 +284,29 @@ def fact_of(resource, institutions: dict[int, SourceInstitution], local_systems:
     )
     reader = _READERS.get(kind)
     if reader is not None:
-        reader(fact, body, local_systems)
+        reader(fact, body, reading)
     else:
-        fact.display = concept_display(body.get("code"), local_systems)
+        fact.display = reading.display(body.get("code"))
     if not fact.display.text:
         fact.display = Display(str(_("(not coded)")))
     return fact
 
 
-def _category(fact: Fact, body: dict, local_systems) -> None:
+def _category(fact: Fact, body: dict, reading) -> None:
     categories = _concepts(body.get("category"))
     if categories:
-        fact.category = concept_display(categories[0], local_systems).text
+        fact.category = reading.display(categories[0]).text
 
 
-def _allergy(fact: Fact, body: dict, local_systems) -> None:
-    fact.display = concept_display(body.get("code"), local_systems)
+def _allergy(fact: Fact, body: dict, reading) -> None:
+    fact.display = reading.display(body.get("code"))
     verification = _first_code(body.get("verificationStatus"))
     fact.active = fact.status in ("active", "") and verification != "refuted"
     reactions = []
     for reaction in body.get("reaction") or []:
         if isinstance(reaction, dict):
             for manifestation in _concepts(reaction.get("manifestation")):
-                shown = concept_display(manifestation, local_systems).text
+                shown = reading.display(manifestation).text
                 if shown:
                     reactions.append(shown)
     fact.detail = "、".join(reactions)
@@ -285,8 +317,8 @@ def _allergy(fact: Fact, body: dict, local_systems) -> None:
     }
 
 
-def _medication(fact: Fact, body: dict, local_systems) -> None:
-    fact.display = concept_display(body.get("medicationCodeableConcept"), local_systems)
+def _medication(fact: Fact, body: dict, reading) -> None:
+    fact.display = reading.display(body.get("medicationCodeableConcept"))
     if not fact.display.text and isinstance(body.get("medicationReference"), dict):
         fact.display = Display(str(body["medicationReference"].get("display") or ""))
     fact.active = fact.resource_type != "MedicationDispense" and fact.status in ACTIVE_MEDICATIONS
@@ -300,22 +332,22 @@ def _medication(fact: Fact, body: dict, local_systems) -> None:
         fact.value, fact.unit, _n = _quantity_text(quantity)
 
 
-def _condition(fact: Fact, body: dict, local_systems) -> None:
-    fact.display = concept_display(body.get("code"), local_systems)
-    _category(fact, body, local_systems)
+def _condition(fact: Fact, body: dict, reading) -> None:
+    fact.display = reading.display(body.get("code"))
+    _category(fact, body, reading)
     fact.active = fact.status in ACTIVE_CONDITIONS
     fact.extra = {"verification": status_label(_first_code(body.get("verificationStatus")))}
     fact.detail = fact.extra["verification"]
 
 
-def _encounter(fact: Fact, body: dict, local_systems) -> None:
+def _encounter(fact: Fact, body: dict, reading) -> None:
     klass = body.get("class") if isinstance(body.get("class"), dict) else {}
     class_code = str(klass.get("code") or "")
     types = _concepts(body.get("type"))
-    shown = concept_display(types[0], local_systems) if types else Display("")
+    shown = reading.display(types[0]) if types else Display("")
     fact.category = str(ENCOUNTER_CLASSES.get(class_code, klass.get("display") or class_code))
     fact.display = shown if shown.text else Display(fact.category or str(_("encounter")))
-    reasons = [concept_display(r, local_systems).text for r in _concepts(body.get("reasonCode"))]
+    reasons = [reading.display(r).text for r in _concepts(body.get("reasonCode"))]
     diagnoses = []
     for item in body.get("diagnosis") or []:
         if isinstance(item, dict) and isinstance(item.get("condition"), dict):
@@ -325,13 +357,13 @@ def _encounter(fact: Fact, body: dict, local_systems) -> None:
     fact.extra = {"provider": str(provider.get("display") or "") if isinstance(provider, dict) else ""}
 
 
-def _observation(fact: Fact, body: dict, local_systems) -> None:
-    fact.display = concept_display(body.get("code"), local_systems)
-    _category(fact, body, local_systems)
+def _observation(fact: Fact, body: dict, reading) -> None:
+    fact.display = reading.display(body.get("code"))
+    _category(fact, body, reading)
     if "valueQuantity" in body:
         fact.value, fact.unit, fact.number = _quantity_text(body["valueQuantity"])
     elif "valueCodeableConcept" in body:
-        fact.value = concept_display(body["valueCodeableConcept"], local_systems).text
+        fact.value = reading.display(body["valueCodeableConcept"]).text
     elif "valueString" in body:
         fact.value = str(body["valueString"])
     elif "valueInteger" in body:
@@ -344,7 +376,7 @@ def _observation(fact: Fact, body: dict, local_systems) -> None:
         for component in body["component"]:
             if not isinstance(component, dict):
                 continue
-            name = concept_display(component.get("code"), local_systems).text
+            name = reading.display(component.get("code")).text
             value, unit, _n = _quantity_text(component.get("valueQuantity"))
             if value:
                 parts.append(f"{name} {value} {unit}".strip())
@@ -359,21 +391,21 @@ def _observation(fact: Fact, body: dict, local_systems) -> None:
         fact.flag = "abnormal"
 
 
-def _report(fact: Fact, body: dict, local_systems) -> None:
-    fact.display = concept_display(body.get("code"), local_systems)
-    _category(fact, body, local_systems)
+def _report(fact: Fact, body: dict, reading) -> None:
+    fact.display = reading.display(body.get("code"))
+    _category(fact, body, reading)
     conclusion = str(body.get("conclusion") or "")
-    codes = [concept_display(c, local_systems).text for c in _concepts(body.get("conclusionCode"))]
+    codes = [reading.display(c).text for c in _concepts(body.get("conclusionCode"))]
     fact.detail = conclusion or "; ".join(c for c in codes if c)
     fact.extra = {"results": len(body.get("result") or [])}
 
 
-def _other(fact: Fact, body: dict, local_systems) -> None:
+def _other(fact: Fact, body: dict, reading) -> None:
     for element in ("code", "vaccineCode"):
         if element in body:
-            fact.display = concept_display(body.get(element), local_systems)
+            fact.display = reading.display(body.get(element))
             break
-    _category(fact, body, local_systems)
+    _category(fact, body, reading)
     fact.detail = {
         "Procedure": str(_("procedure")),
         "Immunization": str(_("immunization")),

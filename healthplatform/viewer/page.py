@@ -12,11 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from healthplatform.viewer.charts import trend_chart
+from healthplatform.viewer.charts import chart_svg, trend_chart
 from healthplatform.viewer.documents import content_kind
-from healthplatform.viewer.facts import Fact, fact_of, local_code_systems
+from healthplatform.viewer.facts import Fact, fact_of, reading_now
 from registry.selectors import SourceInstitution
 
 SECTION_ROWS = 20
@@ -156,8 +157,8 @@ def point_label(fact: Fact) -> str:
 def patient_page(record, *, institutions: dict[int, SourceInstitution], filters: Filters, today: dt.date):
     """The page of one record read (``RecordPage``, first page) under ``filters``."""
     person = record.person
-    local_systems = local_code_systems()
-    every = [fact_of(r, institutions, local_systems) for r in record.facts]
+    reading = reading_now()
+    every = [fact_of(r, institutions, reading) for r in record.facts]
     facts = [f for f in every if filters.keeps(f.institution_code, f.when)]
     by_type: dict[str, list[Fact]] = {}
     for fact in _newest(facts):
@@ -203,6 +204,12 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
     )[:MAX_CHARTS]
     for test in charted:
         test.chart = trend_chart(test.results, label_of=point_label)
+        if test.chart is not None:
+            test.chart.svg = chart_svg(
+                test.chart,
+                label=gettext("Trend of %(name)s") % {"name": test.display.text},
+                range_label=f"{gettext('reference range')} {test.latest.reference_range}",
+            )
 
     documents = []
     for entry in record.documents:

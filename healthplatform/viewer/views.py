@@ -29,7 +29,7 @@ from healthplatform.record import person_record
 from healthplatform.viewer import alerts_panel
 from healthplatform.viewer.clinicians import clinician_required, today
 from healthplatform.viewer.documents import INLINE_MAX_BYTES, cda_read, content_kind, text_read
-from healthplatform.viewer.facts import fact_of, local_code_systems
+from healthplatform.viewer.facts import fact_of, reading_now
 from healthplatform.viewer.forms import ClinicianLoginForm, OverrideForm, ReasonForm, ResidentSearchForm
 from healthplatform.viewer.page import filters_read, mask_number, patient_page
 from healthplatform.viewer.provenance import submission_of
@@ -212,7 +212,7 @@ def fact(request, person_uuid, resource_type, fhir_id):
     if resource is None or resource.deleted or resource.identity_id not in identities:
         raise Http404(_("This resident's record has no such fact."))
     institutions = source_institutions()
-    shown = fact_of(resource, institutions, local_code_systems())
+    shown = fact_of(resource, institutions, reading_now())
     _read(request, resident, access, f"viewer fact page {resource_type}/{fhir_id}")
     context = {
         "resident": resident,
