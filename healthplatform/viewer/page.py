@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from healthplatform.viewer.charts import chart_svg, trend_chart
 from healthplatform.viewer.documents import content_kind
-from healthplatform.viewer.facts import Fact, fact_of, reading_now
+from healthplatform.viewer.facts import ACTIVE_CONDITIONS, ACTIVE_MEDICATIONS, Fact, fact_of, reading_now
 from registry.selectors import SourceInstitution
 
 SECTION_ROWS = 20
@@ -138,11 +138,6 @@ class PatientPage:
         return self.facts_total == 0 and not self.documents.total
 
 
-def _newest(facts: list[Fact]) -> list[Fact]:
-    floor = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return sorted(facts, key=lambda f: f.when or floor, reverse=True)
-
-
 def _cut(key: str, title, rows: list, filters: Filters) -> Rows:
     shown = rows if filters.show == key else rows[:SECTION_ROWS]
     return Rows(key, str(title), shown, len(rows))
@@ -158,38 +153,60 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
     """The page of one record read (``RecordPage``, first page) under ``filters``."""
     person = record.person
     reading = reading_now()
-    every = [fact_of(r, institutions, reading) for r in record.facts]
-    facts = [f for f in every if filters.keeps(f.institution_code, f.when)]
-    by_type: dict[str, list[Fact]] = {}
-    for fact in _newest(facts):
-        by_type.setdefault(fact.resource_type, []).append(fact)
+    floor = dt.datetime.min.replace(tzinfo=dt.UTC)
 
-    medications = [f for t in MEDICATION_TYPES for f in by_type.get(t, [])]
+    def when(resource):
+        return resource.effective_low or resource.last_updated or floor
+
+    def code_of(resource) -> str:
+        institution = institutions.get(resource.source_id) if resource.source_id else None
+        return institution.code if institution else ""
+
+    # Sorted, filtered and grouped on the rows' own columns (date, source, status); a resource's JSON is read
+    # only for the rows a section shows, and for every laboratory result (the tests and their trends).
+    kept = sorted(
+        (r for r in record.facts if filters.keeps(code_of(r), r.effective_low or r.last_updated)),
+        key=when,
+        reverse=True,
+    )
+    by_type: dict[str, list] = {}
+    for resource in kept:
+        by_type.setdefault(resource.resource_type, []).append(resource)
+
+    def rows(key: str, title, resources: list) -> Rows:
+        shown = resources if filters.show == key else resources[:SECTION_ROWS]
+        return Rows(key, str(title), [fact_of(r, institutions, reading) for r in shown], len(resources))
+
+    medications = sorted((r for t in MEDICATION_TYPES for r in by_type.get(t, [])), key=when, reverse=True)
+    active_medications = [
+        r for r in medications if r.resource_type != "MedicationDispense" and r.status in ACTIVE_MEDICATIONS
+    ]
+    past_medications = [
+        r for r in medications if not (r.resource_type != "MedicationDispense" and r.status in ACTIVE_MEDICATIONS)
+    ]
     conditions = by_type.get("Condition", [])
-    allergies = by_type.get("AllergyIntolerance", [])
+    observations = [fact_of(r, institutions, reading) for r in by_type.get("Observation", [])]
+    results = _cut("results", _("Laboratory results"), observations, filters)
     sections = {
-        "allergies": _cut("allergies", _("Allergies and intolerances"), allergies, filters),
-        "active_medications": _cut(
-            "active_medications", _("Active medications"), _newest([f for f in medications if f.active]), filters
+        "allergies": rows("allergies", _("Allergies and intolerances"), by_type.get("AllergyIntolerance", [])),
+        "active_medications": rows("active_medications", _("Active medications"), active_medications),
+        "past_medications": rows("past_medications", _("Past medications"), past_medications),
+        "problems": rows("problems", _("Problems"), [r for r in conditions if r.status in ACTIVE_CONDITIONS]),
+        "diagnoses": rows(
+            "diagnoses", _("Past diagnoses"), [r for r in conditions if r.status not in ACTIVE_CONDITIONS]
         ),
-        "past_medications": _cut(
-            "past_medications", _("Past medications"), _newest([f for f in medications if not f.active]), filters
-        ),
-        "problems": _cut("problems", _("Problems"), [f for f in conditions if f.active], filters),
-        "diagnoses": _cut("diagnoses", _("Past diagnoses"), [f for f in conditions if not f.active], filters),
-        "encounters": _cut("encounters", _("Encounters across institutions"), by_type.get("Encounter", []), filters),
-        "results": _cut("results", _("Laboratory results"), by_type.get("Observation", []), filters),
-        "reports": _cut("reports", _("Imaging and exam reports"), by_type.get("DiagnosticReport", []), filters),
-        "other": _cut(
+        "encounters": rows("encounters", _("Encounters across institutions"), by_type.get("Encounter", [])),
+        "results": results,
+        "reports": rows("reports", _("Imaging and exam reports"), by_type.get("DiagnosticReport", [])),
+        "other": rows(
             "other",
             _("Procedures, immunizations and orders"),
-            _newest([f for t in OTHER_TYPES for f in by_type.get(t, [])]),
-            filters,
+            sorted((r for t in OTHER_TYPES for r in by_type.get(t, [])), key=when, reverse=True),
         ),
     }
 
     tests: dict[tuple, LabTest] = {}
-    for fact in by_type.get("Observation", []):
+    for fact in observations:
         key = fact.display.key or ("", fact.display.text)
         test = tests.get(key)
         if test is None:
@@ -224,7 +241,11 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
             known.setdefault(institution.code, institution.name)
         else:
             known.setdefault(identity.assigning_authority, identity.assigning_authority)
-    senders = {f.institution.code: f.institution.name for f in every if f.institution}
+    senders = {}
+    for source_id in {r.source_id for r in record.facts if r.source_id}:
+        institution = institutions.get(source_id)
+        if institution is not None:
+            senders[institution.code] = institution.name
     listed = list(known.items()) + sorted((c, n) for c, n in senders.items() if c not in known)
 
     banner = {
@@ -243,7 +264,7 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
         sections=sections,
         lab_tests=lab_tests if filters.show == "tests" else lab_tests[:SECTION_ROWS],
         documents=_cut("documents", _("Shared documents"), documents, filters),
-        facts_total=len(every),
-        facts_shown=len(facts),
+        facts_total=len(record.facts),
+        facts_shown=len(kept),
         truncated=record.next_after is not None,
     )
