@@ -501,3 +501,14 @@ def source_patients(identity_ids: list[int]) -> dict[int, Resource]:
     """identity pk -> its source Patient as the archive stores it (those written through the FHIR API)."""
     rows = Resource.objects.filter(resource_type="Patient", identity_id__in=identity_ids)
     return {r.identity_id: r for r in rows}
+
+
+def facts_after(*, source_ids: list[int], after: int, limit: int) -> list[tuple[int, int, dict]]:
+    """The next ``limit`` live facts (every archived type but the source Patients) of these source systems after
+    primary key ``after``, in key order: (pk, source id, body) — a pass over the archive in batches."""
+    return list(
+        Resource.objects.filter(pk__gt=after, source_id__in=source_ids, deleted=False)
+        .exclude(resource_type="Patient")
+        .order_by("pk")
+        .values_list("pk", "source_id", "body")[:limit]
+    )

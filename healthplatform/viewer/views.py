@@ -126,7 +126,7 @@ def search(request):
                 caller=request.caller,
                 person_ids=[p.pk for p in persons],
                 door="viewer",
-                action="search",
+                action="search-type",
                 what="viewer search result",
                 client_address=_client_address(request),
             )

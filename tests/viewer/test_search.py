@@ -85,7 +85,7 @@ def test_a_name_alone_is_not_enough(doctor, region):
 def test_the_residents_listed_are_recorded_as_found_in_a_search(doctor, region):
     search(doctor, by="name", name="张伟", birth_date=ZHANG_BIRTH.isoformat())
 
-    rows = AccessEvent.objects.filter(action="search")
+    rows = AccessEvent.objects.filter(action="search-type")
     assert {str(r.person.uuid) for r in rows} == set(region.zhangs)
     assert {r.actor for r in rows} == {"doctor_a"}
 
