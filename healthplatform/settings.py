@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "healthplatform",
     "healthplatform.alerts",
     "healthplatform.audit",
+    "healthplatform.viewer",
     "fixtures",
 ]
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("fhir/", include("healthplatform.fhirapi.urls")),
+    path("viewer/", include("healthplatform.viewer.urls")),
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application
     # management or introspection pages; source systems are registered in the admin's registry.
     path("oauth/token", SourceSystemTokenView.as_view(), name="oauth2-token"),
