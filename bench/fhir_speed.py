@@ -4,6 +4,7 @@ rate of the same rows), read latency, and ``Observation?patient=…&code=…`` s
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/hp_bench_fhir .venv/bin/python bench/fhir_speed.py
     … --bundles 2000                     # a quick run
     … --reuse                            # read and search figures on the database a previous run filled
+    … --local-codes                      # every laboratory sends its own local codes (translated on write)
 
 Bars (issue 4): ≥ 2,500 resources/s written on this 2-core machine; read p99 ≤ 20 ms; search p99 ≤ 50 ms; a
 transaction of several thousand entries (one person's full history from one hospital) in seconds (HISTORY).
@@ -15,6 +16,11 @@ store, the response), posting one synthetic hospital Bundle (fixtures.fhir_bundl
 ``Prefer: return=minimal``; no sockets, no separate web server. The Bundles are generated before the
 clock starts. Resources written = archive rows + stored documents created during the run. Credential
 hashing uses Django's fast test hasher here (a feed's secret check is cached per process anyway).
+
+``--local-codes`` (issue 16): each feed gets a local code system of its own and a map of the laboratory
+tests' local codes to LOINC (two tests left unmapped), and its Bundles carry those local codes instead of
+LOINC, as a hospital's LIS sends them; the write then translates them and counts the unmapped ones. The run
+prints how many laboratory facts a LOINC search finds beside the local codes they were sent with.
 """
 
 from __future__ import annotations
@@ -90,6 +96,8 @@ def setup(args, work: Path) -> None:
         feeds[rec.code] = [source.client_id, secret]
     (work / "feeds.json").write_text(json.dumps(feeds))
     print(f"region loaded: {len(feeds)} institutions with feeds ({time.perf_counter() - started:.1f}s)")
+    if args.local_codes:
+        local_maps_load()
 
     started = time.perf_counter()
     gen = FHIRBundleGenerator(region, seed=args.seed)
@@ -110,6 +118,8 @@ def setup(args, work: Path) -> None:
                 break
             inst = gen.senders(resident)[0]
             bundle = gen.bundle_for(resident, inst)
+            if args.local_codes:
+                localised(bundle, inst.code)
             resources += len(bundle["entry"])
             waiting.setdefault(inst.code, []).append(bundle)
             if len(waiting[inst.code]) == args.per_bundle:
@@ -119,6 +129,79 @@ def setup(args, work: Path) -> None:
     print(
         f"bundles generated: {written:,} with {resources:,} entries about {args.bundles:,} residents "
         f"({resources / max(written, 1):.1f}/bundle) in {time.perf_counter() - started:.1f}s (not timed below)"
+    )
+
+
+# --local-codes: the laboratory tests a feed's map leaves unmapped (sent, stored as sent, counted).
+UNMAPPED_TESTS = ("3084-1", "1988-5")
+
+
+def local_system(institution_code: str) -> str:
+    return f"urn:bench:{institution_code}:lab"
+
+
+def local_maps_load() -> None:
+    """Each feed's local code system and its map: local code "L<loinc>" of every laboratory test but
+    UNMAPPED_TESTS to that LOINC code (bulk, as a region's maps are loaded)."""
+    from fixtures.fhir_bundles import LAB_TESTS, LOINC
+    from registry.models import CodeSystem, ConceptMapEntry, SourceSystem
+    from registry.services import code_system_ensure, concept_upsert
+
+    loinc = code_system_ensure(url=LOINC, name="LOINC")
+    concepts = {code: concept_upsert(code_system=loinc, code=code, display=t[0]) for code, t in LAB_TESTS.items()}
+    sources = list(SourceSystem.objects.select_related("institution").filter(name="bench FHIR feed"))
+    CodeSystem.objects.bulk_create(
+        CodeSystem(url=local_system(s.institution.code), name=f"{s.institution.code} LIS", source_system=s)
+        for s in sources
+    )
+    entries = [
+        ConceptMapEntry(
+            source_system=s,
+            local_system=local_system(s.institution.code),
+            local_code=f"L{code}",
+            local_display=LAB_TESTS[code][0],
+            concept=concept,
+        )
+        for s in sources
+        for code, concept in concepts.items()
+        if code not in UNMAPPED_TESTS
+    ]
+    ConceptMapEntry.objects.bulk_create(entries, batch_size=2000)
+    print(f"local codes: {len(sources)} local code systems, {len(entries):,} map entries")
+
+
+def localised(bundle: dict, institution_code: str) -> dict:
+    """The Bundle as a LIS with local codes sends it: each laboratory test's LOINC coding replaced by the
+    feed's local code (panels keep their LOINC codes)."""
+    from fixtures.fhir_bundles import LAB_TESTS, LOINC
+
+    system = local_system(institution_code)
+    for entry in bundle["entry"]:
+        code = entry["resource"].get("code")
+        if not isinstance(code, dict):
+            continue
+        for coding in code.get("coding") or []:
+            if coding.get("system") == LOINC and coding.get("code") in LAB_TESTS:
+                coding.update(system=system, code=f"L{coding['code']}")
+    return bundle
+
+
+def translation_check() -> None:
+    """--local-codes: how many laboratory facts a LOINC search finds, beside the local codes they were sent with
+    (a run without translation finds none), and what was counted unmapped."""
+    from django.db.models import Sum
+
+    from ehr.models import SearchToken
+    from fixtures.fhir_bundles import LAB_TESTS, LOINC
+    from registry.models import UnmappedCode
+
+    tokens = SearchToken.objects.filter(resource_type="Observation", param="code")
+    local = tokens.filter(system__startswith="urn:bench:").count()
+    mapped = tokens.filter(system=LOINC, code__in=[c for c in LAB_TESTS if c not in UNMAPPED_TESTS]).count()
+    counted = UnmappedCode.objects.aggregate(n=Sum("count"))["n"] or 0
+    print(
+        f"CODES  Observations sent with a local code: {local:,}; found by LOINC: {mapped:,}; "
+        f"unmapped occurrences counted: {counted:,}"
     )
 
 
@@ -285,6 +368,8 @@ def history_time(args, work: Path) -> None:
     for resident in chosen:
         institution = gen.senders(resident)[-1]
         bundle = gen.bundle_for(resident, institution, size="full_history")
+        if args.local_codes:
+            localised(bundle, institution.code)
         body = json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode()
         client_id, secret = feeds[institution.code]
         token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -385,6 +470,7 @@ def main() -> None:
     parser.add_argument("--copy-sample", type=int, default=100_000, help="resources whose rows COPY writes again")
     parser.add_argument("--reuse", action="store_true", help="skip loading; time reads and searches only")
     parser.add_argument("--histories", type=int, default=3, help="full-history Bundles (3,000 entries) to time")
+    parser.add_argument("--local-codes", action="store_true", help="feeds send local laboratory codes (issue 16)")
     parser.add_argument("--work", default=None, help="folder for the generated Bundles (default: a temp folder)")
     args = parser.parse_args()
 
@@ -397,6 +483,8 @@ def main() -> None:
     if not args.reuse:
         setup(args, work)
         write_rate(args, work)
+        if args.local_codes:
+            translation_check()
         with connection.cursor() as cur:
             cur.execute("VACUUM ANALYZE")
         copy_rate(args)

@@ -17,7 +17,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from ehr.errors import ResourceError
 from ehr.indexing import SPECS, date_range, reference_target
-from ehr.models import Resource, ResourceVersion, SearchReference, SearchToken
+from ehr.models import Resource, ResourceVersion, SearchReference, SearchToken, Submission
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 # Parameters every type serves besides its own (R4 "Parameters for all resources" and the patient scope).
@@ -475,21 +475,40 @@ def everything_page(
 
 def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[Resource]:
     """The current facts of these identities of the types ``since`` names, each type's only from its cutoff on
-    (``effective_low`` at or after it; None: all of them), newest first: what the alert rules look at (recent
-    results, medications of the look-back period, every allergy) out of a record of thousands of facts."""
+    (``effective_low`` at or after it, or no time at all; None: all of them), newest first: what the alert rules
+    look at (recent results, medications of the look-back period, every allergy) out of a record of thousands
+    of facts."""
     if not identity_ids or not since:
         return []
     wanted = Q()
     for resource_type, cutoff in sorted(since.items()):
         clause = Q(resource_type=resource_type)
         if cutoff is not None:
-            clause &= Q(effective_low__gte=cutoff)
+            clause &= Q(effective_low__gte=cutoff) | Q(effective_low__isnull=True)
         wanted |= clause
     qs = Resource.objects.filter(wanted, identity_id__in=identity_ids, deleted=False)
     return list(qs.order_by("-effective_low", "-pk"))
+
+
+def submission_uuids(pks: set[int]) -> dict[int, str]:
+    """Submission pk -> its uuid (the provenance an alert's evidence names)."""
+    if not pks:
+        return {}
+    return {pk: str(u) for pk, u in Submission.objects.filter(pk__in=pks).values_list("pk", "uuid")}
 
 
 def source_patients(identity_ids: list[int]) -> dict[int, Resource]:
     """identity pk -> its source Patient as the archive stores it (those written through the FHIR API)."""
     rows = Resource.objects.filter(resource_type="Patient", identity_id__in=identity_ids)
     return {r.identity_id: r for r in rows}
+
+
+def facts_after(*, source_ids: list[int], after: int, limit: int) -> list[tuple[int, int, dict]]:
+    """The next ``limit`` live facts (every archived type but the source Patients) of these source systems after
+    primary key ``after``, in key order: (pk, source id, body) — a pass over the archive in batches."""
+    return list(
+        Resource.objects.filter(pk__gt=after, source_id__in=source_ids, deleted=False)
+        .exclude(resource_type="Patient")
+        .order_by("pk")
+        .values_list("pk", "source_id", "body")[:limit]
+    )

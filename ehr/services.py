@@ -19,6 +19,7 @@ Rules the archive keeps, whoever calls it:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
@@ -54,6 +55,9 @@ class WriteItem:
     if_none_exist: str | None = None  # conditional create criteria (a query string)
     fhir_id: str | None = None  # a fixed id for a create (Patient resources carry their identity's uuid)
     path: str = ""  # where the resource sits in the request (``Bundle.entry[3].resource``), for errors
+    # The stored body as the writer's corridor would write it now (a copy: its local codes translated by today's
+    # code maps), for comparing a resend: the same fact sent again after a map changed is still the same fact.
+    stored_as: Callable[[dict], dict] | None = None
     # Results, filled in by resources_write.
     resource: Resource | None = None
     outcome: str = ""  # created, updated, unchanged, existing, deleted
@@ -236,6 +240,14 @@ def items_resolve(items: list[WriteItem], *, source) -> None:
         item.extra["resolved"] = True
 
 
+def resources_lock(*, pks: list[int], skip_locked: bool = False) -> list[Resource]:
+    """The resources with these primary keys, read again and locked for the caller's transaction (in key order);
+    ``skip_locked``: without the ones another transaction holds (PostgreSQL; SQLite locks the whole database)."""
+    if not pks:
+        return []
+    return list(Resource.objects.filter(pk__in=pks).order_by("pk").select_for_update(skip_locked=skip_locked))
+
+
 def _rows_where(model, columns: str, **values: set) -> list[tuple]:
     """``SELECT columns FROM model's table WHERE column IN values AND …`` as plain tuples."""
     where, params = [], []
@@ -327,7 +339,8 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
         if resource is None:
             raise ResourceError(f"{item.method} without a target resource", status=500, code="exception")
         if item.extra.get("resend") and not resource.deleted:
-            if _content(resource.body) != _content(item.body):
+            stored = item.stored_as(resource.body) if item.stored_as is not None else resource.body
+            if _content(stored) != _content(item.body):
                 _resend_refuse(item, resource, "with other content")
             item.resource, item.outcome = resource, "existing"  # the same fact sent again: nothing changes
             continue

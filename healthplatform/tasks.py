@@ -18,3 +18,16 @@ def ingest_bundle(source_id: int, bundle: dict) -> dict:
     from healthplatform.ingest.apply import bundle_apply_as_source
 
     return bundle_apply_as_source(source_id=source_id, bundle=bundle)
+
+
+@shared_task(name="healthplatform.ingest.codes_retranslate", bind=True, acks_late=True)
+def codes_retranslate(self, source_id: int | None, after: int = 0, batch_size: int = 500) -> dict:
+    """Re-translates one batch of stored facts (one source system's, or every source's with ``source_id``
+    None) and queues the next on the same queue; a lost worker runs the batch again (the step is idempotent)."""
+    from healthplatform.ingest.terminology import codes_retranslate_step
+
+    step = codes_retranslate_step(source_id=source_id, after=after, batch_size=batch_size)
+    if not step.done:
+        queue = (self.request.delivery_info or {}).get("routing_key")
+        codes_retranslate.apply_async((source_id, step.after, batch_size), queue=queue)
+    return step.as_dict()

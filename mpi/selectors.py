@@ -390,6 +390,13 @@ def person_uuids_of_identities(identity_ids: set[int]) -> dict[int, uuid.UUID]:
     return dict(Identity.objects.filter(pk__in=identity_ids).values_list("pk", "person__uuid"))
 
 
+def person_ids_of_identities(identity_ids: set[int]) -> dict[int, int]:
+    """identity pk -> the pk of its person now (one query)."""
+    if not identity_ids:
+        return {}
+    return dict(Identity.objects.filter(pk__in=identity_ids).values_list("pk", "person_id"))
+
+
 def identities_by_pk(pks: set[int]) -> dict[int, Identity]:
     """Identities by primary key (one query)."""
     return Identity.objects.in_bulk(pks) if pks else {}

@@ -8,7 +8,12 @@ the client secret is generated, hashed, and shown once.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from registry.models import (
@@ -16,9 +21,12 @@ from registry.models import (
     Concept,
     ConceptMapEntry,
     Department,
+    DrugClassMember,
+    DrugIngredient,
     Institution,
     Practitioner,
     SourceSystem,
+    UnmappedCode,
 )
 from registry.services import source_system_register, source_system_rotate_secret
 
@@ -132,8 +140,25 @@ class SourceSystemAdmin(admin.ModelAdmin):
 
 @admin.register(CodeSystem)
 class CodeSystemAdmin(admin.ModelAdmin):
-    list_display = ["name", "url", "version", "hl7_v2_name", "oid"]
+    list_display = ["name", "url", "version", "hl7_v2_name", "oid", "source_system"]
+    list_filter = [("source_system", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "oid", "hl7_v2_name"]
+    autocomplete_fields = ["source_system"]
+    list_select_related = ["source_system__institution"]
+
+
+class DrugIngredientInline(admin.TabularInline):
+    model = DrugIngredient
+    fk_name = "drug"
+    extra = 0
+    autocomplete_fields = ["ingredient"]
+    verbose_name_plural = _("ingredients (when this concept is a drug of the dictionary)")
+
+
+class DrugClassMemberInline(admin.TabularInline):
+    model = DrugClassMember
+    extra = 0
+    verbose_name_plural = _("ATC groups (when this concept is an allergen or drug class)")
 
 
 @admin.register(Concept)
@@ -142,6 +167,24 @@ class ConceptAdmin(admin.ModelAdmin):
     list_filter = ["code_system", "active"]
     search_fields = ["code", "display", "display_en"]
     list_select_related = ["code_system"]
+    inlines = [DrugIngredientInline, DrugClassMemberInline]
+
+
+@admin.register(DrugIngredient)
+class DrugIngredientAdmin(admin.ModelAdmin):
+    list_display = ["drug", "ingredient"]
+    list_filter = ["drug__code_system"]
+    search_fields = ["drug__code", "drug__display", "ingredient__code", "ingredient__display"]
+    autocomplete_fields = ["drug", "ingredient"]
+    list_select_related = ["drug", "ingredient"]
+
+
+@admin.register(DrugClassMember)
+class DrugClassMemberAdmin(admin.ModelAdmin):
+    list_display = ["drug_class", "atc_prefix"]
+    search_fields = ["drug_class__code", "drug_class__display", "atc_prefix"]
+    autocomplete_fields = ["drug_class"]
+    list_select_related = ["drug_class"]
 
 
 @admin.register(ConceptMapEntry)
@@ -151,3 +194,57 @@ class ConceptMapEntryAdmin(admin.ModelAdmin):
     search_fields = ["local_code", "local_display", "concept__code", "concept__display"]
     autocomplete_fields = ["source_system", "concept"]
     list_select_related = ["concept__code_system", "source_system__institution"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # New writes translate at once; what is stored already needs the re-translation.
+        self.message_user(
+            request,
+            _(
+                "Facts written from now on are translated. For those already stored, run "
+                "“manage.py codes_retranslate --source %(client)s”."
+            )
+            % {"client": obj.source_system.client_id},
+            messages.INFO,
+        )
+
+
+@admin.register(UnmappedCode)
+class UnmappedCodeAdmin(admin.ModelAdmin):
+    """The terminology team's work list: the local codes feeds send that no map translates, most frequent first.
+    The counts are the write corridor's; nothing here edits them."""
+
+    list_display = ["code", "display", "system", "source_system", "count", "last_seen", "first_seen", "mapped", "map"]
+    list_filter = [("source_system", admin.RelatedOnlyFieldListFilter), "source_system__kind"]
+    search_fields = ["code", "display", "system"]
+    ordering = ["-count", "code"]
+    list_select_related = ["source_system__institution"]
+    readonly_fields = ["source_system", "system", "code", "display", "count", "first_seen", "last_seen"]
+
+    def has_add_permission(self, request):
+        return False  # rows come from what feeds send
+
+    def get_queryset(self, request):
+        entries = ConceptMapEntry.objects.filter(
+            Q(local_system=OuterRef("system")) | Q(local_system=""),
+            source_system=OuterRef("source_system"),
+            local_code=OuterRef("code"),
+        )
+        return super().get_queryset(request).annotate(is_mapped=Exists(entries))
+
+    @admin.display(boolean=True, description=_("mapped (awaiting re-translation)"), ordering="is_mapped")
+    def mapped(self, obj):
+        return obj.is_mapped
+
+    @admin.display(description=_("concept map"))
+    def map(self, obj):
+        query = urlencode(
+            {
+                "source_system": obj.source_system_id,
+                "local_system": obj.system,
+                "local_code": obj.code,
+                "local_display": obj.display,
+            }
+        )
+        url = f"{reverse('admin:registry_conceptmapentry_add')}?{query}"
+        return format_html('<a href="{}">{}</a>', url, _("map this code…"))

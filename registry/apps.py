@@ -9,9 +9,18 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from registry.models import Concept, DrugClassMember, DrugIngredient, Institution, Practitioner, SourceSystem
+        from registry.models import (
+            CodeSystem,
+            Concept,
+            ConceptMapEntry,
+            DrugClassMember,
+            DrugIngredient,
+            Institution,
+            Practitioner,
+            SourceSystem,
+        )
         from registry.selectors import resolved_forget
-        from registry.terminology import drug_terminology_forget
+        from registry.terminology import code_maps_forget, drug_terminology_forget
 
         # A change to the directory made in this process is seen by the next reference at once (other
         # processes: within registry.selectors.RESOLVED_SECONDS).
@@ -22,4 +31,11 @@ class RegistryConfig(AppConfig):
             for signal, kind in ((post_save, "save"), (post_delete, "del")):
                 signal.connect(
                     drug_terminology_forget, sender=model, dispatch_uid=f"registry-drugs-{kind}-{model.__name__}"
+                )
+        # The code maps the write corridor translates with: a map entry, a local code system or a concept's
+        # display changed here is used by the next write of this process (others: within SNAPSHOT_SECONDS).
+        for model in (CodeSystem, Concept, ConceptMapEntry):
+            for signal, kind in ((post_save, "save"), (post_delete, "del")):
+                signal.connect(
+                    code_maps_forget, sender=model, dispatch_uid=f"registry-codemaps-{kind}-{model.__name__}"
                 )

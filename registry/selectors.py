@@ -301,6 +301,11 @@ def concept_translate(*, source_system: SourceSystem, local_code: str, local_sys
     return entry.concept if entry else None
 
 
+def source_ids_with_code_maps() -> list[int]:
+    """The source systems that have concept map entries (whose stored facts a re-translation reads)."""
+    return sorted(set(ConceptMapEntry.objects.values_list("source_system_id", flat=True).distinct()))
+
+
 def code_system_by_url(*, url: str) -> CodeSystem | None:
     """A code system by its canonical URL."""
     return CodeSystem.objects.filter(url=url).first()

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -31,7 +31,9 @@ from registry.models import (
     Institution,
     Practitioner,
     SourceSystem,
+    UnmappedCode,
 )
+from registry.terminology import CodeMap, code_maps_forget
 
 
 def _validated_save(obj):
@@ -229,6 +231,61 @@ def concept_map_entry_set(
     return _validated_save(entry)
 
 
+# Rows per statement of the unmapped-code count (seven parameters each: far below every backend's limit).
+UNMAPPED_ROWS_PER_STATEMENT = 1000
+
+
+def unmapped_codes_count(*, source_id: int, counts: dict[tuple[str, str], tuple[int, str]]) -> None:
+    """Adds what one write received of a source system's unmapped local codes to their counts:
+    ``counts`` is (local system, code) → (occurrences, display as sent).
+
+    One ``INSERT … ON CONFLICT … DO UPDATE SET count = count + EXCLUDED.count`` (SQLite and PostgreSQL alike;
+    ``bulk_create(update_conflicts=True)`` can only overwrite a count, not add to it), inside the caller's
+    transaction, so that a write refused or rolled back counts nothing. Two writers counting one code at once
+    both count (the second waits on the first's row and adds to it); rows go in key order, so two writers'
+    statements take their row locks in the same order and cannot deadlock each other. The display first sent
+    is kept (a later one only fills a blank one).
+    """
+    if not counts:
+        return
+    table = connection.ops.quote_name(UnmappedCode._meta.db_table)
+    count = connection.ops.quote_name("count")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # Keys as the columns hold them; truncation can make two keys one, and one statement may not touch a row
+    # twice: their occurrences are added up.
+    merged: dict[tuple[str, str], list] = {}
+    for (system, code), (occurrences, display) in counts.items():
+        held = merged.setdefault((system[:200], code[:64]), [0, display[:255]])
+        held[0] += occurrences
+    rows = [
+        (source_id, system, code, display, occurrences, now, now)
+        for (system, code), (occurrences, display) in sorted(merged.items())
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), UNMAPPED_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + UNMAPPED_ROWS_PER_STATEMENT]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            # Only the table's and columns' names (quoted by the backend) are formatted in; values are parameters.
+            sql = (
+                f"INSERT INTO {table} (source_system_id, system, code, display, {count}, first_seen, last_seen) "  # noqa: S608
+                f"VALUES {values} ON CONFLICT (source_system_id, system, code) DO UPDATE SET "
+                f"{count} = {table}.{count} + EXCLUDED.{count}, last_seen = EXCLUDED.last_seen, "
+                f"display = CASE WHEN {table}.display = '' THEN EXCLUDED.display ELSE {table}.display END"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
+
+
+@transaction.atomic
+def unmapped_codes_clear_mapped(*, code_map: CodeMap) -> int:
+    """Removes the source system's unmapped-code rows that its code map now translates (after a re-translation
+    of its stored facts); returns how many."""
+    rows = UnmappedCode.objects.filter(source_system_id=code_map.source_id).values_list("pk", "system", "code")
+    mapped = [pk for pk, system, code in rows if code_map.translate(system, code) is not None]
+    if mapped:
+        UnmappedCode.objects.filter(pk__in=mapped).delete()
+    return len(mapped)
+
+
 def _bind_and_check(obj, *relations: str) -> None:
     """Validates one row of a bulk import like a single write, minus the per-row queries.
 
@@ -277,6 +334,7 @@ def registry_bulk_import(
     for entry in concept_map_entries:
         _bind_and_check(entry, "source_system", "concept")
     ConceptMapEntry.objects.bulk_create(concept_map_entries, batch_size=1000)
+    code_maps_forget()  # bulk_create sends no post_save
     return {
         "institutions": len(institutions),
         "departments": len(departments),

@@ -1,10 +1,15 @@
-"""The drug terminology the alerts read: what ingredients (ATC level 5) a coded medication contains, and what ATC
-groups a coded allergen covers — from the ATC classification itself, the region's drug dictionary
-(``DrugIngredient``) and the allergen classes (``DrugClassMember``).
+"""The terminology the platform reads on every write and every alert evaluation, kept as per-process snapshots:
 
-It is small (thousands of rows) and read for every alert evaluation, so one snapshot is kept per process and
-rebuilt when it changes here (registry.apps connects the signals) or when it is older than ``SNAPSHOT_SECONDS``
-(a change made in another process).
+- the drug terminology the alerts read: what ingredients (ATC level 5) a coded medication contains, and what
+  ATC groups a coded allergen covers — from the ATC classification itself, the region's drug dictionary
+  (``DrugIngredient``) and the allergen classes (``DrugClassMember``);
+- each source system's code map (``code_map``): which code systems are its own local ones and the standard
+  coding each of its local codes translates to (``ConceptMapEntry``), read by the write corridor for every
+  coding of every fact a feed sends.
+
+Both are small (thousands of rows) and read far more often than they change, so one snapshot is kept per
+process (per source system for the code maps) and rebuilt when it changes here (registry.apps connects the
+signals) or when it is older than ``SNAPSHOT_SECONDS`` (a change made in another process).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from registry.codes import ATC_SYSTEM
-from registry.models import Concept, DrugClassMember, DrugIngredient
+from registry.models import CodeSystem, Concept, ConceptMapEntry, DrugClassMember, DrugIngredient
 
 SNAPSHOT_SECONDS = 60.0
 
@@ -104,3 +109,82 @@ def drug_terminology_forget(**kwargs) -> None:
     """Drops the snapshot (a signal receiver: the terminology changed in this process)."""
     global _snapshot
     _snapshot = None
+
+
+# --- code maps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandardCoding:
+    """The standard coding a local code translates to (a FHIR Coding's system, code and display)."""
+
+    system: str
+    code: str
+    display: str
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    """One source system's local code systems and how its local codes translate.
+
+    ``systems`` are the code systems whose codings are the source's own local codes: the code systems
+    registered as its own (``CodeSystem.source_system``) and every ``local_system`` its map entries name,
+    less any URL registered as a standard terminology (a map cannot make LOINC a hospital's local codes). A
+    coding without a system is a local code of whoever sent it, so ``""`` is always one of them.
+    """
+
+    source_id: int
+    systems: frozenset[str] = frozenset({""})
+    exact: dict[tuple[str, str], StandardCoding] = field(default_factory=dict)  # (local system, code) →
+    any_system: dict[str, StandardCoding] = field(default_factory=dict)  # code → (map entries without a system)
+
+    def is_local(self, system: str) -> bool:
+        return system in self.systems
+
+    def translate(self, system: str, code: str) -> StandardCoding | None:
+        """The standard coding of one of the source's local codes, by ``registry.selectors.concept_translate``'s
+        rule: an entry of the very local system wins; an entry made without a system serves the code whatever
+        local system it arrives with (many senders fill CWE-3 / Coding.system inconsistently)."""
+        return self.exact.get((system, code)) or self.any_system.get(code)
+
+
+def code_map_load(source_id: int) -> CodeMap:
+    """The source system's code map as it is in the database now (three queries)."""
+    standard = set(CodeSystem.objects.filter(source_system__isnull=True).values_list("url", flat=True))
+    systems = set(CodeSystem.objects.filter(source_system_id=source_id).values_list("url", flat=True))
+    exact: dict[tuple[str, str], StandardCoding] = {}
+    any_system: dict[str, StandardCoding] = {}
+    rows = ConceptMapEntry.objects.filter(source_system_id=source_id).values_list(
+        "local_system", "local_code", "concept__code_system__url", "concept__code", "concept__display"
+    )
+    for local_system, local_code, url, code, display in rows:
+        coding = StandardCoding(url, code, display)
+        if local_system:
+            systems.add(local_system)
+            exact[(local_system, local_code)] = coding
+        else:
+            any_system[local_code] = coding
+    return CodeMap(source_id, frozenset((systems - standard) | {""}), exact, any_system)
+
+
+_code_maps: dict[int, tuple[float, CodeMap]] = {}
+
+
+def code_map(source_id: int) -> CodeMap:
+    """The source system's code map from this process's snapshot (at most ``SNAPSHOT_SECONDS`` old)."""
+    held = _code_maps.get(source_id)
+    now = time.monotonic()
+    if held is not None and held[0] > now:
+        return held[1]
+    with _lock:
+        found = code_map_load(source_id)
+        if len(_code_maps) > 10_000:
+            _code_maps.clear()
+        _code_maps[source_id] = (now + SNAPSHOT_SECONDS, found)
+        return found
+
+
+def code_maps_forget(**kwargs) -> None:
+    """Drops every source's code map (a signal receiver: a code system, concept or map entry changed in this
+    process)."""
+    _code_maps.clear()

@@ -21,18 +21,22 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _process_memory_forgotten():
-    """Each test starts without what earlier tests left in this process: resolved directory references (a
-    test's rolled-back registry, loaded in bulk without save signals, must not answer the next test's
-    references) and the cache (failed authentications from 127.0.0.1 add up across tests to a 429)."""
+    """Each test starts without what earlier tests left in this process: resolved directory references and code
+    maps (a test's rolled-back registry, loaded in bulk without save signals, must not answer the next test's
+    references nor translate its codes) and the cache (failed authentications from 127.0.0.1 add up across
+    tests to a 429)."""
     from django.core.cache import cache
 
+    from healthplatform.alerts.evaluate import ruleset_forget
     from registry.selectors import _RESOLVED as _resolved
     from registry.selectors import _SOURCES
-    from registry.terminology import drug_terminology_forget
+    from registry.terminology import code_maps_forget, drug_terminology_forget
 
     _resolved.clear()
     _SOURCES.clear()
     drug_terminology_forget()
+    ruleset_forget()
+    code_maps_forget()
     cache.clear()
 
 

@@ -1,7 +1,7 @@
 """The alert rules as data (edited in the admin, seeded with defaults by the migrations), the alerts raised on
 orders and the overrides clinicians record.
 
-Rules: ``TestWindow`` (duplicate test: a standard code and its minimum retest interval), ``Recognition``
+Rules: ``RetestWindow`` (duplicate test: a standard code and its minimum retest interval), ``Recognition``
 (mutual recognition of results, 检查检验结果互认: whose results count), ``CrossReactivity`` (an allergen group
 that warns against another drug group), ``AlertPolicy`` (the rest: look-back, severities). What a rule decides
 is in ``healthplatform.alerts.rules``.
@@ -32,7 +32,7 @@ class Kind(models.TextChoices):
     DUPLICATE_MEDICATION = "duplicate-medication", _("duplicate medication")
 
 
-class TestWindow(models.Model):
+class RetestWindow(models.Model):
     """A laboratory test or an examination, by its standard code, and how soon a repeat is flagged: a result of
     it younger than ``window_days`` from a recognised institution makes an order of it a duplicate."""
 
@@ -85,7 +85,7 @@ class Recognition(models.Model):
         ],
     )
     test = models.ForeignKey(
-        TestWindow, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("test (empty: every test)")
+        RetestWindow, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("test (empty: every test)")
     )
     recognised = models.BooleanField(_("results recognised"), default=True)
     note = models.CharField(_("note"), max_length=255, blank=True)

@@ -42,9 +42,16 @@ class AccessEvent(models.Model):
         related_name="+",
         verbose_name=_("client (source system)"),
     )
-    # What was read: "viewer patient page", "Observation search", "Patient/$everything", "DocumentReference/…".
+    # How it was read, as a FHIR restful-interaction code (read, vread, history-instance, search-type, operation;
+    # a page of the viewer or the admin is a "read", a list page a "search-type"): the AuditEvent's subtype and
+    # action (BALP: R for a read, E for a query).
     action = models.CharField(_("action"), max_length=16, default="read")
+    # What was read: "viewer patient page", "Observation search", "Patient/$everything", "DocumentReference read".
     what = models.CharField(_("what was read"), max_length=200)
+    # The request as the reader sent it (method, path, query string): BALP's entity[query] of a search, the
+    # resource of a read. It may hold what the reader searched by (a name, an identity number): the audit is as
+    # protected as the record, and this column is never written to a log.
+    query = models.TextField(_("request"), blank=True)
     reason = models.CharField(_("stated reason"), max_length=16, blank=True, choices=Reason.choices)
     reason_text = models.CharField(_("reason (as stated)"), max_length=300, blank=True)
     break_glass = models.BooleanField(
@@ -61,6 +68,8 @@ class AccessEvent(models.Model):
         indexes = [
             models.Index(fields=["person", "-at"], name="audit_access_person"),
             models.Index(fields=["actor", "-at"], name="audit_access_actor"),
+            # The admin's list, newest first, and its date hierarchy, over every person.
+            models.Index(fields=["-at"], name="audit_access_at"),
         ]
 
     def __str__(self):

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
+from healthplatform.fhirapi.views.audit import AuditEventReadView, AuditEventSearchView
 from healthplatform.fhirapi.views.base import UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
 from healthplatform.fhirapi.views.documents import (
@@ -51,6 +52,9 @@ urlpatterns = [
         name="document-vread",
     ),
     re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
+    # The audit of reads (IHE BALP), for the platform's staff.
+    path("AuditEvent", AuditEventSearchView.as_view(), name="audit-search"),
+    re_path(rf"^AuditEvent/{ID}$", AuditEventReadView.as_view(), name="audit-read"),
     re_path(rf"^{CLINICAL}$", ResourceTypeView.as_view(), name="type"),
     re_path(rf"^{CLINICAL}/{ID}$", ResourceInstanceView.as_view(), name="instance"),
     re_path(rf"^{ARCHIVED}/{ID}/_history$", ResourceHistoryView.as_view(), name="history"),

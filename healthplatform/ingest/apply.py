@@ -31,11 +31,14 @@ from ehr.models import Resource
 from ehr.selectors import identifier_criteria
 from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.access import Caller
+from healthplatform.alerts.evaluate import ORDER_TYPES
+from healthplatform.alerts.services import orders_raise_after_commit
 from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.documents import binary_content, document_write
 from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
 from healthplatform.ingest.patients import patient_identity, patient_item
 from healthplatform.ingest.references import references_check, references_rewrite
+from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.ingest.validation import resource_validated
 from mpi import selectors as mpi
 from registry.models import SourceSystem
@@ -85,7 +88,8 @@ class Run:
     checked: set[str] = field(default_factory=set)  # literal references already noted
     # (node, key, value before): the rewrites made in the entries' resources, undone if the attempt fails, so
     # that a run again after a lost race starts from the resources as received.
-    rewrites: list[tuple[dict, str, str]] = field(default_factory=list)
+    rewrites: list[tuple[dict, str, object]] = field(default_factory=list)
+    codes: CodeTranslation | None = None  # the writer's local codes translated, its unmapped ones counted
 
     @property
     def caller_source_id(self) -> int | None:
@@ -100,9 +104,20 @@ class Run:
         self.patients[reference] = identity
         return identity
 
-    def rewrite(self, node: dict, key: str, value: str) -> None:
+    def rewrite(self, node: dict, key: str, value) -> None:
         self.rewrites.append((node, key, node[key]))
         node[key] = value
+
+    def codes_translate(self, body: dict) -> bool:
+        """A source system's fact: its local codes gain their standard codings (undone with the other rewrites,
+        so a run again after a lost race translates the resource as received). Staff write no local codes.
+        Returns whether the writer is a source system (its facts are translated)."""
+        if self.caller.source is None:
+            return False
+        if self.codes is None:
+            self.codes = CodeTranslation.of(self.caller.source.pk)
+        self.codes.resource(body, self.rewrite)
+        return True
 
     def undo(self) -> None:
         for node, key, before in reversed(self.rewrites):
@@ -244,7 +259,12 @@ def _clinical_item(run: Run, e: Entry) -> WriteItem:
             400, "required", f"{path}.{element}: a reference to the Patient is required", expression=f"{path}.{element}"
         )
     identity = run.patient(reference, path=f"{path}.{element}")
-    return WriteItem(e.resource_type, e.resource, identity_id=identity.pk, path=path)
+    item = WriteItem(e.resource_type, e.resource, identity_id=identity.pk, path=path)
+    if run.codes_translate(e.resource):
+        # A resend is compared with the stored fact as translated by today's maps (one stored before a map
+        # changed lacks the coding this one gained): the same content sent again stays a resend, not a 409.
+        item.stored_as = run.codes.translated
+    return item
 
 
 def _apply(run: Run, entries: list[Entry]) -> list[Written]:
@@ -357,6 +377,9 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
             references_rewrite(run, item.body, path=entries[i].resource_path)
     references_check(run)
     resources_write(items=items, source=caller.source, actor=caller.actor, submission=run.submission)
+    if run.codes is not None:
+        # Last in the transaction: the counts' row locks are then held only until its commit.
+        run.codes.unmapped_count()
     written = []
     for i, e in enumerate(entries):
         if i in documents:
@@ -465,12 +488,25 @@ def _attempt(
             written = _apply(run, entries) if entries else []
             if then is not None:
                 then()
+            _orders_alerted(written)
             return written
         except BaseException:
             run.undo()
             raise
 
     return work
+
+
+def _orders_alerted(written: list[Written]) -> None:
+    """An order or prescription a feed wrote is checked by the alerts once it is committed (the alert is raised
+    for the ordering institution)."""
+    pks = [
+        w.resource.pk
+        for w in written
+        if w.resource is not None and w.resource.resource_type in ORDER_TYPES and w.outcome in ("created", "updated")
+    ]
+    if pks:
+        orders_raise_after_commit(pks)
 
 
 def _submission(caller: Caller, received: Received):

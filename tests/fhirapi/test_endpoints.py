@@ -3,7 +3,8 @@ history, search, bad input on create and authorisation.
 
 Each type is declared once in ``ENDPOINTS``: how to get an instance of it from the ``world`` fixture (two
 hospitals, tests/fhirapi/tenants.py), a search that finds that instance, the body of a create that is not
-valid R4, and which interactions it does not serve, with the reason. A generic test skips, naming the
+valid R4, which interactions it does not serve, with the reason, and who reads it (a source system; the audit,
+staff only). A generic test skips, naming the
 reason, what a type does not serve; ``test_an_interaction_a_type_does_not_serve_is_a_4xx_operation_outcome``
 checks that the API says so too. A known bug of one type is declared with it (``Endpoint.bugs``) and turns
 that type's case of the test into a strict xfail.
@@ -18,10 +19,12 @@ from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
+from healthplatform.audit.models import AccessEvent
 from mpi.models import Identity
 from registry.codes import DEPARTMENT_CODE_SYSTEM, INSTITUTION_CODE_SYSTEM, PRACTITIONER_LICENCE_SYSTEM
 from registry.models import Practitioner
@@ -58,6 +61,8 @@ class Endpoint:
     history: bool | NotServed = True
     vread: bool | NotServed = True
     versioned: bool = True  # the read carries meta.versionId and the ETag W/"<versionId>"
+    reader: Callable[[SimpleNamespace], Client] = lambda world: world.a.client  # who reads and searches it
+    sources_read: bool | NotServed = True  # a source system with the type's read scope reads it
     bugs: dict[str, str] = field(default_factory=dict)  # test function -> the known bug that makes it fail
 
     def served(self, interaction: str):
@@ -146,6 +151,20 @@ def _institution_code(world) -> str:
     return world.a.source.institution.code
 
 
+def _staff(world) -> Client:
+    """A staff session (the audit's only readers through the API), one per world."""
+    if not hasattr(world, "staff"):
+        world.staff = Client()
+        world.staff.force_login(get_user_model().objects.create_user("auditor", is_staff=True))
+    return world.staff
+
+
+def _access_event(world) -> str:
+    """The access event of hospital A's read of its Observation."""
+    assert fhir_get(world.a.client, f"Observation/{world.a.ids['Observation']}").status_code == 200
+    return str(AccessEvent.objects.latest("pk").pk)
+
+
 DIRECTORY_HISTORY = NotServed("the registry keeps only the current version (vread serves that one)")
 ENDPOINTS: list[Endpoint] = [
     *(_clinical(t) for t in TYPES),
@@ -222,6 +241,18 @@ ENDPOINTS: list[Endpoint] = [
         ),
         history=DIRECTORY_HISTORY,
     ),
+    Endpoint(
+        name="AuditEvent",
+        resource_type="AuditEvent",
+        instance=_access_event,
+        search=lambda world, _: f"AuditEvent?patient={world.a.patient_id}",
+        create=NotServed("the audit is written by the platform as it answers reads; nobody writes an AuditEvent"),
+        history=NotServed("an access event never changes: it has no versions"),
+        vread=NotServed("an access event never changes: it has no versions"),
+        versioned=False,
+        reader=_staff,
+        sources_read=NotServed("the audit is read by the platform's staff only (tests/audit: a source system's 403)"),
+    ),
 ]
 
 
@@ -286,7 +317,7 @@ def read_instance(endpoint: Endpoint, world) -> tuple[str, dict]:
     """An instance's id and its current version as hospital A reads it."""
     instance = endpoint.instance(world)
     return instance, resource_of(
-        fhir_get(world.a.client, f"{endpoint.resource_type}/{instance}"), endpoint.resource_type
+        fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{instance}"), endpoint.resource_type
     )
 
 
@@ -296,7 +327,7 @@ def read_instance(endpoint: Endpoint, world) -> tuple[str, dict]:
 @each_endpoint
 def test_read_is_valid_r4_fhir_json_with_the_version_as_etag(world, endpoint):
     instance = endpoint.instance(world)
-    response = fhir_get(world.a.client, f"{endpoint.resource_type}/{instance}")
+    response = fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{instance}")
     body = resource_of(response, endpoint.resource_type)
     assert body["id"] == instance
     if endpoint.versioned:
@@ -305,7 +336,7 @@ def test_read_is_valid_r4_fhir_json_with_the_version_as_etag(world, endpoint):
 
 @each_endpoint
 def test_read_of_an_unknown_id_is_404_operation_outcome(world, endpoint):
-    not_found(fhir_get(world.a.client, f"{endpoint.resource_type}/{UNKNOWN_ID}"))
+    not_found(fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{UNKNOWN_ID}"))
 
 
 # --- vread -------------------------------------------------------------------------------------------------
@@ -316,7 +347,7 @@ def test_vread_of_the_current_version_is_that_version(world, endpoint):
     endpoint.served("vread")
     instance, read = read_instance(endpoint, world)
     version = read["meta"]["versionId"]
-    response = fhir_get(world.a.client, f"{endpoint.resource_type}/{instance}/_history/{version}")
+    response = fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{instance}/_history/{version}")
     assert resource_of(response, endpoint.resource_type) == read
     assert response["ETag"] == f'W/"{version}"'
 
@@ -326,8 +357,8 @@ def test_vread_of_a_version_that_does_not_exist_is_404_operation_outcome(world, 
     endpoint.served("vread")
     instance, read = read_instance(endpoint, world)
     later = int(read["meta"]["versionId"]) + 1
-    not_found(fhir_get(world.a.client, f"{endpoint.resource_type}/{instance}/_history/{later}"))
-    not_found(fhir_get(world.a.client, f"{endpoint.resource_type}/{UNKNOWN_ID}/_history/1"))
+    not_found(fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{instance}/_history/{later}"))
+    not_found(fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{UNKNOWN_ID}/_history/1"))
 
 
 # --- history -----------------------------------------------------------------------------------------------
@@ -337,7 +368,7 @@ def test_vread_of_a_version_that_does_not_exist_is_404_operation_outcome(world, 
 def test_history_is_a_valid_r4_history_bundle_newest_first(world, endpoint):
     endpoint.served("history")
     instance, read = read_instance(endpoint, world)
-    response = fhir_get(world.a.client, f"{endpoint.resource_type}/{instance}/_history")
+    response = fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{instance}/_history")
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == CONTENT_TYPE
     body = response.json()
@@ -346,7 +377,7 @@ def test_history_is_a_valid_r4_history_bundle_newest_first(world, endpoint):
     newest = body["entry"][0]
     assert newest["resource"] == read
     assert newest["response"]["etag"] == f'W/"{read["meta"]["versionId"]}"'
-    not_found(fhir_get(world.a.client, f"{endpoint.resource_type}/{UNKNOWN_ID}/_history"))
+    not_found(fhir_get(endpoint.reader(world), f"{endpoint.resource_type}/{UNKNOWN_ID}/_history"))
 
 
 # --- search ------------------------------------------------------------------------------------------------
@@ -362,29 +393,29 @@ def _search(endpoint: Endpoint, world) -> tuple[str, str]:
 @each_endpoint
 def test_search_finds_the_instance_in_a_valid_r4_searchset(world, endpoint):
     instance, query = _search(endpoint, world)
-    body = searchset(fhir_get(world.a.client, query))
+    body = searchset(fhir_get(endpoint.reader(world), query))
     assert instance in found_ids(body, endpoint.resource_type)
 
 
 @each_endpoint
 def test_search_refuses_an_unknown_parameter_naming_it(world, endpoint):
     _, query = _search(endpoint, world)
-    assert expressions(fhir_get(world.a.client, f"{query}&colour=red"), 400) == ["colour"]
-    strict = fhir_get(world.a.client, f"{query}&colour=red", HTTP_PREFER="handling=strict")
+    assert expressions(fhir_get(endpoint.reader(world), f"{query}&colour=red"), 400) == ["colour"]
+    strict = fhir_get(endpoint.reader(world), f"{query}&colour=red", HTTP_PREFER="handling=strict")
     assert expressions(strict, 400) == ["colour"]
 
 
 @each_endpoint
 def test_lenient_search_ignores_an_unknown_parameter(world, endpoint):
     instance, query = _search(endpoint, world)
-    body = searchset(fhir_get(world.a.client, f"{query}&colour=red", HTTP_PREFER="handling=lenient"))
+    body = searchset(fhir_get(endpoint.reader(world), f"{query}&colour=red", HTTP_PREFER="handling=lenient"))
     assert instance in found_ids(body, endpoint.resource_type)
 
 
 @each_endpoint
 def test_lenient_search_leaves_the_ignored_parameter_out_of_the_self_link(world, endpoint):
     _, query = _search(endpoint, world)
-    body = searchset(fhir_get(world.a.client, f"{query}&colour=red", HTTP_PREFER="handling=lenient"))
+    body = searchset(fhir_get(endpoint.reader(world), f"{query}&colour=red", HTTP_PREFER="handling=lenient"))
     applied = self_link(body)
     assert "colour" not in [name for name, _ in applied]
     assert set(parse_qsl(urlsplit(query).query)) <= set(applied)
@@ -446,6 +477,7 @@ def test_a_token_without_a_scope_for_the_type_is_403_on_read_and_search(world, e
 
 @each_endpoint
 def test_a_token_with_the_types_read_scope_reads_and_searches(world, endpoint):
+    endpoint.served("sources_read")
     client = bearer_client(world.a.feed, f"system/{endpoint.resource_type}.read")
     for url in _read_and_search_urls(endpoint, world):
         response = fhir_get(client, url)

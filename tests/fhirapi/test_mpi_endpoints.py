@@ -483,7 +483,8 @@ def test_access_log_attributes_each_request_and_holds_no_identifier(region, feed
     assert len(records) == 4
     lines = [r.getMessage() for r in records]
     assert f"client={feed.source.client_id} method=GET path=/fhir/Patient status=200" in lines[0]
-    assert lines[0].endswith("resources=1")
+    # The resident read is named by their golden Patient id (and counted), nothing else of them.
+    assert lines[0].endswith(f"resources=1 persons=1 read={region.wang.uuid}")
     assert "path=/fhir/Patient/$ihe-pix status=200" in lines[1]
     assert "method=POST path=/fhir/Patient/$match status=200" in lines[2]
     assert "client=- method=GET path=/fhir/Patient status=401" in lines[3]

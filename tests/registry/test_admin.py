@@ -83,7 +83,19 @@ def test_admin_adding_a_source_system_shows_its_secret_once(admin_client_zh):
 
 
 @pytest.mark.parametrize(
-    "model", ["institution", "department", "practitioner", "sourcesystem", "codesystem", "concept", "conceptmapentry"]
+    "model",
+    [
+        "institution",
+        "department",
+        "practitioner",
+        "sourcesystem",
+        "codesystem",
+        "concept",
+        "conceptmapentry",
+        "unmappedcode",
+        "drugingredient",
+        "drugclassmember",
+    ],
 )
 def test_every_registry_list_opens_searches_and_filters(admin_client_zh, model):
     PractitionerFactory.create_batch(3)

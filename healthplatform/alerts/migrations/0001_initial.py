@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
-            name='TestWindow',
+            name='RetestWindow',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('category', models.CharField(choices=[('laboratory', 'laboratory test (检验)'), ('imaging', 'imaging / examination (检查)')], max_length=16, verbose_name='category')),
@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
                 ('recognised', models.BooleanField(default=True, verbose_name='results recognised')),
                 ('note', models.CharField(blank=True, max_length=255, verbose_name='note')),
                 ('institution', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='registry.institution', verbose_name='institution')),
-                ('test', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='alerts.testwindow', verbose_name='test (empty: every test)')),
+                ('test', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='alerts.retestwindow', verbose_name='test (empty: every test)')),
             ],
             options={
                 'verbose_name': 'mutual recognition rule',

@@ -68,17 +68,17 @@ CROSS_REACTIVITY = [
 
 
 def seed(apps, schema_editor):
-    TestWindow = apps.get_model("alerts", "TestWindow")
+    RetestWindow = apps.get_model("alerts", "RetestWindow")
     Recognition = apps.get_model("alerts", "Recognition")
     CrossReactivity = apps.get_model("alerts", "CrossReactivity")
     AlertPolicy = apps.get_model("alerts", "AlertPolicy")
     for code, zh, en, days, basis in LABORATORY:
-        TestWindow.objects.get_or_create(
+        RetestWindow.objects.get_or_create(
             system=LOINC, code=code,
             defaults={"category": "laboratory", "display": zh, "display_en": en, "window_days": days, "basis": basis},
         )
     for code, zh, en, modality, part, days in IMAGING:
-        TestWindow.objects.get_or_create(
+        RetestWindow.objects.get_or_create(
             system=LOINC, code=code,
             defaults={"category": "imaging", "display": zh, "display_en": en, "window_days": days,
                       "modality": modality, "body_part": part, "basis": "mutual recognition of imaging"},

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from ehr.indexing import CLINICAL_TYPES, SPECS
 from ehr.selectors import search_parameters
+from healthplatform.audit.balp import PATIENT_QUERY, PATIENT_READ
 
 FHIR_VERSION = "4.0.1"
 _RW = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
@@ -40,6 +41,15 @@ EXTRA_RESOURCES: list[dict] = [
         ],
     ),
     _served("Binary", ("read",), {}),
+    # The audit of reads (IHE BALP), read by the platform's staff only: a source system gets 403.
+    _served(
+        "AuditEvent",
+        ("read", "search-type"),
+        {"patient": "reference"},
+        supportedProfile=[PATIENT_READ, PATIENT_QUERY],
+        documentation="Who read a resident's record (every read through the API, the viewer and the admin): "
+        "the platform's staff only; source systems are refused (403) whatever their scopes.",
+    ),
     _served(
         "Organization",
         _DIRECTORY,

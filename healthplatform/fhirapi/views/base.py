@@ -1,7 +1,9 @@
-"""The base of every FHIR view: FHIR JSON in and out, attribution, OperationOutcome errors, the access log."""
+"""The base of every FHIR view: FHIR JSON in and out, attribution, OperationOutcome errors, the audit of reads
+and the access log."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from drf_spectacular.utils import extend_schema
@@ -18,6 +20,9 @@ from healthplatform.fhirapi.exceptions import fhir_exception_handler
 from healthplatform.fhirapi.media import FHIR_JSON_CONTENT_TYPE, PARSERS, FHIRContentNegotiation, FHIRJSONRenderer
 from healthplatform.fhirapi.outcome import FHIRError
 from healthplatform.fhirapi.permissions import HasFHIRScope, IsAttributable
+from healthplatform.fhirapi.read_audit import read_recorded
+
+logger = logging.getLogger(__name__)
 
 
 class FHIRView(APIView):
@@ -54,8 +59,29 @@ class FHIRView(APIView):
 
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()
-        response = super().dispatch(request, *args, **kwargs)
+        response = self._audited(super().dispatch(request, *args, **kwargs))
         access_log(self.request, response, (time.perf_counter() - started) * 1000)
+        return response
+
+    def _audited(self, response):
+        """The answer once its read is in the audit (``read_audit``); ``response.persons_read`` names whose
+        records it carries, for the access log.
+
+        A read is answered only once it is recorded: who read a resident's record is part of that record
+        (attributable reads), so when the audit cannot be written the data does not go out and the client gets
+        a 500 OperationOutcome instead — never the other way round.
+        """
+        try:
+            response.persons_read = read_recorded(self.request, self, response)
+        except Exception:
+            logger.exception(
+                "the audit could not record a read (%s %s): not answered", self.request.method, type(self).__name__
+            )
+            error = FHIRError.one(
+                500, "exception", "the read could not be recorded in the audit, so it is not answered"
+            )
+            response = self.finalize_response(self.request, self.handle_exception(error), *self.args, **self.kwargs)
+            response.persons_read = []
         return response
 
 

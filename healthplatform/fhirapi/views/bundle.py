@@ -73,6 +73,7 @@ class _Reader:
             match = resolve(sub.path_info)
         except Resolver404:  # the catch-all of fhirapi.urls answers every path; kept for a URLconf without it
             return {"response": {"status": "404 Not Found"}}
+        sub.resolver_match = match  # as Django's handler sets it: the audit of reads names the route by it
         response = match.func(sub, *match.args, **match.kwargs)
         status = f"{response.status_code} {_REASONS.get(response.status_code, response.reason_phrase)}".strip()
         data = getattr(response, "data", None)

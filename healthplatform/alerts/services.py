@@ -1,0 +1,118 @@
+"""The alerts' writes: alerts raised on the orders feeds send, and the overrides and acceptances clinicians and
+hospital systems record."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from ehr.models import Resource
+from healthplatform.access import Caller
+from healthplatform.alerts import rules as r
+from healthplatform.alerts.evaluate import ORDER_TYPES, fact_of, order_alerts
+from healthplatform.alerts.models import Alert, Override
+from mpi import selectors as mpi
+from mpi.models import uuid7
+
+logger = logging.getLogger("healthplatform.alerts")
+
+# Orders that are still to be carried out (R4 medicationrequest-status / request-status).
+OPEN_ORDER = frozenset({"active", "draft", "on-hold"})
+# The platform evaluates a feed's order over the whole record, whatever the feed's own read scopes: the alert
+# is the platform's, raised for the ordering institution.
+PLATFORM = Caller(source=None, actor="platform:alerts")
+
+
+def orders_raise(*, resource_pks: list[int]) -> int:
+    """Evaluates the orders (MedicationRequest, ServiceRequest) a feed wrote and keeps their alerts: new ones
+    raised, those that no longer hold (the order or the record changed) withdrawn. Idempotent: the same order
+    evaluated again raises nothing new. Returns the number of active alerts on these orders."""
+    rows = [
+        row
+        for row in Resource.objects.filter(pk__in=resource_pks, resource_type__in=sorted(ORDER_TYPES), deleted=False)
+        if row.identity_id is not None
+    ]
+    persons = mpi.person_ids_of_identities({row.identity_id for row in rows})
+    by_person: dict[int, list] = {}
+    for row in rows:
+        if row.body.get("status") in OPEN_ORDER and row.identity_id in persons:
+            by_person.setdefault(persons[row.identity_id], []).append(row)
+    references = [f"{row.resource_type}/{row.fhir_id}" for row in rows]
+    active = 0
+    with transaction.atomic():
+        kept: set[str] = set()
+        for person_id, orders in by_person.items():
+            facts = [fact_of(row) for row in orders]
+            for finding in order_alerts(caller=PLATFORM, person_id=person_id, orders=facts):
+                order = next(f for f in facts if f.reference == finding.order)
+                if not order.institution_id:
+                    continue  # staff-entered orders belong to no institution to warn
+                _alert_keep(finding, person_id=person_id, institution_id=order.institution_id)
+                kept.add(finding.key)
+                active += 1
+        Alert.objects.filter(order__in=references, status=Alert.Status.ACTIVE).exclude(key__in=sorted(kept)).update(
+            status=Alert.Status.WITHDRAWN
+        )
+    return active
+
+
+def _alert_keep(finding: r.Finding, *, person_id: int, institution_id: int) -> None:
+    values = {
+        "person_id": person_id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "summary": finding.summary,
+        "detail": finding.detail,
+        "order": finding.order or "",
+        "institution_id": institution_id,
+        "evidence": [e.as_json() for e in finding.evidence],
+    }
+    alert, created = Alert.objects.get_or_create(key=finding.key, defaults={"uuid": uuid7(), **values})
+    if not created and alert.status == Alert.Status.WITHDRAWN:
+        Alert.objects.filter(pk=alert.pk).update(status=Alert.Status.ACTIVE, **values)
+
+
+def orders_raise_after_commit(resource_pks: list[int]) -> None:
+    """Queues the evaluation of a feed's orders once their transaction committed (the write's answer never
+    waits for a worker; with Celery eager, it runs here and a failure is logged, never the write's)."""
+    from healthplatform.alerts.tasks import orders_alert
+
+    def queue() -> None:
+        try:
+            orders_alert.delay(resource_pks)
+        except Exception:
+            # No patient data in the log: the ids are archive row numbers.
+            logger.exception("alerts: evaluating %d orders failed", len(resource_pks))
+
+    transaction.on_commit(queue)
+
+
+def alert_override(
+    *,
+    caller: Caller,
+    key: str,
+    order: str | None = None,
+    reason: str = "",
+    reason_code: str = "",
+    outcome: str = "overridden",
+    user=None,
+) -> Override:
+    """Records that ``caller`` went on despite the alert ``key`` (``outcome`` "overridden", with a reason) or
+    took its advice ("accepted"). An overridden alert does not come back for the same order (its key names it)."""
+    if outcome not in ("overridden", "accepted"):
+        raise ValueError(f"outcome: overridden or accepted, not {outcome!r}")
+    with transaction.atomic():
+        override = Override.objects.create(
+            alert_key=key[:64],
+            order=(order or "")[:120],
+            outcome=outcome,
+            reason=reason[:500],
+            reason_code=reason_code[:64],
+            actor=caller.actor[:150],
+            institution=caller.institution,
+            user=user,
+        )
+        if outcome == "overridden":
+            Alert.objects.filter(key=key, status=Alert.Status.ACTIVE).update(status=Alert.Status.OVERRIDDEN)
+    return override

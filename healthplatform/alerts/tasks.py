@@ -1,0 +1,11 @@
+"""The alerts' Celery tasks: thin, each calls one service."""
+
+from celery import shared_task
+
+
+@shared_task(name="healthplatform.alerts.orders_alert")
+def orders_alert(resource_pks: list[int]) -> int:
+    """Raises the alerts of the orders a feed wrote (archive row ids). Idempotent: may run twice."""
+    from healthplatform.alerts.services import orders_raise
+
+    return orders_raise(resource_pks=resource_pks)

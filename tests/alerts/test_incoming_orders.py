@@ -1,0 +1,66 @@
+"""An order or prescription a feed writes is checked once it is committed: the alert is raised for the ordering
+institution and kept (readable on the patient page); sending it again raises nothing new; an order the record no
+longer warns about has its alert withdrawn."""
+
+from __future__ import annotations
+
+import pytest
+
+from healthplatform.alerts.evaluate import record_alerts
+from healthplatform.alerts.models import Alert
+from registry.codes import ALLERGEN_CLASS_SYSTEM
+from tests.alerts.scenario import NOW, Resident, allergy, atc, lab, prescription, region
+
+pytestmark = pytest.mark.django_db
+
+POTASSIUM = "2823-3"
+
+
+def _service_request(code: str) -> dict:
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "authoredOn": NOW.isoformat(),
+    }
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """The alerts of an order run once its transaction commits: run the callbacks as the commit would."""
+    return django_capture_on_commit_callbacks
+
+
+def test_a_feeds_test_order_that_repeats_a_recent_result_raises_an_alert_for_the_ordering_institution(on_commit):
+    a, b, _ = region()
+    resident = Resident("o1")
+    (obs_id,) = a.send(resident, lab(POTASSIUM, 4.2, "mmol/L", days_ago=2))
+    with on_commit(execute=True):
+        (order_id,) = b.send(resident, _service_request(POTASSIUM))
+    (alert,) = Alert.objects.all()
+    assert (alert.kind, alert.severity, alert.status) == ("duplicate-test", "warning", "active")
+    assert alert.institution == b.institution and alert.order == f"ServiceRequest/{order_id}"
+    assert alert.person_id == resident.person_id(b)
+    assert alert.evidence[0]["reference"] == f"Observation/{obs_id}"
+    assert alert.evidence[0]["institution"]["name"] == a.institution.name
+    page = record_alerts(caller=b.caller, person_id=alert.person_id, now=NOW)
+    assert alert.key in {f.key for f in page.findings}
+
+
+def test_a_prescription_against_an_allergy_raises_once_and_is_withdrawn_when_the_order_is_stopped(on_commit):
+    a, b, _ = region()
+    resident = Resident("o2")
+    a.send(resident, allergy((ALLERGEN_CLASS_SYSTEM, "PEN")))
+    body = prescription(atc("J01CA04"), days_ago=0, name="阿莫西林")
+    body["identifier"] = [{"system": "urn:hosp-b:rx", "value": "RX-1"}]
+    with on_commit(execute=True):
+        b.send(resident, body)
+    with on_commit(execute=True):
+        b.send(resident, body)  # the same prescription again (a resend): nothing new
+    (alert,) = Alert.objects.all()
+    assert (alert.kind, alert.severity, alert.status) == ("drug-allergy", "critical", "active")
+    with on_commit(execute=True):
+        b.send(resident, {**body, "status": "stopped"}, method="PUT")
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.WITHDRAWN
