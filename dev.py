@@ -6,9 +6,11 @@
 
 Set-up is the same for both: a virtual environment in .venv with the exact
 versions of constraints.txt (reinstalled only when pyproject.toml or
-constraints.txt change), then the database migrations. ``run --smoke`` is the
-non-interactive form CI uses: it starts the platform on a fresh SQLite
-database, seeds a small region, checks that it answers, and stops.
+constraints.txt change), then the database migrations. ``run`` also loads the
+demo residents (``manage.py seed_demo``) and prints the clinicians' logins.
+``run --smoke`` is the non-interactive form CI uses: it starts the platform on a
+fresh SQLite database, seeds a small region and the demo, checks that it
+answers, and stops.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 
+
+# The first demo resident (fixtures.demo.RESIDENTS), whom the smoke test looks up.
+DEMO_RESIDENT, DEMO_HEALTH_CARD = "陈建国", "4401069900000001"
 
 # Our own localhost: never through an http_proxy the environment may set.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -82,16 +87,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(env: dict, seed_args: list[str]) -> str:
-    """Migrates, seeds the region if empty, and returns the demo admin's credentials line."""
+def manage_output(*args, env: dict) -> str:
+    """Runs a management command and returns what it printed (exits with its errors if it fails)."""
+    result = subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(result.stderr.strip() or result.stdout.strip())
+    return result.stdout.strip()
+
+
+def prepare(env: dict, seed_args: list[str]) -> tuple[str, list[str]]:
+    """Migrates, seeds the region if empty, loads the demo residents (what is not loaded yet), and returns the
+    demo admin's credentials line and the clinicians' login lines."""
     say("applying database migrations")
     manage("migrate", "--no-input", "-v", "0", env=env)
     say("loading the synthetic region (first run only)")
     manage("seed_region", "--if-empty", *seed_args, env=env)
-    result = subprocess.run([str(PY), "manage.py", "demo_admin"], cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(result.stderr.strip())
-    return result.stdout.strip()
+    say("loading the demo residents through the FHIR API (what is not loaded yet)")
+    demo = manage_output("seed_demo", env=env).splitlines()
+    for line in demo:
+        if not line.startswith("Clinician login"):
+            print(f"    {line}", flush=True)
+    clinicians = [line for line in demo if line.startswith("Clinician login")]
+    return manage_output("demo_admin", env=env), clinicians
 
 
 def wait_for(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
@@ -110,7 +127,7 @@ def wait_for(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def smoke_check(base: str, username: str, password: str) -> None:
+def smoke_check(base: str, username: str, password: str, clinicians: list[str]) -> None:
     """Logs in to the admin like a person would and opens the institution list."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar))
@@ -134,9 +151,16 @@ def smoke_check(base: str, username: str, password: str) -> None:
         reviews = response.read().decode().count('class="review-link"')
     if reviews == 0:
         raise SystemExit("smoke test: the MPI review queue is empty after seeding")
+    # The demo residents came in through the FHIR API; the first is found by health card (README, "The demo").
+    with opener.open(f"{base}/admin/mpi/person/?q={DEMO_HEALTH_CARD}") as response:
+        if DEMO_RESIDENT not in response.read().decode():
+            raise SystemExit(f"smoke test: the demo resident {DEMO_RESIDENT} is not in the index")
+    if len(clinicians) < 2:
+        raise SystemExit("smoke test: the demo made fewer than two clinician logins")
     say(
         f"smoke test passed: /healthz answered, the demo admin logged in, listed {rows} institutions "
-        f"and {reviews} possible duplicate residents to review"
+        f"and {reviews} possible duplicate residents to review, found the demo resident {DEMO_RESIDENT}; "
+        f"{len(clinicians)} clinician logins"
     )
 
 
@@ -154,7 +178,7 @@ def cmd_run(args) -> None:
     else:
         seed_args = []
         port = args.port
-    credentials = prepare(env, seed_args)
+    credentials, clinicians = prepare(env, seed_args)
     base = f"http://127.0.0.1:{port}"
     # The web server; the MLLP listener and a worker join here as they are built.
     server = subprocess.Popen(
@@ -164,10 +188,15 @@ def cmd_run(args) -> None:
     )
     try:
         wait_for(f"{base}/healthz", server)
-        print(f"\n  Platform: {base}/admin/\n  {credentials}\n", flush=True)
+        logins = "".join(f"  {line}\n" for line in clinicians)
+        print(
+            f"\n  Platform: {base}/admin/\n  {credentials}\n{logins}"
+            '  The demo residents to open, and the alerts each shows: README.md, "The demo".\n',
+            flush=True,
+        )
         if args.smoke:
             user, password = re.search(r"user (\S+) password (\S+)", credentials).groups()
-            smoke_check(base, user, password)
+            smoke_check(base, user, password, clinicians)
             return
         server.wait()
     except KeyboardInterrupt:
