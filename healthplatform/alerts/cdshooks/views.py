@@ -47,6 +47,18 @@ _SERVICE_ID = OpenApiParameter(
 )
 
 
+def _posted(operation_id: str, summary: str):
+    """The OpenAPI description of a POST to a service: a JSON object in, a JSON object or an error out."""
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        tags=["cds-hooks"],
+        parameters=[_SERVICE_ID],
+        request={_JSON: OpenApiTypes.OBJECT},
+        responses={(200, _JSON): OpenApiTypes.OBJECT, **_ERRORS},
+    )
+
+
 class _JSONOnly(BaseContentNegotiation):
     """JSON whatever the Accept header says: a CDS client gets the specification's JSON or nothing."""
 
@@ -181,14 +193,7 @@ class DiscoveryView(CDSView):
 class ServiceView(CDSView):
     """``POST /cds-services/{id}``: a hook call, answered with cards."""
 
-    @extend_schema(
-        operation_id="cds_service_call",
-        summary="Call a CDS service (patient-view, order-select, order-sign)",
-        tags=["cds-hooks"],
-        parameters=[_SERVICE_ID],
-        request={_JSON: OpenApiTypes.OBJECT},
-        responses={(200, _JSON): OpenApiTypes.OBJECT, **_ERRORS},
-    )
+    @_posted("cds_service_call", "Call a CDS service (patient-view, order-select, order-sign)")
     def post(self, request, service_id):
         service = _service(service_id)
         caller = caller_of(request)
@@ -215,14 +220,7 @@ class ServiceView(CDSView):
 class FeedbackView(CDSView):
     """``POST /cds-services/{id}/feedback``: what the clinician did with the cards (§ "Feedback")."""
 
-    @extend_schema(
-        operation_id="cds_feedback",
-        summary="Feedback on a CDS service's cards",
-        tags=["cds-hooks"],
-        parameters=[_SERVICE_ID],
-        request={_JSON: OpenApiTypes.OBJECT},
-        responses={(200, _JSON): OpenApiTypes.OBJECT, **_ERRORS},
-    )
+    @_posted("cds_feedback", "Feedback on a CDS service's cards")
     def post(self, request, service_id):
         _service(service_id)
         items = feedback_parse(_json_body(request))
