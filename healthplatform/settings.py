@@ -222,6 +222,7 @@ FHIR_SCOPE_RESOURCE_TYPES = (
     "AllergyIntolerance",
     "Binary",
     "Condition",
+    "DetectedIssue",
     "DiagnosticReport",
     "DocumentReference",
     "Encounter",

@@ -6,6 +6,7 @@ from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.base import UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
+from healthplatform.fhirapi.views.detectedissue import DetectedIssueInstanceView, DetectedIssueTypeView
 from healthplatform.fhirapi.views.documents import (
     BinaryView,
     DocumentReferenceHistoryView,
@@ -51,6 +52,9 @@ urlpatterns = [
         name="document-vread",
     ),
     re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
+    # The alerts raised on the orders feeds send (healthplatform.alerts), read-only.
+    path("DetectedIssue", DetectedIssueTypeView.as_view(), name="detectedissue-search"),
+    re_path(rf"^DetectedIssue/{ID}$", DetectedIssueInstanceView.as_view(), name="detectedissue-read"),
     re_path(rf"^{CLINICAL}$", ResourceTypeView.as_view(), name="type"),
     re_path(rf"^{CLINICAL}/{ID}$", ResourceInstanceView.as_view(), name="instance"),
     re_path(rf"^{ARCHIVED}/{ID}/_history$", ResourceHistoryView.as_view(), name="history"),
