@@ -223,6 +223,7 @@ FHIR_SCOPE_RESOURCE_TYPES = (
     "AllergyIntolerance",
     "Binary",
     "Condition",
+    "DetectedIssue",
     "DiagnosticReport",
     "DocumentReference",
     "Encounter",

@@ -1,4 +1,5 @@
-"""Root URLs: the admin, health check, the FHIR API and its OAuth2 token endpoint, and the API description."""
+"""Root URLs: the admin, health check, the FHIR API and its OAuth2 token endpoint, the CDS Hooks services, and the
+API description."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -21,6 +22,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("fhir/", include("healthplatform.fhirapi.urls")),
     path("viewer/", include("healthplatform.viewer.urls")),
+    path("", include("healthplatform.alerts.urls")),  # CDS Hooks 2.0: /cds-services
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application
     # management or introspection pages; source systems are registered in the admin's registry.
     path("oauth/token", SourceSystemTokenView.as_view(), name="oauth2-token"),

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -153,11 +154,16 @@ def _provenance(findings: list[r.Finding]) -> None:
                 e.submission = uuids.get(e.submission_id)
 
 
-def _overridden(keys: set[str]) -> dict[str, Override]:
+def _overridden(keys: set[str], institution) -> dict[str, Override]:
+    """The overrides of these alerts that count for a caller of ``institution``: its own and the platform staff's
+    (one hospital's decision to go on does not silence another hospital's warning; None: every override)."""
     if not keys:
         return {}
+    rows = Override.objects.filter(alert_key__in=sorted(keys), outcome="overridden")
+    if institution is not None:
+        rows = rows.filter(Q(institution=institution) | Q(institution__isnull=True))
     found = {}
-    for o in Override.objects.filter(alert_key__in=sorted(keys), outcome="overridden").order_by("at"):
+    for o in rows.order_by("at"):
         found[o.alert_key] = o
     return found
 
@@ -215,7 +221,7 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english
     )
-    overridden = _overridden({f.key for f in findings})
+    overridden = _overridden({f.key for f in findings}, institution)
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings + recent)
     return AlertSet(person_id=person_id, findings=r.by_severity(findings), recent_tests=recent)
@@ -261,7 +267,7 @@ def order_alerts(
     made with ``fact_of``), critical first; an alert overridden for the same order does not come back."""
     ctx = _context(caller, person_id, now)
     findings = [f for order in orders for f in _order_findings(ctx, order)]
-    overridden = _overridden({f.key for f in findings})
+    overridden = _overridden({f.key for f in findings}, caller.institution)
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings)
     return r.by_severity(findings)

@@ -114,5 +114,9 @@ def alert_override(
             user=user,
         )
         if outcome == "overridden":
-            Alert.objects.filter(key=key, status=Alert.Status.ACTIVE).update(status=Alert.Status.OVERRIDDEN)
+            raised = Alert.objects.filter(key=key, status=Alert.Status.ACTIVE)
+            if caller.institution is not None:
+                # Only the ordering institution (or staff) overrides the alert raised on its order.
+                raised = raised.filter(institution=caller.institution)
+            raised.update(status=Alert.Status.OVERRIDDEN)
     return override

@@ -7,6 +7,7 @@ from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.audit import AuditEventReadView, AuditEventSearchView
 from healthplatform.fhirapi.views.base import UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
+from healthplatform.fhirapi.views.detectedissue import DetectedIssueInstanceView, DetectedIssueTypeView
 from healthplatform.fhirapi.views.documents import (
     BinaryView,
     DocumentReferenceHistoryView,
@@ -55,6 +56,9 @@ urlpatterns = [
     # The audit of reads (IHE BALP), for the platform's staff.
     path("AuditEvent", AuditEventSearchView.as_view(), name="audit-search"),
     re_path(rf"^AuditEvent/{ID}$", AuditEventReadView.as_view(), name="audit-read"),
+    # The alerts raised on the orders feeds send (healthplatform.alerts), read-only.
+    path("DetectedIssue", DetectedIssueTypeView.as_view(), name="detectedissue-search"),
+    re_path(rf"^DetectedIssue/{ID}$", DetectedIssueInstanceView.as_view(), name="detectedissue-read"),
     re_path(rf"^{CLINICAL}$", ResourceTypeView.as_view(), name="type"),
     re_path(rf"^{CLINICAL}/{ID}$", ResourceInstanceView.as_view(), name="instance"),
     re_path(rf"^{ARCHIVED}/{ID}/_history$", ResourceHistoryView.as_view(), name="history"),

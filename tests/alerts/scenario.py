@@ -232,6 +232,17 @@ def service_order(code: str, *, order_id: str = "draft-1"):
     }
 
 
+def lab_order(code: str) -> dict:
+    """A test order as a feed sends it (active, authored now)."""
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "code": {"coding": [{"system": LOINC_SYSTEM, "code": code}]},
+        "authoredOn": NOW.isoformat(),
+    }
+
+
 def drug_order(code: tuple[str, str], *, order_id: str = "draft-1", name: str = ""):
     return {
         "resourceType": "MedicationRequest",

@@ -9,21 +9,11 @@ import pytest
 from healthplatform.alerts.evaluate import record_alerts
 from healthplatform.alerts.models import Alert
 from registry.codes import ALLERGEN_CLASS_SYSTEM
-from tests.alerts.scenario import NOW, Resident, allergy, atc, lab, prescription, region
+from tests.alerts.scenario import NOW, Resident, allergy, atc, lab, lab_order, prescription, region
 
 pytestmark = pytest.mark.django_db
 
 POTASSIUM = "2823-3"
-
-
-def _service_request(code: str) -> dict:
-    return {
-        "resourceType": "ServiceRequest",
-        "status": "active",
-        "intent": "order",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "authoredOn": NOW.isoformat(),
-    }
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def test_a_feeds_test_order_that_repeats_a_recent_result_raises_an_alert_for_the
     resident = Resident("o1")
     (obs_id,) = a.send(resident, lab(POTASSIUM, 4.2, "mmol/L", days_ago=2))
     with on_commit(execute=True):
-        (order_id,) = b.send(resident, _service_request(POTASSIUM))
+        (order_id,) = b.send(resident, lab_order(POTASSIUM))
     (alert,) = Alert.objects.all()
     assert (alert.kind, alert.severity, alert.status) == ("duplicate-test", "warning", "active")
     assert alert.institution == b.institution and alert.order == f"ServiceRequest/{order_id}"

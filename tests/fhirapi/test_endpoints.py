@@ -24,8 +24,9 @@ from django.test import Client
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
+from healthplatform.alerts.models import Alert
 from healthplatform.audit.models import AccessEvent
-from mpi.models import Identity
+from mpi.models import Identity, uuid7
 from registry.codes import DEPARTMENT_CODE_SYSTEM, INSTITUTION_CODE_SYSTEM, PRACTITIONER_LICENCE_SYSTEM
 from registry.models import Practitioner
 from tests.fhirapi.client import CONTENT_TYPE, FHIR_JSON, expressions, issues, searchset
@@ -165,6 +166,26 @@ def _access_event(world) -> str:
     return str(AccessEvent.objects.latest("pk").pk)
 
 
+def _alert(world) -> str:
+    """An alert raised on hospital A's ServiceRequest, resting on its Observation: a row as the alert rules keep it
+    (tests/alerts/test_detectedissue.py raises real ones through a feed's orders)."""
+    order, observation = world.a.ids["ServiceRequest"], world.a.ids["Observation"]
+    alert, _ = Alert.objects.get_or_create(
+        key="0" * 31 + "1",
+        defaults={
+            "uuid": uuid7(),
+            "person": Identity.objects.get(uuid=world.a.patient_id).person,
+            "kind": "duplicate-test",
+            "severity": "warning",
+            "summary": "重复检查：血常规 2 天前已在本院完成",
+            "order": f"ServiceRequest/{order}",
+            "institution": world.a.source.institution,
+            "evidence": [{"reference": f"Observation/{observation}", "resourceType": "Observation", "display": "CBC"}],
+        },
+    )
+    return str(alert.uuid)
+
+
 DIRECTORY_HISTORY = NotServed("the registry keeps only the current version (vread serves that one)")
 ENDPOINTS: list[Endpoint] = [
     *(_clinical(t) for t in TYPES),
@@ -207,6 +228,16 @@ ENDPOINTS: list[Endpoint] = [
         create=NotServed("a Binary is stored with its DocumentReference (ITI-65 transaction), never on its own"),
         history=NotServed("a Binary is the content of a DocumentReference, whose history it has"),
         vread=NotServed("a Binary is the content of a DocumentReference, whose versions it has"),
+        versioned=False,
+    ),
+    Endpoint(
+        name="DetectedIssue",
+        resource_type="DetectedIssue",
+        instance=_alert,
+        search=lambda world, _: f"DetectedIssue?patient={world.a.patient_id}",
+        create=NotServed("an alert is raised by the platform's rules on the orders feeds send, never written"),
+        history=NotServed("an alert is kept as raised (its status changes in place): it has no versions"),
+        vread=NotServed("an alert has no versions"),
         versioned=False,
     ),
     Endpoint(

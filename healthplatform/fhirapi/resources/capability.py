@@ -50,6 +50,14 @@ EXTRA_RESOURCES: list[dict] = [
         documentation="Who read a resident's record (every read through the API, the viewer and the admin): "
         "the platform's staff only; source systems are refused (403) whatever their scopes.",
     ),
+    # The alerts raised on the orders feeds send (healthplatform.alerts): read-only, the ordering institution's.
+    _served(
+        "DetectedIssue",
+        ("read", "search-type"),
+        {"patient": "reference", "code": "token", "_id": "token"},
+        documentation="Alerts (duplicate test, drug–allergy, duplicate medication) raised on the orders a feed sent, "
+        "readable by the ordering institution's source systems and staff; withdrawn ones are cancelled.",
+    ),
     _served(
         "Organization",
         _DIRECTORY,
