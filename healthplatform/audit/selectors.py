@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from ehr.indexing import CLINICAL_TYPES
 from ehr.models import Resource
 from emr.models import DocumentEntry
+from healthplatform.alerts.models import Alert
 from healthplatform.audit.models import AccessEvent
 from healthplatform.ingest.entries import DOCUMENT_TYPES
 from mpi.models import Identity, Person
@@ -72,8 +73,11 @@ def persons_of_resources(refs: Iterable[tuple[str, str]]) -> list[tuple[int, uui
     patients: set[str] = set()
     documents: set[str] = set()
     archived: dict[str, set[str]] = {}
+    alerts: set[str] = set()
     for resource_type, fhir_id in refs:
-        if resource_type == "Patient":
+        if resource_type == "DetectedIssue":
+            alerts.add(fhir_id)  # an alert raised on the person's order (healthplatform.alerts)
+        elif resource_type == "Patient":
             patients.add(fhir_id)
         elif resource_type in DOCUMENT_TYPES:
             documents.add(fhir_id)
@@ -89,6 +93,8 @@ def persons_of_resources(refs: Iterable[tuple[str, str]]) -> list[tuple[int, uui
                 "identity__person_id", "identity__person__uuid"
             )
         )
+    if alert_keys := _uuids(alerts):
+        branches.append(Alert.objects.filter(uuid__in=alert_keys).values_list("person_id", "person__uuid"))
     if archived:
         # One branch per type, on the archive's unique (resource_type, fhir_id) index.
         by_type = Q()

@@ -35,6 +35,8 @@ ROUTE_READS: dict[str, tuple[str, str]] = {
     "document-history": ("history-instance", "history"),
     "document-vread": ("vread", "vread"),
     "binary-read": ("read", "read"),
+    "detectedissue-search": ("search-type", "search"),
+    "detectedissue-read": ("read", "read"),
     "type": ("search-type", "search"),
     "instance": ("read", "read"),
     "history": ("history-instance", "history"),

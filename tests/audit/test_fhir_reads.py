@@ -53,6 +53,9 @@ def _readers(endpoint: Endpoint, region):
     """Who reads: hospital A's and hospital B's feeds (two institutions); the audit, staff only."""
     if endpoint.resource_type == "AuditEvent":
         return [(endpoint.reader(region.world), None)]
+    if endpoint.resource_type == "DetectedIssue":
+        # An alert is the ordering institution's (hospital A's here); B's refusal: tests/alerts/test_detectedissue.py.
+        return [(region.a.client, region.a)]
     return [(region.a.client, region.a), (region.b.client, region.b)]
 
 
