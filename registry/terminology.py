@@ -148,9 +148,16 @@ class CodeMap:
         return self.exact.get((system, code)) or self.any_system.get(code)
 
 
-def code_map_load(source_id: int) -> CodeMap:
-    """The source system's code map as it is in the database now (three queries)."""
-    standard = set(CodeSystem.objects.filter(source_system__isnull=True).values_list("url", flat=True))
+def standard_systems() -> frozenset[str]:
+    """The URLs of the code systems registered as standard terminologies (no source system)."""
+    return frozenset(CodeSystem.objects.filter(source_system__isnull=True).values_list("url", flat=True))
+
+
+def code_map_load(source_id: int, *, standard: frozenset[str] | None = None) -> CodeMap:
+    """The source system's code map as it is in the database now (three queries; two given ``standard``, the
+    standard terminologies' URLs)."""
+    if standard is None:
+        standard = standard_systems()
     systems = set(CodeSystem.objects.filter(source_system_id=source_id).values_list("url", flat=True))
     exact: dict[tuple[str, str], StandardCoding] = {}
     any_system: dict[str, StandardCoding] = {}
@@ -168,16 +175,20 @@ def code_map_load(source_id: int) -> CodeMap:
 
 
 _code_maps: dict[int, tuple[float, CodeMap]] = {}
+_standard: tuple[float, frozenset[str]] | None = None
 
 
 def code_map(source_id: int) -> CodeMap:
     """The source system's code map from this process's snapshot (at most ``SNAPSHOT_SECONDS`` old)."""
+    global _standard
     held = _code_maps.get(source_id)
     now = time.monotonic()
     if held is not None and held[0] > now:
         return held[1]
     with _lock:
-        found = code_map_load(source_id)
+        if _standard is None or _standard[0] <= now:
+            _standard = (now + SNAPSHOT_SECONDS, standard_systems())
+        found = code_map_load(source_id, standard=_standard[1])
         if len(_code_maps) > 10_000:
             _code_maps.clear()
         _code_maps[source_id] = (now + SNAPSHOT_SECONDS, found)
@@ -187,4 +198,6 @@ def code_map(source_id: int) -> CodeMap:
 def code_maps_forget(**kwargs) -> None:
     """Drops every source's code map (a signal receiver: a code system, concept or map entry changed in this
     process)."""
+    global _standard
     _code_maps.clear()
+    _standard = None

@@ -378,7 +378,8 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
     references_check(run)
     resources_write(items=items, source=caller.source, actor=caller.actor, submission=run.submission)
     if run.codes is not None:
-        # Last in the transaction: the counts' row locks are then held only until its commit.
+        # After the archive's writes, near the transaction's end: the counts' row locks, which a concurrent
+        # writer of the same codes waits on, are then held only until the commit.
         run.codes.unmapped_count()
     written = []
     for i, e in enumerate(entries):

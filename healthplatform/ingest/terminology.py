@@ -41,7 +41,7 @@ Rewrite = Callable[[dict, str, object], None]
 
 
 def _is_coding(node) -> bool:
-    return isinstance(node, dict) and isinstance(node.get("code"), str) and node.keys() <= CODING_KEYS
+    return type(node) is dict and type(node.get("code")) is str and node.keys() <= CODING_KEYS
 
 
 def _set(node: dict, key: str, value) -> None:
@@ -65,22 +65,30 @@ class CodeTranslation:
         extensions too); a coding list that gains one is replaced through ``rewrite(node, key, new list)``,
         so that a run can undo it. Returns whether anything was added."""
         changed = False
-        stack = [body]
+        stack: list = [body]
         while stack:
             node = stack.pop()
-            if isinstance(node, list):
-                stack.extend(x for x in node if isinstance(x, dict | list))
+            if type(node) is list:
+                stack.extend(x for x in node if type(x) is dict or type(x) is list)
                 continue
             for key, value in node.items():
-                if isinstance(value, list):
-                    if any(_is_coding(x) for x in value):
+                kind = type(value)
+                if kind is list:
+                    codings = False
+                    for x in value:
+                        if type(x) is dict:
+                            if _is_coding(x):
+                                codings = True
+                                if "extension" in x:
+                                    stack.append(x["extension"])
+                            else:
+                                stack.append(x)
+                        elif type(x) is list:
+                            stack.append(x)
+                    if codings:
                         # CodeableConcept.coding, or a list of bare Codings (meta.tag, ImagingStudy.modality).
                         changed |= self._codings(node, key, value, rewrite)
-                        stack.extend(x for x in value if isinstance(x, dict | list) and not _is_coding(x))
-                        stack.extend(x["extension"] for x in value if _is_coding(x) and "extension" in x)
-                    else:
-                        stack.append(value)
-                elif isinstance(value, dict):
+                elif kind is dict:
                     if _is_coding(value):
                         # A single Coding (Encounter.class, an extension's valueCoding) has no list to take a
                         # second coding: R4 gives it no place for a translation. It is kept as sent, and an
