@@ -84,7 +84,8 @@ def celery_worker(broker: str, tmp_path: Path, env: dict[str, str] | None = None
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
-    client = Celery("test-client", broker=broker_url, backend=backend)
+    # Not the current app: the platform's shared tasks (.delay) must keep running through the platform's own app.
+    client = Celery("test-client", broker=broker_url, backend=backend, set_as_current=False)
     output: list[str] = []
     try:
         yield client, queue, output
