@@ -132,6 +132,8 @@ class Env:
             # longer has its text escaped and parsed again, and the FHIR write path took ~8 % less time per
             # Bundle (bench/fhir_speed.py, alternating runs: 2,442 / 2,556 -> 2,560 / 2,702 resources/s).
             config.setdefault("OPTIONS", {})["server_side_binding"] = True
+            # Django's backend with psycopg's C loader for timestamps (healthplatform/postgresql/base.py).
+            config["ENGINE"] = "healthplatform.postgresql"
         elif config.get("NAME") in (None, "", ":memory:"):
             raise ImproperlyConfigured(f"{name}: the SQLite URL names no file (sqlite:///path/to/file)")
         return config

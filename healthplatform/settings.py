@@ -138,7 +138,7 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 DATABASES = {"default": env.database("DATABASE_URL", default_sqlite=DATA_DIR / "platform.sqlite3")}
-if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "healthplatform.postgresql":
     raise ImproperlyConfigured("DATABASE_URL: production runs on PostgreSQL (postgresql://…)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -47,7 +47,7 @@ def test_database_defaults_to_a_sqlite_file_with_a_file_test_database(tmp_path):
 
 def test_postgresql_url_is_parsed():
     config = Env({"DATABASE_URL": "postgresql://hp:pw@db.internal:5433/region"}).database("DATABASE_URL", Path("x"))
-    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["ENGINE"] == "healthplatform.postgresql"  # Django's, with psycopg's C timestamp loader
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "region", "hp")
     # Parameters are bound by the server (the whole suite runs so on PostgreSQL in CI).
     assert config["OPTIONS"]["server_side_binding"] is True
