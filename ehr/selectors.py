@@ -11,9 +11,12 @@ import base64
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+import orjson
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from ehr.errors import ResourceError
 from ehr.indexing import SPECS, date_range, reference_target
@@ -456,9 +459,47 @@ def _identifier_matches(resource_type: str, system: str, value: str, *, source_i
     return [found[pk] for pk in sorted(found)][:2]
 
 
+class FactRow(NamedTuple):
+    """A current archived resource as a person's record reads it: the columns of ``Resource`` under the same
+    names, without the model instance (a record of thousands of facts builds thousands of them: a tuple costs
+    a twentieth of a model instance)."""
+
+    pk: int
+    resource_type: str
+    fhir_id: str
+    version_id: int
+    identity_id: int | None
+    source_id: int | None
+    status: str
+    effective_low: dt.datetime | None
+    effective_high: dt.datetime | None
+    last_updated: dt.datetime
+    body: dict
+    submission_id: int | None
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+
+_BODY = FactRow._fields.index("body")
+
+
+def _fact_rows(qs: QuerySet[Resource]) -> list[FactRow]:
+    """The rows of ``qs`` as FactRows; the JSON bodies read as text and decoded by orjson (a third of the
+    standard library's time, and the decoding is most of a record read's CPU)."""
+    fields = [f if f != "body" else "body_text" for f in FactRow._fields]
+    out = []
+    for row in qs.annotate(body_text=Cast("body", TextField())).values_list(*fields):
+        row = list(row)
+        row[_BODY] = orjson.loads(row[_BODY])
+        out.append(FactRow._make(row))
+    return out
+
+
 def everything_page(
     identity_ids: list[int], *, count: int, after_pk: int | None, types: frozenset[str] | None = None
-) -> tuple[list[Resource], int | None]:
+) -> tuple[list[FactRow], int | None]:
     """One page of a person's facts (``Patient/$everything``): every current resource of these identities
     but their source Patients, by id, limited to ``types`` when given; and the last id of the page when there
     are more (the keyset of the next page)."""
@@ -467,13 +508,13 @@ def everything_page(
         qs = qs.filter(resource_type__in=sorted(types))
     if after_pk is not None:
         qs = qs.filter(pk__gt=after_pk)
-    rows = list(qs[: count + 1])
+    rows = _fact_rows(qs[: count + 1])
     more = len(rows) > count
     rows = rows[:count]
     return rows, (rows[-1].pk if more and rows else None)
 
 
-def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[Resource]:
+def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[FactRow]:
     """The current facts of these identities of the types ``since`` names, each type's only from its cutoff on
     (``effective_low`` at or after it, or no time at all; None: all of them), newest first: what the alert rules
     look at (recent results, medications of the look-back period, every allergy) out of a record of thousands
@@ -487,7 +528,7 @@ def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[Resou
             clause &= Q(effective_low__gte=cutoff) | Q(effective_low__isnull=True)
         wanted |= clause
     qs = Resource.objects.filter(wanted, identity_id__in=identity_ids, deleted=False)
-    return list(qs.order_by("-effective_low", "-pk"))
+    return _fact_rows(qs.order_by("-effective_low", "-pk"))
 
 
 def submission_uuids(pks: set[int]) -> dict[int, str]:

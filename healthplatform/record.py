@@ -10,6 +10,7 @@ queries, however many identities, documents and facts the person has (tests/reco
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from ehr import selectors as archive
@@ -34,7 +35,7 @@ class RecordPage:
     identities: list[Identity] = field(default_factory=list)
     source_patients: dict[int, Resource] = field(default_factory=dict)  # identity pk -> archived Patient
     documents: list = field(default_factory=list)  # emr DocumentEntry rows, newest first
-    facts: list[Resource] = field(default_factory=list)
+    facts: list[archive.FactRow] = field(default_factory=list)
     next_after: int | None = None
 
 
@@ -78,13 +79,33 @@ class PersonFacts:
 
     person_id: int
     identities: list[Identity]
-    facts: list[Resource]
+    facts: list[archive.FactRow]
 
 
-def person_facts(*, caller: Caller, person_id: int, since: dict[str, object]) -> PersonFacts:
+def person_facts(
+    *, caller: Caller, person_id: int, since: dict[str, object], record: RecordPage | None = None
+) -> PersonFacts:
     """The facts of the person ``person_id`` of the types ``since`` names, each from its cutoff on (None: all),
-    over every linked identity, newest first — those of the types the caller may read. Two queries."""
-    identities = mpi.identities_of_person(person_id)
+    over every linked identity, newest first — those of the types the caller may read. Two queries; none when
+    ``record`` is this caller's whole record of the person already read (a first page with no next one: the
+    patient page reads it, and its alerts need not read the same rows again)."""
     readable = caller.readable(since)
-    facts = archive.facts_since([i.pk for i in identities], {t: c for t, c in since.items() if t in readable})
+    wanted = {t: c for t, c in since.items() if t in readable}
+    if record is not None and record.first and record.next_after is None and record.person_id == person_id:
+        floor = dt.datetime.min.replace(tzinfo=dt.UTC)
+        facts = [
+            row
+            for row in record.facts
+            if row.resource_type in wanted
+            and (
+                wanted[row.resource_type] is None
+                or row.effective_low is None
+                or row.effective_low >= wanted[row.resource_type]
+            )
+        ]
+        # As facts_since orders them: newest first, the undated first (PostgreSQL's DESC puts NULLs first).
+        facts.sort(key=lambda row: (row.effective_low is None, row.effective_low or floor, row.pk), reverse=True)
+        return PersonFacts(person_id=person_id, identities=record.identities, facts=facts)
+    identities = mpi.identities_of_person(person_id)
+    facts = archive.facts_since([i.pk for i in identities], wanted)
     return PersonFacts(person_id=person_id, identities=identities, facts=facts)

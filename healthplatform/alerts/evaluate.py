@@ -121,7 +121,7 @@ def fact_of(row) -> r.Fact:
     )
 
 
-def _context(caller: Caller, person_id: int, now: dt.datetime | None) -> _Context:
+def _context(caller: Caller, person_id: int, now: dt.datetime | None, record=None) -> _Context:
     now = now or timezone.now()
     rules = ruleset()
     terminology = drug_terminology()
@@ -129,7 +129,7 @@ def _context(caller: Caller, person_id: int, now: dt.datetime | None) -> _Contex
     meds_since = now - dt.timedelta(days=rules.lookback_days)
     since = {"Observation": results_since, "DiagnosticReport": results_since, "AllergyIntolerance": None}
     since.update({t: meds_since for t in r.MEDICATION_TYPES})
-    read = person_facts(caller=caller, person_id=person_id, since=since)
+    read = person_facts(caller=caller, person_id=person_id, since=since, record=record)
     facts = [fact_of(row) for row in read.facts]
     allergies, uncoded = r.allergies_of(facts, terminology)
     return _Context(
@@ -168,11 +168,16 @@ def _overridden(keys: set[str], institution) -> dict[str, Override]:
     return found
 
 
-def _stored(person_id: int, now: dt.datetime) -> list[r.Finding]:
-    """The alerts feeds' orders raised lately for this person, still active."""
-    rows = Alert.objects.filter(
-        person_id=person_id, status=Alert.Status.ACTIVE, raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS)
-    ).select_related("institution")
+def _stored(person_id: int, now: dt.datetime, *, besides: set[str]) -> list[r.Finding]:
+    """The alerts feeds' orders raised lately for this person, still active, but those of the keys ``besides``
+    (found on the record itself: the same alert)."""
+    rows = (
+        Alert.objects.filter(
+            person_id=person_id, status=Alert.Status.ACTIVE, raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS)
+        )
+        .exclude(key__in=sorted(besides))
+        .select_related("institution")
+    )
     found = []
     for a in rows:
         evidence = [
@@ -205,18 +210,18 @@ def _stored(person_id: int, now: dt.datetime) -> list[r.Finding]:
     return found
 
 
-def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = None) -> AlertSet:
+def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = None, record=None) -> AlertSet:
     """The alerts of the person's record as it stands (the patient page, ``patient-view``): drug–allergy on the
     active medications, uncoded allergies, duplicate medications across institutions, the alerts feeds' orders
-    raised; and the tests still inside their window. An alert someone overrode is kept out."""
-    ctx = _context(caller, person_id, now)
+    raised; and the tests still inside their window. An alert someone overrode is kept out. ``record``: the
+    caller's read of the whole record, when it has one (``healthplatform.record.person_facts``)."""
+    ctx = _context(caller, person_id, now, record)
     findings: list[r.Finding] = []
     for medication in ctx.medications:
         findings += r.drug_allergy(medication, ctx.allergies, [], ctx.rules, ctx.terminology, english=ctx.english)
     findings += r.uncoded_allergies(ctx.uncoded, ctx.rules)
     findings += r.duplicate_medications(ctx.medications, ctx.rules, ctx.terminology, english=ctx.english)
-    seen = {f.key for f in findings}
-    findings += [f for f in _stored(person_id, ctx.now) if f.key not in seen]
+    findings += _stored(person_id, ctx.now, besides={f.key for f in findings})
     institution = caller.institution
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english

@@ -54,9 +54,9 @@ def evidence_link(person_uuid: str, reference: str) -> str:
     return reverse("viewer:fact", args=[person_uuid, resource_type, fhir_id])
 
 
-def panel(*, caller, person) -> Panel:
-    """The alerts of ``person`` for ``caller``."""
-    found = record_alerts(caller=caller, person_id=person.pk)
+def panel(*, caller, person, record=None) -> Panel:
+    """The alerts of ``person`` for ``caller`` (``record``: the page's read of the record, read again if None)."""
+    found = record_alerts(caller=caller, person_id=person.pk, record=record)
     findings = list(found.findings)
     shown = Panel(
         findings=[_shown(f) for f in findings[:FINDINGS_SHOWN]],

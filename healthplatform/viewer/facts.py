@@ -251,15 +251,49 @@ class Fact:
         return self.institution.code if self.institution else ""
 
 
+def _concept_key(concept) -> tuple | None:
+    """A hashable form of a CodeableConcept (what its display depends on), None when it cannot have one."""
+    if not isinstance(concept, dict):
+        return None
+    codings = concept.get("coding") or ()
+    if not isinstance(codings, list):
+        return None
+    key = [concept.get("text")]
+    for c in codings:
+        if not isinstance(c, dict):
+            return None
+        key += (c.get("system"), c.get("code"), c.get("display"))
+    try:
+        hash(tuple(key))
+    except TypeError:  # a sender's list or object where a string belongs
+        return None
+    return tuple(key)
+
+
 @dataclass(frozen=True)
 class Reading:
-    """How one page reads concepts: the local code systems, and whether Chinese displays lead."""
+    """How one page reads concepts: the local code systems, and whether Chinese displays lead. A page reads the
+    same few concepts (a test's code, its category) on thousands of facts: each is worked out once per page."""
 
     local_systems: frozenset[str]
     chinese: bool
+    memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def display(self, concept) -> Display:
-        return concept_display(concept, self.local_systems, self.chinese)
+        key = _concept_key(concept)
+        if key is None:
+            return concept_display(concept, self.local_systems, self.chinese)
+        shown = self.memo.get(key)
+        if shown is None:
+            shown = self.memo[key] = concept_display(concept, self.local_systems, self.chinese)
+        return shown
+
+    def status(self, code: str) -> str:
+        key = ("status", code)
+        text = self.memo.get(key)
+        if text is None:
+            text = self.memo[key] = status_label(code)
+        return text
 
 
 def reading_now() -> Reading:
@@ -280,7 +314,7 @@ def fact_of(resource, institutions: dict[int, SourceInstitution], reading: Readi
         institution=institution,
         display=Display(""),
         status=resource.status or "",
-        status_text=status_label(resource.status or ""),
+        status_text=reading.status(resource.status or ""),
     )
     reader = _READERS.get(kind)
     if reader is not None:
@@ -311,8 +345,8 @@ def _allergy(fact: Fact, body: dict, reading) -> None:
                     reactions.append(shown)
     fact.detail = "、".join(reactions)
     fact.extra = {
-        "criticality": status_label(str(body.get("criticality") or "")),
-        "verification": status_label(verification),
+        "criticality": reading.status(str(body.get("criticality") or "")),
+        "verification": reading.status(verification),
         "categories": ", ".join(str(c) for c in body.get("category") or [] if isinstance(c, str)),
     }
 
@@ -336,7 +370,7 @@ def _condition(fact: Fact, body: dict, reading) -> None:
     fact.display = reading.display(body.get("code"))
     _category(fact, body, reading)
     fact.active = fact.status in ACTIVE_CONDITIONS
-    fact.extra = {"verification": status_label(_first_code(body.get("verificationStatus")))}
+    fact.extra = {"verification": reading.status(_first_code(body.get("verificationStatus")))}
     fact.detail = fact.extra["verification"]
 
 

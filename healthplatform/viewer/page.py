@@ -59,9 +59,11 @@ class Filters:
     def keeps(self, institution_code: str, when: dt.datetime | None) -> bool:
         if self.institution and institution_code != self.institution:
             return False
-        if (self.date_from or self.date_to) and when is None:
+        if not (self.date_from or self.date_to):
+            return True
+        if when is None:
             return False
-        day = timezone.localtime(when).date() if when is not None else None
+        day = timezone.localtime(when).date()
         if self.date_from and day < self.date_from:
             return False
         return not (self.date_to and day > self.date_to)

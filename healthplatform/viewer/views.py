@@ -149,7 +149,7 @@ def patient(request, person_uuid):
         raise Http404(_("No resident has this id."))
     filters = filters_read(request.GET)
     content = patient_page(record, institutions=source_institutions(), filters=filters, today=today())
-    alerts = alerts_panel.panel(caller=request.caller, person=resident.person)
+    alerts = alerts_panel.panel(caller=request.caller, person=resident.person, record=record)
     _read(request, resident, access, "viewer patient page")
     context = {
         "resident": resident,
