@@ -210,6 +210,13 @@ def _stored(person_id: int, now: dt.datetime, *, besides: set[str]) -> list[r.Fi
     return found
 
 
+def _facts_of(finding: r.Finding) -> tuple[str, frozenset[str]]:
+    """What an alert says of what: its kind and every fact it names, the order included."""
+    return finding.kind, frozenset(
+        {e.reference for e in finding.evidence} | ({finding.order} if finding.order else set())
+    )
+
+
 def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = None, record=None) -> AlertSet:
     """The alerts of the person's record as it stands (the patient page, ``patient-view``): drug–allergy on the
     active medications, uncoded allergies, duplicate medications across institutions, the alerts feeds' orders
@@ -221,7 +228,10 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
         findings += r.drug_allergy(medication, ctx.allergies, [], ctx.rules, ctx.terminology, english=ctx.english)
     findings += r.uncoded_allergies(ctx.uncoded, ctx.rules)
     findings += r.duplicate_medications(ctx.medications, ctx.rules, ctx.terminology, english=ctx.english)
-    findings += _stored(person_id, ctx.now, besides={f.key for f in findings})
+    # A feed's order raised an alert on the order (keyed with it); once written, the same order is an active
+    # medication of the record and the record's own finding says the same of the same facts: shown once.
+    same = {_facts_of(f) for f in findings}
+    findings += [f for f in _stored(person_id, ctx.now, besides={f.key for f in findings}) if _facts_of(f) not in same]
     institution = caller.institution
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english

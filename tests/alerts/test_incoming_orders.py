@@ -54,3 +54,20 @@ def test_a_prescription_against_an_allergy_raises_once_and_is_withdrawn_when_the
         b.send(resident, {**body, "status": "stopped"}, method="PUT")
     alert.refresh_from_db()
     assert alert.status == Alert.Status.WITHDRAWN
+
+
+def test_a_prescription_the_record_already_warns_about_is_shown_once_on_the_record(on_commit):
+    # The feed's order raised its alert (keyed with the order); written, the order is an active medication and
+    # the record's own drug–allergy finding names the same two facts: the page shows one alert, not two.
+    a, b, _ = region()
+    resident = Resident("o3")
+    a.send(resident, allergy((ALLERGEN_CLASS_SYSTEM, "PEN"), criticality="high"))
+    with on_commit(execute=True):
+        b.send(resident, prescription(atc("J01CA04"), days_ago=0, name="阿莫西林"))
+    (stored,) = Alert.objects.all()
+
+    page = record_alerts(caller=b.caller, person_id=stored.person_id, now=NOW)
+
+    allergy_alerts = [f for f in page.findings if f.kind == "drug-allergy"]
+    assert len(allergy_alerts) == 1
+    assert {e.reference for e in allergy_alerts[0].evidence} >= {e["reference"] for e in stored.evidence}
