@@ -15,6 +15,7 @@ from django.contrib.auth.views import LoginView
 from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -133,6 +134,15 @@ def search(request):
     return render(request, "viewer/search.html", {"form": form, "results": results, "too_many": too_many})
 
 
+def _override_fields():
+    """The reason fields of an alert's override form, rendered once for every alert of the page (a form's
+    widgets go through the form renderer's templates: ten alerts rendered them ten times, a sixth of the page)."""
+    form = OverrideForm()
+    return format_html(
+        "{} {}\n{} {}", form["reason_code"].label_tag(), form["reason_code"], form["reason"].label_tag(), form["reason"]
+    )
+
+
 @require_GET
 @clinician_required
 def patient(request, person_uuid):
@@ -157,7 +167,7 @@ def patient(request, person_uuid):
         "filters": filters,
         "access": access,
         "alerts": alerts,
-        "override_form": OverrideForm(),
+        "override_fields": _override_fields(),
         "accesses": person_accesses(resident.person.pk, limit=WHO_HAS_VIEWED),
     }
     return render(request, "viewer/patient.html", context)
