@@ -5,6 +5,7 @@ rate of the same rows), read latency, and ``Observation?patient=…&code=…`` s
     … --bundles 2000                     # a quick run
     … --reuse                            # read and search figures on the database a previous run filled
     … --local-codes                      # every laboratory sends its own local codes (translated on write)
+    … --without-order-alerts             # orders not checked by the alerts: alternate with a run without it
 
 Bars (issue 4): ≥ 2,500 resources/s written on this 2-core machine; read p99 ≤ 20 ms; search p99 ≤ 50 ms; a
 transaction of several thousand entries (one person's full history from one hospital) in seconds (HISTORY).
@@ -61,6 +62,11 @@ def _django():
     logging.getLogger("healthplatform.access").setLevel(logging.WARNING)
     settings.PASSWORD_HASHERS = FAST_HASHERS
     settings.ALLOWED_HOSTS = ["*"]
+    if os.environ.get("BENCH_WITHOUT_ORDER_ALERTS"):
+        # What the write path cost before issue 16's hook: orders and prescriptions not checked by the alerts.
+        from healthplatform.ingest import apply
+
+        apply._orders_alerted = lambda written: None
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -472,7 +478,14 @@ def main() -> None:
     parser.add_argument("--histories", type=int, default=3, help="full-history Bundles (3,000 entries) to time")
     parser.add_argument("--local-codes", action="store_true", help="feeds send local laboratory codes (issue 16)")
     parser.add_argument("--work", default=None, help="folder for the generated Bundles (default: a temp folder)")
+    parser.add_argument(
+        "--without-order-alerts",
+        action="store_true",
+        help="the written orders and prescriptions not checked by the alerts (the hook's cost, by alternating runs)",
+    )
     args = parser.parse_args()
+    if args.without_order_alerts:
+        os.environ["BENCH_WITHOUT_ORDER_ALERTS"] = "1"  # the writer processes read it too
 
     _django()
     from django.db import connection
