@@ -23,6 +23,9 @@ from registry.selectors import SourceInstitution
 SECTION_ROWS = 20
 # Trend charts drawn on one page: the tests with the most numeric results first.
 MAX_CHARTS = 12
+# A test's results read for its trend: the latest ones (a chart of years of weekly results is unreadable, and a
+# record of thousands of results would be read in full for every page).
+CHART_POINTS = 100
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense")
 OTHER_TYPES = ("Procedure", "Immunization", "ServiceRequest")
 
@@ -106,7 +109,8 @@ class LabTest:
     """One test (by its standard code) across institutions: its results, newest first, and its trend."""
 
     display: object
-    results: list[Fact]
+    results: list[Fact]  # the latest CHART_POINTS
+    count: int = 0  # every result of the test on the page
     chart: object = None
 
     @property
@@ -187,8 +191,8 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
         r for r in medications if not (r.resource_type != "MedicationDispense" and r.status in ACTIVE_MEDICATIONS)
     ]
     conditions = by_type.get("Condition", [])
-    observations = [fact_of(r, institutions, reading) for r in by_type.get("Observation", [])]
-    results = _cut("results", _("Laboratory results"), observations, filters)
+    observations = by_type.get("Observation", [])
+    results = rows("results", _("Laboratory results"), observations)
     sections = {
         "allergies": rows("allergies", _("Allergies and intolerances"), by_type.get("AllergyIntolerance", [])),
         "active_medications": rows("active_medications", _("Active medications"), active_medications),
@@ -207,19 +211,24 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
         ),
     }
 
+    # Results grouped by test on the code alone (one display per distinct concept, see Reading); only the
+    # latest CHART_POINTS of each test are read in full.
+    uncoded = str(_("(not coded)"))
+    by_test: dict[tuple, list] = {}
+    for resource in observations:
+        body = resource.body if isinstance(resource.body, dict) else {}
+        shown = reading.display(body.get("code"))
+        key = (shown.key or ("", shown.text)) if shown.text else ("", uncoded)
+        by_test.setdefault(key, []).append(resource)
     tests: dict[tuple, LabTest] = {}
-    for fact in observations:
-        key = fact.display.key or ("", fact.display.text)
-        test = tests.get(key)
-        if test is None:
-            tests[key] = LabTest(fact.display, [fact])
-        else:
-            test.results.append(fact)
+    for key, resources in by_test.items():
+        facts = [fact_of(r, institutions, reading) for r in resources[:CHART_POINTS]]
+        tests[key] = LabTest(facts[0].display, facts, len(resources))
     lab_tests = sorted(tests.values(), key=lambda t: t.latest.when or dt.datetime.min.replace(tzinfo=dt.UTC))
     lab_tests.reverse()
     charted = sorted(
         (t for t in lab_tests if sum(1 for f in t.results if f.number is not None) >= 2),
-        key=lambda t: -len(t.results),
+        key=lambda t: -t.count,
     )[:MAX_CHARTS]
     for test in charted:
         test.chart = trend_chart(test.results, label_of=point_label)

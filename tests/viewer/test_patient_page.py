@@ -70,6 +70,20 @@ def test_results_of_one_test_from_two_institutions_share_one_trend_chart_with_it
     assert chart.count('class="pt high"') == 3
 
 
+def test_a_trend_charts_the_latest_results_and_the_table_counts_them_all(doctor, region, monkeypatch):
+    from healthplatform.viewer import page as patient_page
+
+    monkeypatch.setattr(patient_page, "CHART_POINTS", 3)  # the region's glucose has 4 results
+    labs = section(doctor.get(f"/viewer/patient/{region.wang}/").content.decode(), "labs")
+
+    chart = labs[labs.index("<svg") : labs.index("</svg>")]
+    assert chart.count("<circle") == 3
+    assert "最近 3 次（共 4 次）" in labs
+    by_test = labs[labs.index('id="lab-tests"') :]
+    assert "<td>4</td>" in by_test[: by_test.index("</table>")]
+    assert labs.count('<tr class="fact"') == 1 + 4  # the test's row, and every result still listed
+
+
 def test_the_institution_filter_narrows_every_section(doctor, region):
     code = region.b.institution.code
     whole = doctor.get(f"/viewer/patient/{region.wang}/?institution={code}").content.decode()
