@@ -154,14 +154,15 @@ def _provenance(findings: list[r.Finding]) -> None:
                 e.submission = uuids.get(e.submission_id)
 
 
-def _overridden(keys: set[str], institution) -> dict[str, Override]:
-    """The overrides of these alerts that count for a caller of ``institution``: its own and the platform staff's
-    (one hospital's decision to go on does not silence another hospital's warning; None: every override)."""
+def _overridden(keys: set[str], institution_id: int | None) -> dict[str, Override]:
+    """The overrides of these alerts that count for the institution ``institution_id``: its own and the platform
+    staff's (one hospital's decision to go on does not silence another hospital's warning; None: every override,
+    for staff)."""
     if not keys:
         return {}
     rows = Override.objects.filter(alert_key__in=sorted(keys), outcome="overridden")
-    if institution is not None:
-        rows = rows.filter(Q(institution=institution) | Q(institution__isnull=True))
+    if institution_id is not None:
+        rows = rows.filter(Q(institution_id=institution_id) | Q(institution__isnull=True))
     found = {}
     for o in rows.order_by("at"):
         found[o.alert_key] = o
@@ -221,7 +222,7 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english
     )
-    overridden = _overridden({f.key for f in findings}, institution)
+    overridden = _overridden({f.key for f in findings}, institution.pk if institution else None)
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings + recent)
     return AlertSet(person_id=person_id, findings=r.by_severity(findings), recent_tests=recent)
@@ -267,7 +268,18 @@ def order_alerts(
     made with ``fact_of``), critical first; an alert overridden for the same order does not come back."""
     ctx = _context(caller, person_id, now)
     findings = [f for order in orders for f in _order_findings(ctx, order)]
-    overridden = _overridden({f.key for f in findings}, caller.institution)
+    # The overrides that count are those of the institution whose order it is, not the caller's: the platform
+    # evaluates a feed's orders as a caller of no institution, and would otherwise let any hospital's override
+    # (a card uuid is computable) withdraw another hospital's alert. A staff-entered order (no institution)
+    # counts every override, as staff do.
+    ordering = {o.reference: o.institution_id or None for o in orders}
+    own = caller.institution.pk if caller.institution else None
+    keys_of: dict[int | None, set[str]] = {}
+    for f in findings:
+        keys_of.setdefault(ordering.get(f.order or "", own), set()).add(f.key)
+    overridden: set[str] = set()
+    for institution_id, keys in keys_of.items():  # one institution per call in practice: one query
+        overridden |= set(_overridden(keys, institution_id))
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings)
     return r.by_severity(findings)

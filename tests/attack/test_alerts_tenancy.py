@@ -1,0 +1,104 @@
+"""Attacks on the alerts of two hospitals (issue 16): an alert raised on hospital B's order is B's — another
+institution neither reads it through the record's alerts (CDS Hooks ``patient-view``, the viewer's panel) nor
+silences it with its own override, and an order deleted takes its alerts with it. Each test failed on the code
+before its fix (branch attack16)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from healthplatform.alerts.cdshooks.cards import OVERRIDE_REASON_SYSTEM, card_uuid
+from healthplatform.alerts.models import Alert
+from healthplatform.alerts.services import alert_override
+from healthplatform.viewer.clinicians import clinician_caller
+from registry.codes import ALLERGEN_CLASS_SYSTEM
+from tests.alerts.scenario import Clinic, Resident, allergy, atc, lab, lab_order, prescription, region
+from tests.viewer.scenario import clinician
+
+pytestmark = pytest.mark.django_db
+POTASSIUM = "2823-3"
+
+
+@pytest.fixture
+def clinics():
+    return region()
+
+
+@pytest.fixture
+def raised(clinics, django_capture_on_commit_callbacks):
+    """B orders a potassium test A did two days ago and amoxicillin against A's penicillin allergy: two alerts
+    raised for B. The resident is known at A, B and C."""
+    a, b, c = clinics
+    resident = Resident("atk1")
+    a.send(resident, lab(POTASSIUM, 4.2, "mmol/L", days_ago=2, low=3.5, high=5.3, display="钾"))
+    a.send(resident, allergy((ALLERGEN_CLASS_SYSTEM, "PEN")))
+    c.send(resident)
+    order = lab_order(POTASSIUM)
+    order["identifier"] = [{"system": "urn:hosp-b:lab", "value": "LAB-1"}]
+    rx = prescription(atc("J01CA04"), days_ago=0, name="阿莫西林")
+    rx["identifier"] = [{"system": "urn:hosp-b:rx", "value": "RX-1"}]
+    with django_capture_on_commit_callbacks(execute=True):
+        order_id, rx_id = b.send(resident, order, rx)
+    assert set(Alert.objects.values_list("institution_id", "status")) == {(b.institution.pk, "active")}
+    return {"resident": resident, "orders": {"ServiceRequest": (order_id, order), "MedicationRequest": (rx_id, rx)}}
+
+
+def _feedback_override(clinic: Clinic, alert: Alert) -> None:
+    body = {
+        "feedback": [
+            {
+                "card": card_uuid(alert.key),
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"system": OVERRIDE_REASON_SYSTEM, "code": "aware"}},
+                "outcomeTimestamp": "2026-03-01T08:30:00Z",
+            }
+        ]
+    }
+    response = clinic.feed.client.post(
+        "/cds-services/alerts-order-sign/feedback", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+
+
+def _viewer_override(clinic: Clinic, alert: Alert) -> None:
+    user = clinician(f"dr-{clinic.facility.lower()}", clinic.institution)
+    alert_override(caller=clinician_caller(user), key=alert.key, reason="已知悉", reason_code="aware", user=user)
+
+
+OVERRIDES = {"cds-hooks feedback": _feedback_override, "viewer override": _viewer_override}
+
+
+@pytest.mark.parametrize("route", OVERRIDES)
+@pytest.mark.parametrize("other", ["A", "C"])
+@pytest.mark.parametrize("kind", ["ServiceRequest", "MedicationRequest"])
+def test_another_institutions_override_does_not_withdraw_the_ordering_institutions_alert(
+    clinics, raised, django_capture_on_commit_callbacks, route, other, kind
+):
+    """An alert's card uuid is its stable id, which another hospital can learn or compute. Its override is
+    recorded (it counts for that hospital) but must not silence B's alert when B's order is evaluated again (a
+    corrected order: the platform, which evaluates feeds' orders, counted every institution's override)."""
+    a, b, c = clinics
+    order_id, body = raised["orders"][kind]
+    alert = Alert.objects.get(order=f"{kind}/{order_id}")
+    OVERRIDES[route]({"A": a, "C": c}[other], alert)
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.ACTIVE
+    with django_capture_on_commit_callbacks(execute=True):
+        b.send(raised["resident"], {**body, "note": [{"text": "已与患者确认"}]}, method="PUT")
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.ACTIVE
+
+
+def test_the_ordering_institutions_own_override_still_holds_on_re_evaluation(
+    clinics, raised, django_capture_on_commit_callbacks
+):
+    _, b, _ = clinics
+    order_id, body = raised["orders"]["MedicationRequest"]
+    alert = Alert.objects.get(order=f"MedicationRequest/{order_id}")
+    _feedback_override(b, alert)
+    with django_capture_on_commit_callbacks(execute=True):
+        b.send(raised["resident"], {**body, "note": [{"text": "皮试阴性"}]}, method="PUT")
+    alert.refresh_from_db()
+    assert alert.status != Alert.Status.ACTIVE
