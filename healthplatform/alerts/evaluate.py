@@ -23,6 +23,7 @@ from ehr import selectors as archive
 from healthplatform.access import Caller
 from healthplatform.alerts import rules as r
 from healthplatform.alerts.models import Alert, AlertPolicy, CrossReactivity, Override, Recognition, RetestWindow
+from healthplatform.alerts.selectors import alerts_readable
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.record import person_facts
 from registry.selectors import source_institutions
@@ -169,11 +170,19 @@ def _overridden(keys: set[str], institution_id: int | None) -> dict[str, Overrid
     return found
 
 
-def _stored(person_id: int, now: dt.datetime) -> list[r.Finding]:
-    """The alerts feeds' orders raised lately for this person, still active."""
-    rows = Alert.objects.filter(
-        person_id=person_id, status=Alert.Status.ACTIVE, raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS)
-    ).select_related("institution")
+def _stored(caller: Caller, person_id: int, now: dt.datetime) -> list[r.Finding]:
+    """The alerts feeds' orders raised lately for this person, still active, that ``caller`` may read: an alert
+    is its ordering institution's (``selectors.alerts_readable``, as DetectedIssue reads them) — another
+    hospital's page and patient-view show the record's own alerts, not its neighbour's orders."""
+    rows = (
+        alerts_readable(caller)
+        .filter(
+            person_id=person_id,
+            status=Alert.Status.ACTIVE,
+            raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS),
+        )
+        .select_related("institution")
+    )
     found = []
     for a in rows:
         evidence = [
@@ -208,8 +217,9 @@ def _stored(person_id: int, now: dt.datetime) -> list[r.Finding]:
 
 def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = None) -> AlertSet:
     """The alerts of the person's record as it stands (the patient page, ``patient-view``): drug–allergy on the
-    active medications, uncoded allergies, duplicate medications across institutions, the alerts feeds' orders
-    raised; and the tests still inside their window. An alert someone overrode is kept out."""
+    active medications, uncoded allergies, duplicate medications across institutions, the alerts raised on the
+    orders of the caller's institution (staff: every institution's); and the tests still inside their window.
+    An alert someone overrode is kept out."""
     ctx = _context(caller, person_id, now)
     findings: list[r.Finding] = []
     for medication in ctx.medications:
@@ -217,7 +227,7 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
     findings += r.uncoded_allergies(ctx.uncoded, ctx.rules)
     findings += r.duplicate_medications(ctx.medications, ctx.rules, ctx.terminology, english=ctx.english)
     seen = {f.key for f in findings}
-    findings += [f for f in _stored(person_id, ctx.now) if f.key not in seen]
+    findings += [f for f in _stored(caller, person_id, ctx.now) if f.key not in seen]
     institution = caller.institution
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english

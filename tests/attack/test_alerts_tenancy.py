@@ -102,3 +102,47 @@ def test_the_ordering_institutions_own_override_still_holds_on_re_evaluation(
         b.send(raised["resident"], {**body, "note": [{"text": "皮试阴性"}]}, method="PUT")
     alert.refresh_from_db()
     assert alert.status != Alert.Status.ACTIVE
+
+
+# --- who reads an alert raised on an order ---------------------------------------------------------------------
+
+
+def _patient_view(clinic: Clinic, resident: Resident, client) -> set[str]:
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "5d1d4a3c-6d1f-4b7e-9a33-0e6f3c2b9b10",
+        "context": {"userId": "Practitioner/x", "patientId": f"{clinic.facility}-{resident.key}"},
+    }
+    response = client.post("/cds-services/alerts-patient-view", json.dumps(body), content_type="application/json")
+    assert response.status_code == 200, response.content
+    return {card["uuid"] for card in response.json()["cards"]}
+
+
+def _viewer_page(clinic: Clinic, resident: Resident, client) -> str:
+    from mpi.models import Person
+
+    client.force_login(clinician(f"dr-{clinic.facility.lower()}", clinic.institution))
+    person = Person.objects.get(pk=resident.person_id(clinic))
+    response = client.get(f"/viewer/patient/{person.uuid}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("door", ["cds-hooks patient-view", "viewer patient page"])
+@pytest.mark.parametrize("other", ["A", "C"])
+def test_an_alert_raised_on_bs_order_is_not_read_by_another_institution(clinics, raised, client, door, other):
+    """The alerts' read rule (alerts.selectors: an alert is its ordering institution's; DetectedIssue answers
+    another institution 404) holds for the record's alerts too: patient-view answered A and C every stored alert
+    of B's orders (B's order, its summary and evidence, and the card uuid B's override is keyed by)."""
+    a, b, c = clinics
+    clinic = {"A": a, "C": c}[other]
+    alerts = list(Alert.objects.all())
+    if door == "cds-hooks patient-view":
+        shown = _patient_view(clinic, raised["resident"], clinic.feed.client)
+        assert not shown & {card_uuid(x.key) for x in alerts}
+        assert {card_uuid(x.key) for x in alerts} <= _patient_view(b, raised["resident"], b.feed.client)
+    else:
+        page = _viewer_page(clinic, raised["resident"], client)
+        assert not [x for x in alerts if x.key in page]
+        own = _viewer_page(b, raised["resident"], client)
+        assert all(x.key in own for x in alerts)
