@@ -146,3 +146,38 @@ def test_an_alert_raised_on_bs_order_is_not_read_by_another_institution(clinics,
         assert not [x for x in alerts if x.key in page]
         own = _viewer_page(b, raised["resident"], client)
         assert all(x.key in own for x in alerts)
+
+
+# --- an order deleted ----------------------------------------------------------------------------------------
+
+
+def _delete(b: Clinic, kind: str, order_id: str, body: dict, route: str):
+    identifier = body["identifier"][0]
+    url = {
+        "instance": f"{kind}/{order_id}",
+        "conditional": f"{kind}?identifier={identifier['system']}|{identifier['value']}",
+    }
+    if route == "transaction entry":
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": url["conditional"]}}],
+        }
+        return b.feed.client.post("/fhir/", bundle, content_type="application/fhir+json")
+    return b.feed.client.delete(f"/fhir/{url[route]}")
+
+
+@pytest.mark.parametrize("route", ["instance", "transaction entry"])
+@pytest.mark.parametrize("kind", ["ServiceRequest", "MedicationRequest"])
+def test_an_order_deleted_withdraws_its_alerts(clinics, raised, django_capture_on_commit_callbacks, route, kind):
+    """A deleted order (sent in error) is no order: its alert was left active, on the ordering institution's
+    page and patient-view for 30 days and as a DetectedIssue for good. Only creates and updates were evaluated."""
+    _, b, _ = clinics
+    order_id, body = raised["orders"][kind]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _delete(b, kind, order_id, body, route)
+    assert response.status_code in (200, 204), response.content
+    alert = Alert.objects.get(order=f"{kind}/{order_id}")
+    assert alert.status == Alert.Status.WITHDRAWN
+    other = Alert.objects.exclude(pk=alert.pk).get()
+    assert other.status == Alert.Status.ACTIVE  # the other order's alert stays
