@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.viewer.conftest import region  # noqa: F401  (the viewer's region: doctor_a)
 from tests.viewer.scenario import PASSWORD
 
 pytestmark = pytest.mark.django_db
