@@ -12,6 +12,7 @@ import pytest
 from healthplatform.alerts.cdshooks.cards import OVERRIDE_REASON_SYSTEM, card_uuid
 from healthplatform.alerts.models import Alert
 from healthplatform.alerts.services import alert_override
+from healthplatform.audit.models import AccessEvent
 from healthplatform.viewer.clinicians import clinician_caller
 from registry.codes import ALLERGEN_CLASS_SYSTEM
 from tests.alerts.scenario import Clinic, Resident, allergy, atc, lab, lab_order, prescription, region
@@ -181,3 +182,16 @@ def test_an_order_deleted_withdraws_its_alerts(clinics, raised, django_capture_o
     assert alert.status == Alert.Status.WITHDRAWN
     other = Alert.objects.exclude(pk=alert.pk).get()
     assert other.status == Alert.Status.ACTIVE  # the other order's alert stays
+
+
+def test_a_detected_issue_search_names_each_resident_once_in_the_audit_and_the_access_log(clinics, raised, caplog):
+    """One event per resident whose data went out, and the access log names each once: Alert's default ordering
+    (-raised_at) made the audit's DISTINCT over the alerts' persons one row per alert."""
+    _, b, _ = clinics
+    with caplog.at_level("INFO", logger="healthplatform.access"):
+        response = b.feed.client.get("/fhir/DetectedIssue", HTTP_ACCEPT="application/fhir+json")
+    assert len(response.json()["entry"]) == 2
+    person = raised["resident"].person_id(b)
+    assert AccessEvent.objects.filter(person_id=person, what="DetectedIssue search").count() == 1
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fhir ")]
+    assert " persons=1 " in line, line
