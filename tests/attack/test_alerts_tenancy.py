@@ -195,3 +195,40 @@ def test_a_detected_issue_search_names_each_resident_once_in_the_audit_and_the_a
     assert AccessEvent.objects.filter(person_id=person, what="DetectedIssue search").count() == 1
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fhir ")]
     assert " persons=1 " in line, line
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "system/DetectedIssue.read",
+        "system/DetectedIssue.read system/MedicationRequest.read system/ServiceRequest.read",
+        "system/DetectedIssue.read system/AllergyIntolerance.read system/Observation.read",
+    ],
+)
+@pytest.mark.parametrize("route", ["search", "read", "Bundle GET entry"])
+def test_a_token_granted_detected_issue_alone_is_not_sent_the_facts_alerts_tell_of(clinics, raised, scope, route):
+    """Scopes limit what is returned: a DetectedIssue carries the results and allergies it rests on (their values,
+    dates, institutions) and the order. CDS Hooks already answered 403 to a token that cannot read them."""
+    from tests.fhirapi.client import FHIR_JSON
+    from tests.ingest.test_scopes import bearer_client
+
+    _, b, _ = clinics
+    alert = Alert.objects.get(kind="duplicate-test")
+    client = bearer_client(b.feed, scope)
+    url = {"search": "DetectedIssue", "read": f"DetectedIssue/{alert.uuid}", "Bundle GET entry": ""}[route]
+    if route == "Bundle GET entry":
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": f"DetectedIssue/{alert.uuid}"}}],
+        }
+        response = client.post("/fhir/", bundle, content_type=FHIR_JSON)
+        assert response.status_code == 200, response.content
+        assert "4.2" not in response.content.decode()
+        assert response.json()["entry"][0]["response"]["status"].startswith("403")
+    else:
+        response = client.get(f"/fhir/{url}", HTTP_ACCEPT=FHIR_JSON)
+        assert response.status_code == 403, response.content
+        assert "4.2" not in response.content.decode()
+    reader = bearer_client(b.feed, "system/*.read")
+    assert reader.get(f"/fhir/DetectedIssue/{alert.uuid}", HTTP_ACCEPT=FHIR_JSON).status_code == 200
