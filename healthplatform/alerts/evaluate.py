@@ -26,6 +26,7 @@ from healthplatform.alerts.models import Alert, AlertPolicy, CrossReactivity, Ov
 from healthplatform.alerts.selectors import alerts_readable
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.record import person_facts
+from mpi.models import Person
 from registry.selectors import source_institutions
 from registry.terminology import drug_terminology
 
@@ -174,10 +175,14 @@ def _stored(caller: Caller, person_id: int, now: dt.datetime) -> list[r.Finding]
     """The alerts feeds' orders raised lately for this person, still active, that ``caller`` may read: an alert
     is its ordering institution's (``selectors.alerts_readable``, as DetectedIssue reads them) — another
     hospital's page and patient-view show the record's own alerts, not its neighbour's orders."""
+    # The person's and those of the persons merged into them (as DetectedIssue finds them): a merge moves the
+    # identities, and so the facts, but an alert stays with the person it was raised for. A subquery, one
+    # statement.
+    persons = Person.objects.filter(Q(pk=person_id) | Q(merged_into_id=person_id)).values("pk")
     rows = (
         alerts_readable(caller)
         .filter(
-            person_id=person_id,
+            person_id__in=persons,
             status=Alert.Status.ACTIVE,
             raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS),
         )

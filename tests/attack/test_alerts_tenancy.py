@@ -232,3 +232,31 @@ def test_a_token_granted_detected_issue_alone_is_not_sent_the_facts_alerts_tell_
         assert "4.2" not in response.content.decode()
     reader = bearer_client(b.feed, "system/*.read")
     assert reader.get(f"/fhir/DetectedIssue/{alert.uuid}", HTTP_ACCEPT=FHIR_JSON).status_code == 200
+
+
+@pytest.mark.parametrize("door", ["cds-hooks patient-view", "viewer patient page"])
+def test_after_a_merge_the_survivors_record_still_shows_the_alerts_raised_for_the_merged_person(
+    clinics, raised, client, door
+):
+    """A merge moves the identities (and so the facts) to the survivor; the alerts stay with the person they
+    were raised for. DetectedIssue follows the merge (persons_of_patient); the record's alerts did not, so B's
+    critical drug-allergy alert vanished from B's page and patient-view the moment the MPI merged two records."""
+    import datetime as dt
+
+    from mpi.models import Person
+    from mpi.services import person_merge
+
+    _, b, c = clinics
+    other = Resident("atk-merge", name="王芳", birth=dt.date(1971, 8, 9), sequence=4)
+    c.send(other)
+    survivor = Person.objects.get(pk=other.person_id(c))
+    duplicate = Person.objects.get(pk=raised["resident"].person_id(b))
+    person_merge(survivor=survivor, duplicate=duplicate, actor="reviewer", reason="same resident")
+    alerts = list(Alert.objects.filter(status=Alert.Status.ACTIVE))
+    assert len(alerts) == 2 and {a.person_id for a in alerts} == {duplicate.pk}
+    if door == "cds-hooks patient-view":
+        shown = _patient_view(b, raised["resident"], b.feed.client)
+        assert {card_uuid(x.key) for x in alerts} <= shown
+    else:
+        page = _viewer_page(b, raised["resident"], client)
+        assert all(x.key in page for x in alerts)
