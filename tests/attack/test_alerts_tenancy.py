@@ -260,3 +260,35 @@ def test_after_a_merge_the_survivors_record_still_shows_the_alerts_raised_for_th
     else:
         page = _viewer_page(b, raised["resident"], client)
         assert all(x.key in page for x in alerts)
+
+
+@pytest.mark.parametrize("scope", ["system/Observation.write", "system/Observation.read", "system/Patient.read"])
+@pytest.mark.parametrize("service", ["alerts-patient-view", "alerts-order-select", "alerts-order-sign"])
+def test_feedback_needs_the_scopes_that_get_the_cards(clinics, raised, scope, service):
+    """An override silences the alert for the whole institution (its clinicians' pages too) and marks the
+    ordering institution's alert overridden. A hook call needs the scopes of the facts the cards rest on; its
+    feedback took any token of the institution: the laboratory feed's write-only token overrode B's
+    drug-allergy alert."""
+    from tests.ingest.test_scopes import bearer_client
+
+    _, b, _ = clinics
+    alert = Alert.objects.get(kind="drug-allergy")
+    body = {
+        "feedback": [
+            {
+                "card": card_uuid(alert.key),
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"system": OVERRIDE_REASON_SYSTEM, "code": "aware"}},
+                "outcomeTimestamp": "2026-03-01T08:30:00Z",
+            }
+        ]
+    }
+    narrow = bearer_client(b.feed, scope)
+    response = narrow.post(f"/cds-services/{service}/feedback", json.dumps(body), content_type="application/json")
+    assert response.status_code == 403, response.content
+    assert "AllergyIntolerance" in response.json()["error"]
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.ACTIVE
+    reader = bearer_client(b.feed, "system/*.read")
+    ok = reader.post(f"/cds-services/{service}/feedback", json.dumps(body), content_type="application/json")
+    assert ok.status_code == 200, ok.content
