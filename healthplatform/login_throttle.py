@@ -13,7 +13,8 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
-from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
+# The throttle is imported when a login happens, not with this module (loaded by the app's ready()): a Celery
+# worker never imports the FHIR API (tests/ingest/test_worker.py).
 
 
 class ThrottledModelBackend(ModelBackend):
@@ -21,17 +22,21 @@ class ThrottledModelBackend(ModelBackend):
     from an address that failed too often before the password is hashed."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if request is not None and auth_blocked_for(request):
+        if login_blocked(request):
             raise PermissionDenied
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 def login_blocked(request) -> bool:
     """Is this request's address refused logins for now (the form then says so)?"""
+    from healthplatform.fhirapi.throttle import auth_blocked_for
+
     return request is not None and auth_blocked_for(request) is not None
 
 
 @receiver(user_login_failed, dispatch_uid="healthplatform.login_throttle")
 def login_failure_record(sender, credentials, request=None, **kwargs) -> None:
+    from healthplatform.fhirapi.throttle import auth_failure_record
+
     if request is not None:
         auth_failure_record(request)
