@@ -273,6 +273,8 @@ OAUTH2_PROVIDER = {
 }
 
 # --- Auth -------------------------------------------------------------------
+# Password logins (viewer, admin) share the FHIR API's throttle of failed authentications per address.
+AUTHENTICATION_BACKENDS = ["healthplatform.login_throttle.ThrottledModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

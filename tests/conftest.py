@@ -21,13 +21,14 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _process_memory_forgotten():
-    """Each test starts without what earlier tests left in this process: resolved directory references and code
-    maps (a test's rolled-back registry, loaded in bulk without save signals, must not answer the next test's
-    references nor translate its codes) and the cache (failed authentications from 127.0.0.1 add up across
-    tests to a 429)."""
+    """Each test starts without what earlier tests left in this process: resolved directory references, code
+    maps and the viewer's list of local code systems (a test's rolled-back registry, loaded in bulk without save
+    signals, must not answer the next test's references, translate its codes nor tell its local codes from the
+    standard ones) and the cache (failed authentications from 127.0.0.1 add up across tests to a 429)."""
     from django.core.cache import cache
 
     from healthplatform.alerts.evaluate import ruleset_forget
+    from healthplatform.viewer.facts import local_code_systems_forget
     from registry.selectors import _RESOLVED as _resolved
     from registry.selectors import _SOURCES
     from registry.terminology import code_maps_forget, drug_terminology_forget
@@ -37,6 +38,7 @@ def _process_memory_forgotten():
     drug_terminology_forget()
     ruleset_forget()
     code_maps_forget()
+    local_code_systems_forget()
     cache.clear()
 
 

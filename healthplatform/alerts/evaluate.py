@@ -23,8 +23,10 @@ from ehr import selectors as archive
 from healthplatform.access import Caller
 from healthplatform.alerts import rules as r
 from healthplatform.alerts.models import Alert, AlertPolicy, CrossReactivity, Override, Recognition, RetestWindow
+from healthplatform.alerts.selectors import alerts_readable
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.record import person_facts
+from mpi.models import Person
 from registry.selectors import source_institutions
 from registry.terminology import drug_terminology
 
@@ -154,26 +156,36 @@ def _provenance(findings: list[r.Finding]) -> None:
                 e.submission = uuids.get(e.submission_id)
 
 
-def _overridden(keys: set[str], institution) -> dict[str, Override]:
-    """The overrides of these alerts that count for a caller of ``institution``: its own and the platform staff's
-    (one hospital's decision to go on does not silence another hospital's warning; None: every override)."""
+def _overridden(keys: set[str], institution_id: int | None) -> dict[str, Override]:
+    """The overrides of these alerts that count for the institution ``institution_id``: its own and the platform
+    staff's (one hospital's decision to go on does not silence another hospital's warning; None: every override,
+    for staff)."""
     if not keys:
         return {}
     rows = Override.objects.filter(alert_key__in=sorted(keys), outcome="overridden")
-    if institution is not None:
-        rows = rows.filter(Q(institution=institution) | Q(institution__isnull=True))
+    if institution_id is not None:
+        rows = rows.filter(Q(institution_id=institution_id) | Q(institution__isnull=True))
     found = {}
     for o in rows.order_by("at"):
         found[o.alert_key] = o
     return found
 
 
-def _stored(person_id: int, now: dt.datetime, *, besides: set[str]) -> list[r.Finding]:
-    """The alerts feeds' orders raised lately for this person, still active, but those of the keys ``besides``
-    (found on the record itself: the same alert)."""
+def _stored(caller: Caller, person_id: int, now: dt.datetime, *, besides: set[str]) -> list[r.Finding]:
+    """The alerts feeds' orders raised lately for this person, still active, that ``caller`` may read: an alert
+    is its ordering institution's (``selectors.alerts_readable``, as DetectedIssue reads them) — another
+    hospital's page and patient-view show the record's own alerts, not its neighbour's orders. Those of the keys
+    ``besides`` (found on the record itself: the same alert) are not read."""
+    # The person's and those of the persons merged into them (as DetectedIssue finds them): a merge moves the
+    # identities, and so the facts, but an alert stays with the person it was raised for. A subquery, one
+    # statement.
+    persons = Person.objects.filter(Q(pk=person_id) | Q(merged_into_id=person_id)).values("pk")
     rows = (
-        Alert.objects.filter(
-            person_id=person_id, status=Alert.Status.ACTIVE, raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS)
+        alerts_readable(caller)
+        .filter(
+            person_id__in=persons,
+            status=Alert.Status.ACTIVE,
+            raised_at__gte=now - dt.timedelta(days=STORED_ALERT_DAYS),
         )
         .exclude(key__in=sorted(besides))
         .select_related("institution")
@@ -219,9 +231,10 @@ def _facts_of(finding: r.Finding) -> tuple[str, frozenset[str]]:
 
 def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = None, record=None) -> AlertSet:
     """The alerts of the person's record as it stands (the patient page, ``patient-view``): drug–allergy on the
-    active medications, uncoded allergies, duplicate medications across institutions, the alerts feeds' orders
-    raised; and the tests still inside their window. An alert someone overrode is kept out. ``record``: the
-    caller's read of the whole record, when it has one (``healthplatform.record.person_facts``)."""
+    active medications, uncoded allergies, duplicate medications across institutions, the alerts raised on the
+    orders of the caller's institution (staff: every institution's); and the tests still inside their window.
+    An alert someone overrode is kept out. ``record``: the caller's read of the whole record, when it has one
+    (``healthplatform.record.person_facts``)."""
     ctx = _context(caller, person_id, now, record)
     findings: list[r.Finding] = []
     for medication in ctx.medications:
@@ -231,12 +244,13 @@ def record_alerts(*, caller: Caller, person_id: int, now: dt.datetime | None = N
     # A feed's order raised an alert on the order (keyed with it); once written, the same order is an active
     # medication of the record and the record's own finding says the same of the same facts: shown once.
     same = {_facts_of(f) for f in findings}
-    findings += [f for f in _stored(person_id, ctx.now, besides={f.key for f in findings}) if _facts_of(f) not in same]
+    stored = _stored(caller, person_id, ctx.now, besides={f.key for f in findings})
+    findings += [f for f in stored if _facts_of(f) not in same]
     institution = caller.institution
     recent = r.recent_tests(
         ctx.facts, ctx.rules, ctx.now, own_institution=institution.pk if institution else None, english=ctx.english
     )
-    overridden = _overridden({f.key for f in findings}, institution)
+    overridden = _overridden({f.key for f in findings}, institution.pk if institution else None)
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings + recent)
     return AlertSet(person_id=person_id, findings=r.by_severity(findings), recent_tests=recent)
@@ -282,7 +296,18 @@ def order_alerts(
     made with ``fact_of``), critical first; an alert overridden for the same order does not come back."""
     ctx = _context(caller, person_id, now)
     findings = [f for order in orders for f in _order_findings(ctx, order)]
-    overridden = _overridden({f.key for f in findings}, caller.institution)
+    # The overrides that count are those of the institution whose order it is, not the caller's: the platform
+    # evaluates a feed's orders as a caller of no institution, and would otherwise let any hospital's override
+    # (a card uuid is computable) withdraw another hospital's alert. A staff-entered order (no institution)
+    # counts every override, as staff do.
+    ordering = {o.reference: o.institution_id or None for o in orders}
+    own = caller.institution.pk if caller.institution else None
+    keys_of: dict[int | None, set[str]] = {}
+    for f in findings:
+        keys_of.setdefault(ordering.get(f.order or "", own), set()).add(f.key)
+    overridden: set[str] = set()
+    for institution_id, keys in keys_of.items():  # one institution per call in practice: one query
+        overridden |= set(_overridden(keys, institution_id))
     findings = [f for f in findings if f.key not in overridden]
     _provenance(findings)
     return r.by_severity(findings)

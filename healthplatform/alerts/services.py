@@ -26,18 +26,20 @@ PLATFORM = Caller(source=None, actor="platform:alerts")
 
 def orders_raise(*, resource_pks: list[int]) -> int:
     """Evaluates the orders (MedicationRequest, ServiceRequest) a feed wrote and keeps their alerts: new ones
-    raised, those that no longer hold (the order or the record changed) withdrawn. Idempotent: the same order
-    evaluated again raises nothing new. Returns the number of active alerts on these orders."""
+    raised, those that no longer hold (the order or the record changed, the order was deleted) withdrawn.
+    Idempotent: the same order evaluated again raises nothing new. Returns the number of active alerts on these
+    orders."""
     rows = [
         row
-        for row in Resource.objects.filter(pk__in=resource_pks, resource_type__in=sorted(ORDER_TYPES), deleted=False)
+        for row in Resource.objects.filter(pk__in=resource_pks, resource_type__in=sorted(ORDER_TYPES))
         if row.identity_id is not None
     ]
     persons = mpi.person_ids_of_identities({row.identity_id for row in rows})
     by_person: dict[int, list] = {}
     for row in rows:
-        if row.body.get("status") in OPEN_ORDER and row.identity_id in persons:
+        if not row.deleted and row.body.get("status") in OPEN_ORDER and row.identity_id in persons:
             by_person.setdefault(persons[row.identity_id], []).append(row)
+    # Every order named, deleted ones too: what raises nothing now has its active alerts withdrawn.
     references = [f"{row.resource_type}/{row.fhir_id}" for row in rows]
     active = 0
     with transaction.atomic():

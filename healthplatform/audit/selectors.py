@@ -107,6 +107,9 @@ def persons_of_resources(refs: Iterable[tuple[str, str]]) -> list[tuple[int, uui
         )
     if not branches:
         return []
+    # Without the models' default ordering (Alert's -raised_at): DISTINCT over the ordered column too would
+    # keep one row per alert, and name the resident once per alert.
+    branches = [branch.order_by() for branch in branches]
     # UNION (not UNION ALL): each person once, whichever branches found them.
     query = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0].distinct()
     return sorted(query)

@@ -1,7 +1,8 @@
 """Failed client authentications per remote address: secrets are not guessed at line speed.
 
 After ``AUTH_FAILURES_MAX`` failed authentications (wrong or unknown client id or secret, by HTTP Basic on
-the FHIR API or at the token endpoint) from one address within ``AUTH_FAILURE_WINDOW_SECONDS``, that address
+the FHIR API or at the token endpoint; a wrong password at the viewer's or the admin's login,
+``healthplatform.login_throttle``) from one address within ``AUTH_FAILURE_WINDOW_SECONDS``, that address
 gets 429 with ``Retry-After`` for the rest of the window, before any secret is hashed (so a flood of guesses
 does not burn the CPU on the deliberately slow hasher either). Counted per address, not per client id: a
 lockout by client id would let anyone lock a hospital's feed out. A success does not reset the count (an

@@ -500,11 +500,13 @@ def _attempt(
 
 def _orders_alerted(written: list[Written]) -> None:
     """An order or prescription a feed wrote is checked by the alerts once it is committed (the alert is raised
-    for the ordering institution)."""
+    for the ordering institution); one deleted has its alerts withdrawn."""
     pks = [
         w.resource.pk
         for w in written
-        if w.resource is not None and w.resource.resource_type in ORDER_TYPES and w.outcome in ("created", "updated")
+        if w.resource is not None
+        and w.resource.resource_type in ORDER_TYPES
+        and w.outcome in ("created", "updated", "deleted")
     ]
     if pks:
         orders_raise_after_commit(pks)

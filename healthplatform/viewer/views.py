@@ -195,6 +195,16 @@ def reason(request, person_uuid):
             request, person_uuid=resident.uuid, reason=form.cleaned_data["reason"], text=form.cleaned_data["text"]
         )
         return redirect(target)
+    # The form names the resident (so the clinician knows whose record they are about to open): like a search
+    # result, a read of who they are, for a resident this institution does not know.
+    reads_record(
+        caller=request.caller,
+        person_ids=[resident.person.pk],
+        door="viewer",
+        action="search-type",
+        what="viewer reason page",
+        client_address=_client_address(request),
+    )
     return render(request, "viewer/reason.html", {"resident": resident, "form": form, "next": target})
 
 

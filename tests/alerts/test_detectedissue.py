@@ -14,6 +14,7 @@ from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from healthplatform.alerts.cdshooks.cards import OVERRIDE_REASON_SYSTEM, card_uuid
 from healthplatform.alerts.models import Alert
+from healthplatform.fhirapi.views.detectedissue import ALERT_FACT_TYPES
 from mpi import selectors as mpi
 from mpi.models import Person
 from mpi.services import person_merge
@@ -185,7 +186,9 @@ def test_a_token_needs_a_scope_granting_detected_issue_and_nothing_is_written(cl
     alert = Alert.objects.first()
     narrow = bearer_client(b.feed, "system/Observation.read")
     assert "system/DetectedIssue.read" in issues(get(narrow, f"DetectedIssue/{alert.uuid}"), 403)[0]["diagnostics"]
-    reader = bearer_client(b.feed, "system/DetectedIssue.read")
+    # Reading one also needs the types of the facts it tells of (tests/attack/test_alerts_tenancy.py).
+    facts = " ".join(f"system/{t}.read" for t in ALERT_FACT_TYPES)
+    reader = bearer_client(b.feed, f"system/DetectedIssue.read {facts}")
     assert get(reader, f"DetectedIssue/{alert.uuid}").status_code == 200
     body = {"resourceType": "DetectedIssue", "status": "final", "id": str(uuid.uuid4())}
     assert issues(b.feed.client.post("/fhir/DetectedIssue", body, content_type=FHIR_JSON), 405)

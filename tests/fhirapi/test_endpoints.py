@@ -239,6 +239,10 @@ ENDPOINTS: list[Endpoint] = [
         history=NotServed("an alert is kept as raised (its status changes in place): it has no versions"),
         vread=NotServed("an alert has no versions"),
         versioned=False,
+        sources_read=NotServed(
+            "DetectedIssue.read alone does not read an alert: it tells of the facts the rules read, whose read scopes "
+            "it needs too (tests/attack/test_alerts_tenancy.py)"
+        ),
     ),
     Endpoint(
         name="Organization",

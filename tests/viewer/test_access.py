@@ -53,7 +53,8 @@ def test_a_stated_reason_opens_the_record_and_every_read_carries_it(doctor, regi
     assert 'id="break-glass"' in page.content.decode()
     doctor.get(f"/viewer/patient/{region.li}/fact/Condition/{region.li_fact}/")
 
-    events = reads(region.li)
+    asked, *events = reads(region.li)
+    assert (asked.what, asked.action, asked.break_glass) == ("viewer reason page", "search-type", False)
     assert [e.what for e in events] == ["viewer patient page", f"viewer fact page Condition/{region.li_fact}"]
     for event in events:
         assert (event.break_glass, event.reason, event.reason_text) == (True, "referral", "转诊单 2024-118")

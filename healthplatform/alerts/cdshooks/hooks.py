@@ -3,8 +3,9 @@
 Three services (§ "Discovery"), one per hook:
 
 - ``alerts-patient-view`` (``patient-view``): the alerts of the record as it stands (drug–allergy on active
-  medications, free-text allergies, duplicate medications across institutions, the alerts feeds' orders raised)
-  and one information card listing the tests still inside their retest window;
+  medications, free-text allergies, duplicate medications across institutions, the alerts raised on the orders
+  the caller's institution's feeds sent — another institution's are its own, as on DetectedIssue) and one
+  information card listing the tests still inside their retest window;
 - ``alerts-order-select`` (``order-select``): the alerts the newly selected draft orders (``context.selections``)
   raise — a repeated test, a drug against an allergy, a drug another institution already prescribed;
 - ``alerts-order-sign`` (``order-sign``): the same for every draft order about to be signed.

@@ -3,7 +3,8 @@
 
 Callers authenticate as on the FHIR API (``healthplatform.fhirapi.authentication``: an OAuth2 bearer token from
 ``/oauth/token``, HTTP Basic for legacy clients, a staff session); discovery needs none (it lists services, no
-one's data). Every answer is JSON; an error is ``{"error": "..."}`` with its status (the specification defines
+one's data); a hook call and its feedback need scopes that read every type the rules read (403 otherwise). Every
+answer is JSON; an error is ``{"error": "..."}`` with its status (the specification defines
 only the codes). Each hook call is a read of the resident's record, recorded in the audit (door ``cds-hooks``).
 """
 
@@ -155,6 +156,19 @@ class CDSView(APIView):
         self.check_permissions(request)
         super().initial(request, *args, **kwargs)
 
+    @staticmethod
+    def reads_the_rules_facts(caller) -> None:
+        """403 unless ``caller`` may read every type the rules read: a hook call's cards rest on them (fewer
+        alerts than the record holds would read as "nothing to warn about"), and feedback on those cards
+        silences them for the caller's institution — neither is for a token that could not get the cards."""
+        missing = [t for t in hooks.RULE_TYPES if not caller.may_read(t)]
+        if missing:
+            raise hooks.HookError(
+                403,
+                "the alerts read the record's " + ", ".join(missing) + ": the token's scopes (and the source "
+                "system's allow-list) must grant reading them (system/*.read)",
+            )
+
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()
         response = super().dispatch(request, *args, **kwargs)
@@ -197,13 +211,7 @@ class ServiceView(CDSView):
     def post(self, request, service_id):
         service = _service(service_id)
         caller = caller_of(request)
-        missing = [t for t in hooks.RULE_TYPES if not caller.may_read(t)]
-        if missing:
-            raise hooks.HookError(
-                403,
-                "the alerts read the record's " + ", ".join(missing) + ": the token's scopes (and the source "
-                "system's allow-list) must grant reading them (system/*.read)",
-            )
+        self.reads_the_rules_facts(caller)
         call = hooks.call_parse(service, _json_body(request))
         person = hooks.resident(caller, call)
         answer = hooks.answer(request, caller, call, person, now=timezone.now())
@@ -223,8 +231,10 @@ class FeedbackView(CDSView):
     @_posted("cds_feedback", "Feedback on a CDS service's cards")
     def post(self, request, service_id):
         _service(service_id)
+        caller = caller_of(request)
+        self.reads_the_rules_facts(caller)
         items = feedback_parse(_json_body(request))
-        return Response({"recorded": feedback_record(caller=caller_of(request), items=items)})
+        return Response({"recorded": feedback_record(caller=caller, items=items)})
 
 
 @extend_schema(exclude=True)

@@ -3,7 +3,9 @@
 ``GET /fhir/DetectedIssue?patient=<source or golden Patient id>`` (also ``code``, ``_id``, ``_count``, keyset
 ``_cursor``) and ``GET /fhir/DetectedIssue/{id}``. An alert is its ordering institution's: that institution's
 source systems read it (with a scope granting DetectedIssue), staff read all, another institution sees nothing
-(its search finds none, its read is 404). Alerts are raised by the platform's rules, never written here (405).
+(its search finds none, its read is 404). A DetectedIssue tells the facts its alert rests on and the order it was
+raised on, so reading one also needs scopes that grant reading those types (403 naming them otherwise), as CDS
+Hooks asks. Alerts are raised by the platform's rules, never written here (405).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from urllib.parse import urlencode
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from healthplatform.alerts import selectors as alerts
+from healthplatform.alerts.cdshooks.hooks import RULE_TYPES
+from healthplatform.alerts.evaluate import ORDER_TYPES
 from healthplatform.fhirapi import search
 from healthplatform.fhirapi.authentication import caller_of
 from healthplatform.fhirapi.outcome import FHIRError, invalid_parameter
+from healthplatform.fhirapi.permissions import HasFHIRScope, IsAttributable, interaction_action
 from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.detectedissue import detected_issue, kinds_of_code
 from healthplatform.fhirapi.views.base import FHIRView
@@ -25,6 +31,28 @@ from healthplatform.fhirapi.views.base import FHIRView
 _FHIR_OBJECT = {(200, "application/fhir+json"): OpenApiTypes.OBJECT}
 PARAMETERS = frozenset({"patient", "code", "_id", "_cursor"})
 NOT_WRITTEN = "a DetectedIssue is raised by the platform's alert rules on the orders feeds send; it is not written"
+
+
+# What a DetectedIssue carries of the record: the facts the rules read (in its evidence, implicated and detail)
+# and the order (implicated, named in its summary).
+ALERT_FACT_TYPES = tuple(sorted({*RULE_TYPES, *ORDER_TYPES}))
+
+
+class ReadsTheAlertsFacts(BasePermission):
+    """The caller may read every type an alert tells of: a token granted DetectedIssue alone would otherwise be
+    sent the values, dates and institutions of results and allergies its scopes keep from it."""
+
+    def has_permission(self, request, view) -> bool:
+        if interaction_action(request) != "read":
+            return True  # a write is refused with 405 by the view
+        missing = [t for t in ALERT_FACT_TYPES if not caller_of(request).may_read(t)]
+        if missing:
+            self.message = (
+                "DetectedIssue: an alert tells of the record's " + ", ".join(missing) + ": the token's scopes "
+                "(and the source system's allow-list) must grant reading them too (system/*.read)"
+            )
+            return False
+        return True
 
 
 def _issue_url(request, alert) -> str:
@@ -40,6 +68,7 @@ class DetectedIssueTypeView(FHIRView):
     """``GET /fhir/DetectedIssue?…``."""
 
     fhir_resource_type = "DetectedIssue"
+    permission_classes = [IsAttributable, HasFHIRScope, ReadsTheAlertsFacts]
 
     @extend_schema(
         operation_id="fhir_detectedissue_search",
@@ -99,6 +128,7 @@ class DetectedIssueInstanceView(FHIRView):
     """``GET /fhir/DetectedIssue/{id}``."""
 
     fhir_resource_type = "DetectedIssue"
+    permission_classes = [IsAttributable, HasFHIRScope, ReadsTheAlertsFacts]
 
     @extend_schema(operation_id="fhir_detectedissue_read", summary="Read an alert", responses=_FHIR_OBJECT)
     def get(self, request, id):
