@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 
 from ehr.models import Resource
 from healthplatform.access import Caller
@@ -73,6 +74,59 @@ def _alert_keep(finding: r.Finding, *, person_id: int, institution_id: int) -> N
     alert, created = Alert.objects.get_or_create(key=finding.key, defaults={"uuid": uuid7(), **values})
     if not created and alert.status == Alert.Status.WITHDRAWN:
         Alert.objects.filter(pk=alert.pk).update(status=Alert.Status.ACTIVE, **values)
+
+
+# The facts the rules rest on: correcting or deleting one can end an alert already raised.
+EVIDENCE_TYPES = frozenset(
+    {
+        "AllergyIntolerance",
+        "DiagnosticReport",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Observation",
+    }
+)
+
+
+def alerts_recheck(*, identity_ids: list[int]) -> int:
+    """The active alerts of these identities' persons (and of persons merged into them) evaluated again on their
+    orders: a fact they rest on was corrected or deleted — an allergy refuted, a result entered in error, the
+    other institution's prescription stopped. Those that no longer hold are withdrawn (``orders_raise``).
+    Returns the number of active alerts on the orders evaluated."""
+    persons = set(mpi.person_ids_of_identities(set(identity_ids)).values())
+    if not persons:
+        return 0
+    orders = set(
+        Alert.objects.filter(
+            Q(person_id__in=persons) | Q(person__merged_into_id__in=persons), status=Alert.Status.ACTIVE
+        ).values_list("order", flat=True)
+    )
+    wanted: dict[str, set[str]] = {}
+    for order in orders:
+        resource_type, _, fhir_id = order.partition("/")
+        if resource_type in ORDER_TYPES and fhir_id:
+            wanted.setdefault(resource_type, set()).add(fhir_id)
+    if not wanted:
+        return 0
+    match = Q()
+    for resource_type, ids in wanted.items():
+        match |= Q(resource_type=resource_type, fhir_id__in=sorted(ids))
+    pks = list(Resource.objects.filter(match).values_list("pk", flat=True))
+    return orders_raise(resource_pks=pks) if pks else 0
+
+
+def alerts_recheck_after_commit(identity_ids: list[int]) -> None:
+    """Queues ``alerts_recheck`` once the transaction that corrected or deleted the facts committed."""
+    from healthplatform.alerts.tasks import alerts_recheck as task
+
+    def queue() -> None:
+        try:
+            task.delay(identity_ids)
+        except Exception:
+            logger.exception("alerts: re-checking the alerts of %d identities failed", len(identity_ids))
+
+    transaction.on_commit(queue)
 
 
 def orders_raise_after_commit(resource_pks: list[int]) -> None:

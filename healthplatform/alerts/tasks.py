@@ -9,3 +9,11 @@ def orders_alert(resource_pks: list[int]) -> int:
     from healthplatform.alerts.services import orders_raise
 
     return orders_raise(resource_pks=resource_pks)
+
+
+@shared_task(name="healthplatform.alerts.alerts_recheck")
+def alerts_recheck(identity_ids: list[int]) -> int:
+    """Evaluates again the active alerts of these MPI identities' persons (a fact was corrected or deleted)."""
+    from healthplatform.alerts.services import alerts_recheck as recheck
+
+    return recheck(identity_ids=identity_ids)

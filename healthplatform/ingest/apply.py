@@ -32,7 +32,7 @@ from ehr.selectors import identifier_criteria
 from ehr.services import WriteItem, items_resolve, resources_write, submission_record
 from healthplatform.access import Caller
 from healthplatform.alerts.evaluate import ORDER_TYPES
-from healthplatform.alerts.services import orders_raise_after_commit
+from healthplatform.alerts.services import EVIDENCE_TYPES, alerts_recheck_after_commit, orders_raise_after_commit
 from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.documents import binary_content, document_write
 from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
@@ -510,6 +510,18 @@ def _orders_alerted(written: list[Written]) -> None:
     ]
     if pks:
         orders_raise_after_commit(pks)
+    # A fact an alert may rest on corrected or deleted (an allergy refuted, the other prescription stopped): the
+    # person's alerts already raised are evaluated again, and those that no longer hold withdrawn.
+    changed = {
+        w.resource.identity_id
+        for w in written
+        if w.resource is not None
+        and w.resource.identity_id is not None
+        and w.resource.resource_type in EVIDENCE_TYPES
+        and w.outcome in ("updated", "deleted")
+    }
+    if changed:
+        alerts_recheck_after_commit(sorted(changed))
 
 
 def _submission(caller: Caller, received: Received):

@@ -9,7 +9,17 @@ import pytest
 from healthplatform.alerts.evaluate import record_alerts
 from healthplatform.alerts.models import Alert
 from registry.codes import ALLERGEN_CLASS_SYSTEM
-from tests.alerts.scenario import NOW, Resident, allergy, atc, lab, lab_order, prescription, region
+from tests.alerts.scenario import (
+    ALLERGY_VERIFICATION,
+    NOW,
+    Resident,
+    allergy,
+    atc,
+    lab,
+    lab_order,
+    prescription,
+    region,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +81,49 @@ def test_a_prescription_the_record_already_warns_about_is_shown_once_on_the_reco
     allergy_alerts = [f for f in page.findings if f.kind == "drug-allergy"]
     assert len(allergy_alerts) == 1
     assert {e.reference for e in allergy_alerts[0].evidence} >= {e["reference"] for e in stored.evidence}
+
+
+def _allergic_with_b_prescribing(on_commit, key: str):
+    a, b, _ = region()
+    resident = Resident(key)
+    body = allergy((ALLERGEN_CLASS_SYSTEM, "PEN"), criticality="high")
+    body["identifier"] = [{"system": "urn:hosp-a:allergy", "value": f"AL-{key}"}]
+    a.send(resident, body)
+    with on_commit(execute=True):
+        b.send(resident, prescription(atc("J01CA04"), days_ago=0, name="阿莫西林"))
+    (alert,) = Alert.objects.all()
+    assert alert.status == Alert.Status.ACTIVE
+    return a, b, resident, body, alert
+
+
+def test_an_allergy_refuted_at_another_institution_withdraws_the_alert_raised_on_the_prescription(on_commit):
+    a, _b, resident, body, alert = _allergic_with_b_prescribing(on_commit, "o4")
+    refuted = {**body, "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": "refuted"}]}}
+    with on_commit(execute=True):
+        a.send(resident, refuted, method="PUT")
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.WITHDRAWN
+
+
+def test_an_allergy_deleted_withdraws_the_alert_and_a_new_result_leaves_it(on_commit):
+    from healthplatform.ingest.apply import bundle_apply_as_source
+
+    a, _b, resident, body, alert = _allergic_with_b_prescribing(on_commit, "o5")
+    with on_commit(execute=True):
+        a.send(resident, lab(POTASSIUM, 4.2, "mmol/L", days_ago=1))  # a new fact: nothing to re-check
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.ACTIVE
+    identifier = body["identifier"][0]
+    url = f"AllergyIntolerance?identifier={identifier['system']}|{identifier['value']}"
+    with on_commit(execute=True):
+        answer = bundle_apply_as_source(
+            source_id=a.source.pk,
+            bundle={
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"request": {"method": "DELETE", "url": url}}],
+            },
+        )
+    assert answer["status"] == 200, answer
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.WITHDRAWN
