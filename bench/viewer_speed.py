@@ -13,7 +13,9 @@ in an archive of (with ``--filler``) a million resources — issue 16's three ba
 
 What is measured: the page and the hook through Django's test ``Client`` in-process (session or bearer token, the
 caller check, the access rule, the record read, the alerts, the template or the cards, the audit row), ``--requests``
-times each after two warm-up requests; no sockets, no separate web server. Beside each figure, the physical
+times each after two warm-up requests; no sockets, no separate web server. The process imports
+``healthplatform/wsgi.py`` as a gunicorn worker does (the import's objects frozen out of the garbage collector's
+passes, see there). Beside each figure, the physical
 limit of the same read: one raw SQL query fetching the bodies of every fact the record holds for the person (what
 any page of the whole record must at least read). The resident's facts are written through the write corridor
 (``bundle_apply_as_source``), one transaction Bundle per institution, as a hospital sends them; the filler is
@@ -287,6 +289,7 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
+    import healthplatform.wsgi  # noqa: F401  (as a gunicorn worker starts: the import's objects frozen, see there)
     from ehr.models import Resource
     from healthplatform.alerts.evaluate import order_alerts, order_fact, record_alerts
     from healthplatform.viewer.clinicians import clinician_caller

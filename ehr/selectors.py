@@ -15,6 +15,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -514,21 +515,50 @@ def everything_page(
     return rows, (rows[-1].pk if more and rows else None)
 
 
-def facts_since(identity_ids: list[int], since: dict[str, object]) -> list[FactRow]:
-    """The current facts of these identities of the types ``since`` names, each type's only from its cutoff on
-    (``effective_low`` at or after it, or no time at all; None: all of them), newest first: what the alert rules
-    look at (recent results, medications of the look-back period, every allergy) out of a record of thousands
-    of facts."""
-    if not identity_ids or not since:
+def facts_since(person_id: int, since: dict[str, object]) -> list[FactRow]:
+    """The current facts of the identities linked to the person ``person_id`` of the types ``since`` names, each
+    type's only from its cutoff on (``effective_low`` at or after it, or no time at all; None: all of them),
+    newest first: what the alert rules look at (recent results, medications of the look-back period, every
+    allergy) out of a record of thousands of facts. One query (the identities joined)."""
+    if not since:
         return []
+    if connection.vendor == "postgresql":
+        return _facts_since_sql(person_id, since)
     wanted = Q()
     for resource_type, cutoff in sorted(since.items()):
         clause = Q(resource_type=resource_type)
         if cutoff is not None:
             clause &= Q(effective_low__gte=cutoff) | Q(effective_low__isnull=True)
         wanted |= clause
-    qs = Resource.objects.filter(wanted, identity_id__in=identity_ids, deleted=False)
+    qs = Resource.objects.filter(wanted, identity__person_id=person_id, deleted=False)
     return _fact_rows(qs.order_by("-effective_low", "-pk"))
+
+
+def _facts_since_sql(person_id: int, since: dict[str, object]) -> list[FactRow]:
+    """``facts_since`` on PostgreSQL as one statement written out: the alerts read it for every evaluation, and
+    building the ORM's query (six type clauses, each with its cutoff) cost a quarter of its 10 ms. The same rows
+    in the same order as the ORM's query (tests/alerts/test_record_read.py runs both on PostgreSQL)."""
+    clauses, params = [], []
+    for resource_type, cutoff in sorted(since.items()):
+        if cutoff is None:
+            clauses.append("r.resource_type = %s")
+            params.append(resource_type)
+        else:
+            clauses.append("(r.resource_type = %s AND (r.effective_low >= %s OR r.effective_low IS NULL))")
+            params += [resource_type, cutoff]
+    columns = ", ".join(
+        {"pk": "r.id", "body": "CAST(r.body AS text)"}.get(name, f"r.{name}") for name in FactRow._fields
+    )
+    # Only the FactRow's column names and fixed clauses are in the text; every value is a parameter.
+    sql = (
+        f"SELECT {columns} FROM ehr_resource r JOIN mpi_identity i ON i.id = r.identity_id"  # noqa: S608
+        f" WHERE i.person_id = %s AND NOT r.deleted AND ({' OR '.join(clauses)})"
+        " ORDER BY r.effective_low DESC, r.id DESC"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [person_id, *params])
+        rows = cursor.fetchall()
+    return [FactRow._make((*row[:_BODY], orjson.loads(row[_BODY]), *row[_BODY + 1 :])) for row in rows]
 
 
 def submission_uuids(pks: set[int]) -> dict[int, str]:

@@ -75,10 +75,9 @@ def person_documents(*, caller: Caller, patient_id: str, **filters):
 
 @dataclass
 class PersonFacts:
-    """A person's identities and the facts of the types asked for (the alerts' read)."""
+    """A person's facts of the types asked for (the alerts' read)."""
 
     person_id: int
-    identities: list[Identity]
     facts: list[archive.FactRow]
 
 
@@ -86,7 +85,7 @@ def person_facts(
     *, caller: Caller, person_id: int, since: dict[str, object], record: RecordPage | None = None
 ) -> PersonFacts:
     """The facts of the person ``person_id`` of the types ``since`` names, each from its cutoff on (None: all),
-    over every linked identity, newest first — those of the types the caller may read. Two queries; none when
+    over every linked identity, newest first — those of the types the caller may read. One query; none when
     ``record`` is this caller's whole record of the person already read (a first page with no next one: the
     patient page reads it, and its alerts need not read the same rows again)."""
     readable = caller.readable(since)
@@ -105,7 +104,5 @@ def person_facts(
         ]
         # As facts_since orders them: newest first, the undated first (PostgreSQL's DESC puts NULLs first).
         facts.sort(key=lambda row: (row.effective_low is None, row.effective_low or floor, row.pk), reverse=True)
-        return PersonFacts(person_id=person_id, identities=record.identities, facts=facts)
-    identities = mpi.identities_of_person(person_id)
-    facts = archive.facts_since([i.pk for i in identities], wanted)
-    return PersonFacts(person_id=person_id, identities=identities, facts=facts)
+        return PersonFacts(person_id=person_id, facts=facts)
+    return PersonFacts(person_id=person_id, facts=archive.facts_since(person_id, wanted))

@@ -402,11 +402,6 @@ def identities_by_pk(pks: set[int]) -> dict[int, Identity]:
     return Identity.objects.in_bulk(pks) if pks else {}
 
 
-def identities_of_person(person_id: int) -> list[Identity]:
-    """Every identity linked to this person now (no relations loaded)."""
-    return list(Identity.objects.filter(person_id=person_id).order_by("pk"))
-
-
 def identity_ids_of_person(person_id: int) -> list[int]:
     """The primary keys of every identity linked to this person now."""
     return list(Identity.objects.filter(person_id=person_id).values_list("pk", flat=True))
