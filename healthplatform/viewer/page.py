@@ -216,8 +216,7 @@ def patient_page(record, *, institutions: dict[int, SourceInstitution], filters:
     uncoded = str(_("(not coded)"))
     by_test: dict[tuple, list] = {}
     for resource in observations:
-        body = resource.body if isinstance(resource.body, dict) else {}
-        shown = reading.display(body.get("code"))
+        shown = reading.display(resource.code)
         key = (shown.key or ("", shown.text)) if shown.text else ("", uncoded)
         by_test.setdefault(key, []).append(resource)
     tests: dict[tuple, LabTest] = {}

@@ -67,3 +67,16 @@ def test_a_record_of_three_identities_at_three_hospitals_costs_the_same_queries(
     assert page.person_id == persons[0].pk
     assert (len(page.identities), len(page.source_patients), len(page.documents), len(page.facts)) == (3, 3, 3, 3)
     assert queries == RECORD_QUERIES
+
+
+@pytest.mark.django_db
+def test_a_records_facts_carry_their_code_and_decode_their_body_only_when_read(documents_folder):
+    feed = known_at("HOSP-A", "1985-03-12")
+    _queries, page = record_queries(feed)
+    (fact,) = page.facts
+
+    assert fact._body is None, "the body is not decoded by the read"
+    code = fact.code
+    assert fact._body is None and code["coding"], "the code is read apart"
+    assert fact.body["code"] == code and fact.body["resourceType"] == "Observation"
+    assert fact.id == fact.pk
