@@ -89,14 +89,30 @@ EVIDENCE_TYPES = frozenset(
 )
 
 
-def alerts_recheck(*, identity_ids: list[int]) -> int:
+def alerts_recheck(*, identity_ids: list[int], allergy_identity_ids: list[int] = ()) -> int:
     """The active alerts of these identities' persons (and of persons merged into them) evaluated again on their
     orders: a fact they rest on was corrected or deleted — an allergy refuted, a result entered in error, the
-    other institution's prescription stopped. Those that no longer hold are withdrawn (``orders_raise``).
-    Returns the number of active alerts on the orders evaluated."""
-    persons = set(mpi.person_ids_of_identities(set(identity_ids)).values())
+    other institution's prescription stopped. Those that no longer hold are withdrawn (``orders_raise``). An
+    allergy recorded or changed (``allergy_identity_ids``) has every open prescription of the person evaluated
+    too: a prescription written yesterday at B against an allergy recorded today at A is raised for B. (A new
+    result is not: it is what an open test order asked for, not a repeat of it.) Returns the number of active
+    alerts on the orders evaluated."""
+    persons = set(mpi.person_ids_of_identities(set(identity_ids) | set(allergy_identity_ids)).values())
     if not persons:
         return 0
+    allergic = set(mpi.person_ids_of_identities(set(allergy_identity_ids)).values())
+    prescriptions = (
+        list(
+            Resource.objects.filter(
+                identity__person_id__in=sorted(allergic),
+                resource_type="MedicationRequest",
+                status__in=sorted(OPEN_ORDER),
+                deleted=False,
+            ).values_list("pk", flat=True)
+        )
+        if allergic
+        else []
+    )
     orders = set(
         Alert.objects.filter(
             Q(person_id__in=persons) | Q(person__merged_into_id__in=persons), status=Alert.Status.ACTIVE
@@ -107,22 +123,25 @@ def alerts_recheck(*, identity_ids: list[int]) -> int:
         resource_type, _, fhir_id = order.partition("/")
         if resource_type in ORDER_TYPES and fhir_id:
             wanted.setdefault(resource_type, set()).add(fhir_id)
-    if not wanted:
-        return 0
-    match = Q()
-    for resource_type, ids in wanted.items():
-        match |= Q(resource_type=resource_type, fhir_id__in=sorted(ids))
-    pks = list(Resource.objects.filter(match).values_list("pk", flat=True))
-    return orders_raise(resource_pks=pks) if pks else 0
+    pks = set(prescriptions)
+    if wanted:
+        match = Q()
+        for resource_type, ids in wanted.items():
+            match |= Q(resource_type=resource_type, fhir_id__in=sorted(ids))
+        pks |= set(Resource.objects.filter(match).values_list("pk", flat=True))
+    return orders_raise(resource_pks=sorted(pks)) if pks else 0
 
 
-def alerts_recheck_after_commit(identity_ids: list[int]) -> None:
-    """Queues ``alerts_recheck`` once the transaction that corrected or deleted the facts committed."""
+def alerts_recheck_after_commit(identity_ids: list[int], allergy_identity_ids: list[int] = ()) -> None:
+    """Queues ``alerts_recheck`` once the transaction that corrected or deleted the facts, or recorded an
+    allergy, committed."""
     from healthplatform.alerts.tasks import alerts_recheck as task
+
+    allergy_identity_ids = list(allergy_identity_ids)
 
     def queue() -> None:
         try:
-            task.delay(identity_ids)
+            task.delay(identity_ids, allergy_identity_ids)
         except Exception:
             logger.exception("alerts: re-checking the alerts of %d identities failed", len(identity_ids))
 

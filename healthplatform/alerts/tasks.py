@@ -12,8 +12,9 @@ def orders_alert(resource_pks: list[int]) -> int:
 
 
 @shared_task(name="healthplatform.alerts.alerts_recheck")
-def alerts_recheck(identity_ids: list[int]) -> int:
-    """Evaluates again the active alerts of these MPI identities' persons (a fact was corrected or deleted)."""
+def alerts_recheck(identity_ids: list[int], allergy_identity_ids: list[int] | None = None) -> int:
+    """Evaluates again the active alerts of these MPI identities' persons (a fact was corrected or deleted), and
+    the open prescriptions of those with an allergy recorded or changed."""
     from healthplatform.alerts.services import alerts_recheck as recheck
 
-    return recheck(identity_ids=identity_ids)
+    return recheck(identity_ids=identity_ids, allergy_identity_ids=allergy_identity_ids or [])

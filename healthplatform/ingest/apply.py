@@ -520,8 +520,17 @@ def _orders_alerted(written: list[Written]) -> None:
         and w.resource.resource_type in EVIDENCE_TYPES
         and w.outcome in ("updated", "deleted")
     }
-    if changed:
-        alerts_recheck_after_commit(sorted(changed))
+    # An allergy recorded or changed: the person's open prescriptions are checked against it.
+    allergies = {
+        w.resource.identity_id
+        for w in written
+        if w.resource is not None
+        and w.resource.identity_id is not None
+        and w.resource.resource_type == "AllergyIntolerance"
+        and w.outcome in ("created", "updated")
+    }
+    if changed or allergies:
+        alerts_recheck_after_commit(sorted(changed), sorted(allergies))
 
 
 def _submission(caller: Caller, received: Received):

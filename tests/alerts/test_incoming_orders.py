@@ -127,3 +127,19 @@ def test_an_allergy_deleted_withdraws_the_alert_and_a_new_result_leaves_it(on_co
     assert answer["status"] == 200, answer
     alert.refresh_from_db()
     assert alert.status == Alert.Status.WITHDRAWN
+
+
+def test_an_allergy_recorded_after_a_prescription_raises_the_alert_for_the_prescribing_institution(on_commit):
+    a, b, _ = region()
+    resident = Resident("o6")
+    with on_commit(execute=True):
+        b.send(resident, prescription(atc("J01CA04"), days_ago=1, name="阿莫西林"))
+        b.send(resident, lab_order(POTASSIUM))
+    assert not Alert.objects.exists()
+    with on_commit(execute=True):
+        a.send(resident, allergy((ALLERGEN_CLASS_SYSTEM, "PEN"), criticality="high"))
+    with on_commit(execute=True):
+        a.send(resident, lab(POTASSIUM, 4.0, "mmol/L", days_ago=0))  # the result the order asked for: no alert
+
+    (alert,) = Alert.objects.all()
+    assert (alert.kind, alert.severity, alert.institution) == ("drug-allergy", "critical", b.institution)
