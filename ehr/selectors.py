@@ -578,7 +578,8 @@ def facts_since(person_id: int, since: dict[str, object]) -> list[FactRow]:
 def _facts_since_sql(person_id: int, since: dict[str, object]) -> list[FactRow]:
     """``facts_since`` on PostgreSQL as one statement written out: the alerts read it for every evaluation, and
     building the ORM's query (six type clauses, each with its cutoff) cost a quarter of its 10 ms. The same rows
-    in the same order as the ORM's query (tests/alerts/test_record_read.py runs both on PostgreSQL)."""
+    in the same order as the ORM's query below, which SQLite runs (tests/alerts/test_record_read.py compares
+    either with the in-memory filter of a record already read, on each database in CI)."""
     clauses, params = [], []
     for resource_type, cutoff in sorted(since.items()):
         if cutoff is None:

@@ -97,10 +97,11 @@ def alerts_recheck(*, identity_ids: list[int], allergy_identity_ids: list[int] =
     too: a prescription written yesterday at B against an allergy recorded today at A is raised for B. (A new
     result is not: it is what an open test order asked for, not a repeat of it.) Returns the number of active
     alerts on the orders evaluated."""
-    persons = set(mpi.person_ids_of_identities(set(identity_ids) | set(allergy_identity_ids)).values())
+    person_of = mpi.person_ids_of_identities(set(identity_ids) | set(allergy_identity_ids))
+    persons = set(person_of.values())
     if not persons:
         return 0
-    allergic = set(mpi.person_ids_of_identities(set(allergy_identity_ids)).values())
+    allergic = {person_of[i] for i in allergy_identity_ids if i in person_of}
     prescriptions = (
         list(
             Resource.objects.filter(

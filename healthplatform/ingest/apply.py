@@ -501,34 +501,26 @@ def _attempt(
 def _orders_alerted(written: list[Written]) -> None:
     """An order or prescription a feed wrote is checked by the alerts once it is committed (the alert is raised
     for the ordering institution); one deleted has its alerts withdrawn."""
-    pks = [
-        w.resource.pk
-        for w in written
-        if w.resource is not None
-        and w.resource.resource_type in ORDER_TYPES
-        and w.outcome in ("created", "updated", "deleted")
-    ]
+    pks: list[int] = []
+    # A fact an alert may rest on corrected or deleted (an allergy refuted, the other prescription stopped): the
+    # person's alerts already raised are evaluated again, and those that no longer hold withdrawn. An allergy
+    # recorded or changed: the person's open prescriptions are checked against it.
+    changed: set[int] = set()
+    allergies: set[int] = set()
+    for w in written:
+        resource = w.resource
+        if resource is None:
+            continue
+        if resource.resource_type in ORDER_TYPES and w.outcome in ("created", "updated", "deleted"):
+            pks.append(resource.pk)
+        if resource.identity_id is None:
+            continue
+        if resource.resource_type in EVIDENCE_TYPES and w.outcome in ("updated", "deleted"):
+            changed.add(resource.identity_id)
+        if resource.resource_type == "AllergyIntolerance" and w.outcome in ("created", "updated"):
+            allergies.add(resource.identity_id)
     if pks:
         orders_raise_after_commit(pks)
-    # A fact an alert may rest on corrected or deleted (an allergy refuted, the other prescription stopped): the
-    # person's alerts already raised are evaluated again, and those that no longer hold withdrawn.
-    changed = {
-        w.resource.identity_id
-        for w in written
-        if w.resource is not None
-        and w.resource.identity_id is not None
-        and w.resource.resource_type in EVIDENCE_TYPES
-        and w.outcome in ("updated", "deleted")
-    }
-    # An allergy recorded or changed: the person's open prescriptions are checked against it.
-    allergies = {
-        w.resource.identity_id
-        for w in written
-        if w.resource is not None
-        and w.resource.identity_id is not None
-        and w.resource.resource_type == "AllergyIntolerance"
-        and w.outcome in ("created", "updated")
-    }
     if changed or allergies:
         alerts_recheck_after_commit(sorted(changed), sorted(allergies))
 
