@@ -580,25 +580,26 @@ def _facts_since_sql(person_id: int, since: dict[str, object]) -> list[FactRow]:
     building the ORM's query (six type clauses, each with its cutoff) cost a quarter of its 10 ms. The same rows
     in the same order as the ORM's query below, which SQLite runs (tests/alerts/test_record_read.py compares
     either with the in-memory filter of a record already read, on each database in CI)."""
-    clauses, params = [], []
-    for resource_type, cutoff in sorted(since.items()):
-        if cutoff is None:
-            clauses.append("r.resource_type = %s")
-            params.append(resource_type)
-        else:
-            clauses.append("(r.resource_type = %s AND (r.effective_low >= %s OR r.effective_low IS NULL))")
-            params += [resource_type, cutoff]
+    # The types and their cutoffs joined as a VALUES list, so that each (identity, type) is one range of the
+    # index (identity_id, resource_type, effective_low DESC), whatever the statistics say: written as ORed
+    # type clauses, the planner on a freshly filled archive of a million resources chose a bitmap of every
+    # Observation in the region, 97 ms instead of 1 (EXPLAIN ANALYZE on bench/viewer_speed.py's database).
+    wanted = sorted(since.items())
+    values = ", ".join(["(%s, %s::timestamptz)"] * len(wanted))
+    params = [value for pair in wanted for value in pair]
     columns = ", ".join(
         {"pk": "r.id", "body": "CAST(r.body AS text)"}.get(name, f"r.{name}") for name in FactRow._fields
     )
     # Only the FactRow's column names and fixed clauses are in the text; every value is a parameter.
     sql = (
-        f"SELECT {columns} FROM ehr_resource r JOIN mpi_identity i ON i.id = r.identity_id"  # noqa: S608
-        f" WHERE i.person_id = %s AND NOT r.deleted AND ({' OR '.join(clauses)})"
+        f"SELECT {columns} FROM mpi_identity i CROSS JOIN (VALUES {values}) AS w (resource_type, since)"  # noqa: S608
+        " JOIN ehr_resource r ON r.identity_id = i.id AND r.resource_type = w.resource_type"
+        " WHERE i.person_id = %s AND NOT r.deleted"
+        " AND (w.since IS NULL OR r.effective_low >= w.since OR r.effective_low IS NULL)"
         " ORDER BY r.effective_low DESC, r.id DESC"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [person_id, *params])
+        cursor.execute(sql, [*params, person_id])
         rows = cursor.fetchall()
     return [FactRow(*row) for row in rows]
 
