@@ -40,17 +40,28 @@ class RecordPage:
 
 
 def person_record(
-    *, caller: Caller, patient_id: str, count: int, after: int | None = None, types: frozenset[str] | None = None
+    *,
+    caller: Caller,
+    patient_id: str = "",
+    person: Person | None = None,
+    count: int,
+    after: int | None = None,
+    types: frozenset[str] | None = None,
 ) -> RecordPage | None:
     """A page of the record of the person ``patient_id`` stands for (a source or golden Patient id), or None
-    when it names no one. ``after`` is the previous page's ``next_after``; ``types`` limits the facts."""
-    person_id = mpi.person_id_of_patient(patient_id)
+    when it names no one; or of ``person``, an active person already read with their identities and
+    identifiers prefetched (``mpi.selectors.person_get``: the viewer found them to decide the access, and the
+    record need not find them again). ``after`` is the previous page's ``next_after``; ``types`` limits the
+    facts."""
+    if person is not None and person.status == Person.Status.MERGED:
+        raise ValueError("person_record: a merged person has no record of their own; read their survivor's")
+    person_id = person.pk if person is not None else mpi.person_id_of_patient(patient_id)
     if person_id is None:
         return None
     readable = caller.readable(types if types is not None else archive.SPECS)
     page = RecordPage(person_id=person_id, first=after is None)
     if page.first:
-        page.person = mpi.persons_in_bulk([person_id])[person_id]
+        page.person = person if person is not None else mpi.persons_in_bulk([person_id])[person_id]
         page.identities = list(page.person.identities.all())
         identity_ids = [i.pk for i in page.identities]
         page.source_patients = archive.source_patients(identity_ids) if "Patient" in readable else {}

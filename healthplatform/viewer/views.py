@@ -154,7 +154,7 @@ def patient(request, person_uuid):
     access = access_decide(request, person_uuid=resident.uuid, identities=resident.identities)
     if not access.allowed:
         return _reason_redirect(request, resident)
-    record = person_record(caller=request.caller, patient_id=resident.uuid, count=MAX_FACTS)
+    record = person_record(caller=request.caller, person=resident.person, count=MAX_FACTS)
     if record is None:
         raise Http404(_("No resident has this id."))
     filters = filters_read(request.GET)

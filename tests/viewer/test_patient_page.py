@@ -3,10 +3,12 @@ displays (standard first, the local word secondary), the trend chart, the filter
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
+from mpi.identifiers import make_resident_id
 from tests.viewer.scenario import WANG_ID
 
 
@@ -158,3 +160,92 @@ def test_the_page_switches_to_english(doctor, region):
     assert "Laboratory results" in page and "Who has viewed this record" in page
     doctor.post("/viewer/language/", {"language": "zh-hans", "next": "/viewer/search/"})
     assert "Laboratory results" not in doctor.get(f"/viewer/patient/{region.wang}/").content.decode()
+
+
+def test_markup_a_sender_wrote_into_any_text_of_any_section_is_shown_as_text(doctor, region):
+    # Every text a row of the page shows, in every section's layout, holds markup: none of it may reach the
+    # page as markup (the rows are written in Python, templatetags/viewer.py: fact_rows).
+    from mpi.models import Identity
+    from tests.viewer.scenario import coded, days_ago
+
+    a = region.a
+    mark = "<i>m{}</i>"
+    source = a.register(
+        "A-9", "钱<b>", dt.date(1970, 3, 3), "female", make_resident_id("440106", dt.date(1970, 3, 3), 61)
+    )
+    concept = {
+        "coding": [{"system": "http://loinc.org", "code": "X-1", "display": mark.format(1)}],
+        "text": mark.format(2),
+    }
+    category = [coded("urn:local:category", "c", mark.format(3))]
+    a.fact(
+        "AllergyIntolerance", source, code=concept, reaction=[{"manifestation": [coded("urn:x", "r", mark.format(4))]}]
+    )
+    a.fact(
+        "MedicationRequest",
+        source,
+        status="active",
+        intent="order",
+        medicationCodeableConcept=concept,
+        dosageInstruction=[{"text": mark.format(5)}],
+        authoredOn=days_ago(3),
+    )
+    a.fact(
+        "MedicationStatement",
+        source,
+        status="completed",
+        medicationCodeableConcept=concept,
+        effectiveDateTime=days_ago(300),
+    )
+    a.fact(
+        "Condition",
+        source,
+        code=concept,
+        clinicalStatus=coded("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "active"),
+        category=category,
+        onsetDateTime=days_ago(9)[:10],
+        note=[{"text": mark.format(6)}],
+    )
+    a.fact(
+        "Encounter",
+        source,
+        status="finished",
+        **{"class": {"code": "AMB"}},
+        type=[concept],
+        period={"start": days_ago(9)},
+        reasonCode=[coded("urn:x", "e", mark.format(7))],
+    )
+    a.fact(
+        "Observation",
+        source,
+        status="final",
+        code=concept,
+        category=category,
+        effectiveDateTime=days_ago(2),
+        valueQuantity={"value": 5.1, "unit": mark.format(8)},
+        referenceRange=[{"text": mark.format(9)}],
+    )
+    a.fact(
+        "DiagnosticReport",
+        source,
+        status="final",
+        code=concept,
+        category=category,
+        effectiveDateTime=days_ago(2),
+        conclusion=mark.format(10),
+    )
+    a.fact("Procedure", source, status="completed", code=concept, performedDateTime=days_ago(20))
+    person = Identity.objects.get(local_id="A-9").person
+    page = doctor.get(f"/viewer/patient/{person.uuid}/").content.decode()
+    assert "<i>" not in page and "<b>" not in page
+    for section_name in (
+        "allergies",
+        "active_medications",
+        "past_medications",
+        "problems",
+        "encounters",
+        "labs",
+        "reports",
+        "other",
+    ):
+        assert "&lt;i&gt;m" in section(page, section_name), section_name
