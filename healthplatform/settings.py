@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "emr",
     # The platform package itself (health checks, Celery tasks) and the generator.
     "healthplatform",
+    "healthplatform.ingest",
     "healthplatform.alerts",
     "healthplatform.audit",
     "healthplatform.viewer",

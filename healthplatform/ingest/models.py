@@ -1,0 +1,89 @@
+"""The HL7 v2 intake's durable inbox: every message as it arrived, committed before it was acknowledged."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from mpi.models import uuid7
+
+
+class InboxMessage(models.Model):
+    """One HL7 v2 message as a sender delivered it (over MLLP or HTTP), with what its MSH said and where
+    processing stands. The row is committed before the message's acknowledgement is written: an AA or CA the
+    sender holds means this row exists."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("received, waiting to be processed")
+        PROCESSED = "processed", _("processed")
+        PARKED = "parked", _("parked with an error")
+        REJECTED = "rejected", _("rejected at intake")
+        SKIPPED = "skipped", _("skipped by an operator")
+
+    class Door(models.TextChoices):
+        MLLP = "mllp", _("MLLP")
+        HTTP = "http", _("HTTP")
+
+    uuid = models.UUIDField(default=uuid7, unique=True, editable=False)
+    door = models.CharField(_("door"), max_length=4, choices=Door.choices)
+    # The registered feed MSH-3/MSH-4 name; null when they name none (the message was rejected, AR).
+    source = models.ForeignKey(
+        "registry.SourceSystem",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("source system"),
+    )
+    peer = models.CharField(_("sender address"), max_length=64, blank=True)
+    # MSH as sent (HD's first component for MSH-3/4, the whole of MSH-9), for the operator's search.
+    sending_application = models.CharField(_("MSH-3 sending application"), max_length=180, blank=True)
+    sending_facility = models.CharField(_("MSH-4 sending facility"), max_length=180, blank=True)
+    control_id = models.CharField(_("MSH-10 message control id"), max_length=199, blank=True)
+    message_type = models.CharField(_("MSH-9 message type"), max_length=40, blank=True)
+    version = models.CharField(_("MSH-12 version"), max_length=20, blank=True)
+    charset = models.CharField(_("character set"), max_length=20, blank=True)
+    raw = models.BinaryField(_("bytes as received"))
+    text = models.TextField(_("decoded text"), blank=True)
+    sha256 = models.CharField(max_length=64)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    ack_code = models.CharField(_("MSA-1 acknowledgement code"), max_length=2, blank=True)
+    # What was wrong, as an operator reads it: table 0357 codes, locations and the platform's words — never
+    # field values (they may be a patient's).
+    error = models.TextField(_("error"), blank=True)
+    # Resends of this message (same sender, MSH-10 and bytes) acknowledged again and not stored again.
+    resends = models.PositiveIntegerField(_("resends"), default=0)
+    # The sender used this MSH-10 before for a message with other content (flagged, stored, processed).
+    control_id_reused = models.BooleanField(_("control id reused"), default=False)
+    # Messages of one patient are applied in the order received (issue 17): the sender and the first PID-3.
+    patient_key = models.CharField(_("patient key"), max_length=250, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    # A deliberate replay from the admin is a new row naming the one it replays, not a duplicate of it.
+    replay_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays", verbose_name=_("replay of")
+    )
+
+    class Meta:
+        verbose_name = _("inbox message")
+        verbose_name_plural = _("inbox messages")
+        constraints = [
+            # The same message resent (a lost ACK) is stored once, whatever the races between listeners.
+            models.UniqueConstraint(
+                fields=["source", "control_id", "sha256"],
+                condition=Q(source__isnull=False, replay_of__isnull=True) & ~Q(control_id=""),
+                name="ingest_inbox_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "id"], name="ingest_inbox_status"),
+            models.Index(fields=["source", "control_id"], name="ingest_inbox_control_id"),
+            models.Index(fields=["received_at"], name="ingest_inbox_received"),
+            models.Index(fields=["patient_key", "id"], name="ingest_inbox_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_type or '?'} {self.control_id or '?'} ({self.get_status_display()})"
