@@ -51,10 +51,18 @@ def person_record(
     """A page of the record of the person ``patient_id`` stands for (a source or golden Patient id), or None
     when it names no one; or of ``person``, an active person already read with their identities and
     identifiers prefetched (``mpi.selectors.person_get``: the viewer found them to decide the access, and the
-    record need not find them again). ``after`` is the previous page's ``next_after``; ``types`` limits the
+    record need not find them again; their identities are checked against the MPI's now, one query, and read
+    again when they changed). ``after`` is the previous page's ``next_after``; ``types`` limits the
     facts."""
     if person is not None and person.status == Person.Status.MERGED:
         raise ValueError("person_record: a merged person has no record of their own; read their survivor's")
+    if person is not None and after is None:
+        # The identities are read again (one query): one unlinked since the caller read the person is another
+        # resident's now, and its facts are not this person's record. When they changed, the person is read
+        # again too, as when no person is given.
+        current = set(mpi.identity_ids_of_person(person.pk))
+        if current != {i.pk for i in person.identities.all()}:
+            person = mpi.persons_in_bulk([person.pk])[person.pk]
     person_id = person.pk if person is not None else mpi.person_id_of_patient(patient_id)
     if person_id is None:
         return None

@@ -3,7 +3,7 @@
 import gc
 import os
 
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
@@ -30,19 +30,29 @@ class _LateObjectsFreeze:
     translation catalogues, the registry's caches. They are as long-lived as the import's objects, and after
     the first patient page 54,000 of them sat in the oldest generation: every full collection (one page in
     eight) walked them, 17-20 ms of a 80 ms page (bench/viewer_speed.py, alternating: p95 96 -> 80 ms).
-    ``request_finished`` is sent when the server closes the response, after its bytes were written: the
-    collection (10-20 ms, four times in a worker's life) delays no answer. An object frozen is never
+    The freeze runs when the next request starts (``request_started``, before its request is made), not when
+    the counted one finishes: at ``request_finished`` that request is still alive (its response holds it), and
+    a request is garbage in cycles (its lazy user, its session) that only the collector frees — frozen, the
+    1st and the 10th request, their environ, session and form data, stayed until the worker restarted. The
+    collection (10-20 ms) so delays the answer of four requests in a worker's life. An object frozen is never
     collected: what a cache drops later (a few kB) stays until the worker restarts."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.due = False
 
-    def __call__(self, **_kwargs) -> None:
+    def finished(self, **_kwargs) -> None:
         self.requests += 1
         if self.requests in FREEZE_AFTER_REQUESTS:
+            self.due = True
+
+    def started(self, **_kwargs) -> None:
+        if self.due:
+            self.due = False
             startup_objects_freeze()
 
 
 late_objects_freeze = _LateObjectsFreeze()
 startup_objects_freeze()
-request_finished.connect(late_objects_freeze, dispatch_uid="healthplatform.wsgi.late_objects_freeze")
+request_finished.connect(late_objects_freeze.finished, dispatch_uid="healthplatform.wsgi.late_objects_freeze")
+request_started.connect(late_objects_freeze.started, dispatch_uid="healthplatform.wsgi.late_objects_freeze_due")

@@ -4,10 +4,15 @@ order, at the edges of the windows and the look-back period — with none of the
 
 from __future__ import annotations
 
+import datetime as dt
+import warnings
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from ehr.selectors import facts_since
 from healthplatform.alerts.evaluate import record_alerts
 from healthplatform.record import person_record
 from registry.codes import ALLERGEN_CLASS_SYSTEM
@@ -70,3 +75,21 @@ def _golden(person_id: int):
     from mpi.models import Person
 
     return Person.objects.get(pk=person_id).uuid
+
+
+def test_a_cutoff_without_a_time_zone_is_read_in_the_current_one_on_either_database():
+    # The ORM reads a naive cutoff (or a day) in the current time zone (Asia/Shanghai, with a warning); the raw
+    # statement on PostgreSQL passed it as a timestamp that the session's UTC turned into one 8 hours later.
+    a, _b, _c = region()
+    resident = Resident("naive", sequence=7)
+    a.send(resident, lab(POTASSIUM, 4.2, "mmol/L", days_ago=2 - 4 / 24), lab(POTASSIUM, 4.3, "mmol/L", days_ago=2.2))
+    person_id = resident.person_id(a)
+    cutoff = timezone.localtime(NOW - dt.timedelta(days=2))
+    aware = [row.pk for row in facts_since(person_id, {"Observation": cutoff})]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        naive = [row.pk for row in facts_since(person_id, {"Observation": cutoff.replace(tzinfo=None)})]
+        day = [row.pk for row in facts_since(person_id, {"Observation": cutoff.date()})]
+    midnight = timezone.make_aware(dt.datetime.combine(cutoff.date(), dt.time()))
+    assert len(aware) == 1 and naive == aware
+    assert day == [row.pk for row in facts_since(person_id, {"Observation": midnight})]
