@@ -114,11 +114,12 @@ def _msh18(raw: bytes) -> tuple[str | None, bool]:
     raw = raw.lstrip(b" \t\r\n")
     if not raw.startswith(b"MSH") or len(raw) < 5:
         return None, True
-    end = len(raw)
-    for terminator in (b"\r", b"\n"):
-        found = raw.find(terminator, 0, end)
-        if found >= 0:
-            end = found
+    # Where the tokenizer ends MSH: at the first CR if the message has any (an LF is then data), else at an LF.
+    end = raw.find(b"\r")
+    if end < 0:
+        end = raw.find(b"\n")
+    if end < 0:
+        end = len(raw)
     separator = raw[3:4]
     if separator in (b"\r", b"\n") or separator[0] >= 0x80:
         return None, True
@@ -171,7 +172,8 @@ def _consistent_declaration(body: bytes, declared: str, sender_default: str | No
     before MSH-18 whose trail byte is the field separator (GBK 億 is 0x83 0x7C) makes the raw count wrong;
     decoding first makes it right, and requiring the reading to agree with the codec keeps this a check of
     what the sender declared, not a guess. Without an agreeing codec the raw reading stands (and is judged)."""
-    line = body.lstrip(b" \t\r\n").split(b"\r", 1)[0].split(b"\n", 1)[0]
+    body = body.lstrip(b" \t\r\n")
+    line = body.split(b"\r", 1)[0] if b"\r" in body else body.split(b"\n", 1)[0]
     default_codec = codec_for(sender_default) if sender_default else None
     candidates = dict.fromkeys(c for c in (codec_for(declared), default_codec, "utf-8", "gb18030", "big5") if c)
     for codec in candidates:
@@ -191,7 +193,7 @@ def _declared_in_text(line: str) -> str | None:
     """``declared_charset`` on an already decoded MSH segment."""
     if not line.startswith("MSH") or len(line) < 5 or line[3] in "\r\n":
         return None
-    fields = line.split("\r", 1)[0].split("\n", 1)[0].split(line[3], 18)
+    fields = line.split(line[3], 18)  # ``line`` is the MSH segment alone, cut as the tokenizer cuts it
     if len(fields) < 18:
         return ""
     return fields[17].split(fields[1][1:2] or "~", 1)[0].strip()
