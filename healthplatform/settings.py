@@ -219,6 +219,10 @@ AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", 300, minimu
 # The largest request body (a hospital's whole history of one person as one transaction Bundle is a few
 # MB); larger ones get 413 with an OperationOutcome.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024)
+
+# HL7 v2 intake (healthplatform/ingest/listener.py): the character set of a message whose MSH-18 is empty (most
+# Chinese HIS leave it so; UTF-8 is what the region's new systems send, "GB18030" for a region of older ones).
+HL7_DEFAULT_CHARSET = env.str("HL7_DEFAULT_CHARSET", "UTF-8")
 # Resource types a scope may name: what the platform serves or takes in (DESIGN.md).
 FHIR_SCOPE_RESOURCE_TYPES = (
     "AllergyIntolerance",

@@ -1,0 +1,313 @@
+"""The HL7 v2 MLLP listener (``manage.py runmllp``): many sender connections on one asyncio loop, each message
+committed to the durable inbox before its acknowledgement is written (``healthplatform.ingest.inbox``).
+
+Per connection (docs/hl7v2-intake-research.md §1.2): bytes outside a frame are dropped and logged by length
+and digest; a frame that never ends is dropped (it was never acknowledged: the sender resends it); a frame over
+the size limit is answered AR / CR when its head holds an MSH, else the connection is closed; an idle
+connection is closed after ``idle_timeout`` seconds, one stalled inside a frame after ``frame_timeout``. One
+connection's faults never touch the others. Frames of one connection are answered in order.
+
+Per message, before the commit (what original mode can still refuse, research notes §2.1): a message the
+tokenizer cannot read, an unsupported version, processing id, message type or trigger event, no MSH-10, an
+undecodable or wrongly declared character set, and a sender (MSH-3 / MSH-4) that names no active registered
+source system are answered AR (CR in enhanced mode), with an ERR for each fault, and stored as rejected for the
+monitor. Everything else is stored as received and answered AA (original mode) or CA (enhanced mode, when
+MSH-15 asks for it): the row is committed first. If the commit fails, no ACK is sent and the connection is
+closed, so the sender resends. An inbound ACK gets no ACK (ch. 2 §2.9.2). Enhanced mode's application
+acknowledgement (MSH-16) is the processing's, not the listener's.
+
+No log line holds a message's content: senders, types, control ids, lengths and fault codes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from healthplatform.ingest.hl7v2 import faults as codes
+from healthplatform.ingest.hl7v2.ack import ack_build, ack_plan
+from healthplatform.ingest.hl7v2.faults import ErrorLocation, Fault
+from healthplatform.ingest.hl7v2.message import Message, message_parse
+from healthplatform.ingest.hl7v2.mllp import Frame, MLLPDecoder, OversizeFrame, StrayBytes, frame_encode
+from healthplatform.ingest.inbox import Arrival, GroupCommit
+from healthplatform.ingest.models import InboxMessage
+
+log = logging.getLogger("healthplatform.ingest.mllp")
+
+# The message types and trigger events the platform maps (issue 17); anything else is refused before the
+# commit (AR, ERR-3 200 / 201), so a sender learns at once rather than from a parked message.
+SUPPORTED_EVENTS: dict[str, frozenset[str]] = {
+    "ADT": frozenset({"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13", "A28", "A31", "A40", "A60"}),
+    "ORU": frozenset({"R01"}),
+    "ORM": frozenset({"O01"}),
+    "OML": frozenset({"O21"}),
+    "RDE": frozenset({"O11"}),
+    "MDM": frozenset({"T02"}),
+    "VXU": frozenset({"V04"}),
+}
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SENDERS_SECONDS = 30.0
+READ_BYTES = 64 * 1024
+
+
+@dataclass
+class _Senders:
+    """MSH-3 / MSH-4 → the id of the active registered source system (None: none), remembered for
+    ``SENDERS_SECONDS``: a sender disabled in the registry is refused within that time. Looked up in a worker
+    thread (the ORM is synchronous), never on the event loop."""
+
+    pool: concurrent.futures.ThreadPoolExecutor
+    known: dict[tuple[str, str], tuple[float, int | None]] = field(default_factory=dict)
+
+    @staticmethod
+    def _lookup(application: str, facility: str) -> int | None:
+        from django.db import connection
+
+        from registry.selectors import source_system_for_hl7_sender
+
+        # A look-up every SENDERS_SECONDS per sender: a connection each time is cheaper than one held idle per
+        # thread, which a database restart would leave broken.
+        try:
+            source = source_system_for_hl7_sender(sending_application=application, sending_facility=facility)
+        finally:
+            connection.close()
+        return source.pk if source is not None else None
+
+    async def source_id(self, application: str, facility: str) -> int | None:
+        key = (application, facility)
+        held = self.known.get(key)
+        now = time.monotonic()
+        if held is not None and held[0] > now:
+            return held[1]
+        found = await asyncio.get_running_loop().run_in_executor(self.pool, self._lookup, application, facility)
+        if len(self.known) > 10_000:  # MSH-3/4 are the sender's to choose: do not let them grow the cache
+            self.known.clear()
+        self.known[key] = (now + SENDERS_SECONDS, found)
+        return found
+
+
+def _patient_key(message: Message, source_id: int | None) -> str:
+    """The sender and the first identifier of PID-3 (CX.1 and its assigning authority CX.4): messages with one
+    key are applied in the order they were received."""
+    pid = message.segment("PID")
+    if pid is None or source_id is None:
+        return ""
+    return f"{source_id}|{pid.value(3, component=1)}^{pid.value(3, component=4)}"
+
+
+def _intake_faults(message: Message) -> list[Fault]:
+    """What the listener refuses beyond the tokenizer's own faults: the message types it does not map."""
+    header = message.header()
+    found = []
+    if message.has_msh and header.message_code and header.message_code != "ACK":
+        events = SUPPORTED_EVENTS.get(header.message_code)
+        if events is None:
+            found.append(
+                Fault(
+                    codes.UNSUPPORTED_MESSAGE_TYPE,
+                    f"message type {header.message_code[:10]} is not taken by this platform",
+                    ErrorLocation("MSH", 1, 9, 1, 1),
+                )
+            )
+        elif header.trigger_event not in events:
+            found.append(
+                Fault(
+                    codes.UNSUPPORTED_EVENT_CODE,
+                    f"trigger event {header.trigger_event[:10]} of {header.message_code} is not taken",
+                    ErrorLocation("MSH", 1, 9, 1, 2),
+                )
+            )
+    return found
+
+
+class Listener:
+    """The MLLP server of one process: ``serve()`` until cancelled. ``port`` 0 takes a free port (``port``
+    after ``started`` is set says which)."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 2575,
+        ssl_context: ssl.SSLContext | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: float = 600.0,
+        frame_timeout: float = 60.0,
+        default_charset: str | None = None,
+    ) -> None:
+        from django.conf import settings
+
+        # MSH-18 empty: the region's default. A per-sender default (the registry's source system) is to come.
+        self.default_charset = default_charset or settings.HL7_DEFAULT_CHARSET
+        self.host, self.port, self.ssl_context = host, port, ssl_context
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout, self.frame_timeout = idle_timeout, frame_timeout
+        self.started = asyncio.Event()
+        self.connections = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mllp-senders")
+        self._senders = _Senders(self._pool)
+        self.inbox: GroupCommit | None = None
+
+    async def serve(self) -> None:
+        self.inbox = GroupCommit()
+        server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl_context)
+        self.port = server.sockets[0].getsockname()[1]
+        log.info("MLLP listener on %s:%s%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
+        self.started.set()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            # What was handed to the committer is committed (and acknowledged, if its connection still
+            # stands) before the process ends.
+            await asyncio.get_running_loop().run_in_executor(None, self.inbox.close)
+            self._pool.shutdown(wait=False)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
+        self.connections += 1
+        decoder = MLLPDecoder(max_frame_bytes=self.max_message_bytes)
+        try:
+            while True:
+                timeout = self.frame_timeout if decoder.in_frame else self.idle_timeout
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+                except TimeoutError:
+                    log.info("MLLP %s closed: %s", address, "a frame stalled" if decoder.in_frame else "idle")
+                    return
+                events = decoder.feed(data) if data else decoder.eof()
+                for event in events:
+                    if not await self._event(event, writer, address):
+                        return
+                if not data:
+                    return
+        except (ConnectionError, ssl.SSLError) as error:
+            log.info("MLLP %s lost: %s", address, type(error).__name__)
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+    async def _event(self, event, writer: asyncio.StreamWriter, address: str) -> bool:
+        """Answers one framing event; False when the connection is to be closed."""
+        if isinstance(event, Frame):
+            answer = await self._message(event.payload, address)
+            if answer is None:
+                return False
+            if answer:
+                writer.write(frame_encode(answer))
+                await writer.drain()
+            return True
+        if isinstance(event, StrayBytes):
+            log.warning("MLLP %s: %d bytes outside a frame dropped (digest %s)", address, event.length, event.digest)
+            return True
+        if isinstance(event, OversizeFrame):
+            message = message_parse(event.head, sender_default_charset=self.default_charset)
+            log.warning(
+                "MLLP %s: a message of %d bytes refused (limit %d)", address, event.length, self.max_message_bytes
+            )
+            if not message.has_msh or not message.header().control_id:
+                return False
+            fault = Fault(
+                codes.APPLICATION_INTERNAL_ERROR,
+                f"the message is {event.length} bytes, more than this platform takes ({self.max_message_bytes})",
+            )
+            plan = ack_plan(message.header())
+            writer.write(frame_encode(ack_build(message, code=plan.code("reject"), faults=[fault]).payload))
+            await writer.drain()
+            return True
+        # UnterminatedFrame: never acknowledged, so the sender resends it.
+        log.warning("MLLP %s: a frame of %d bytes without its end block dropped", address, event.length)
+        return True
+
+    async def _message(self, payload: bytes, address: str) -> bytes | None:
+        """Stores one message and returns its ACK's bytes (b"" when none is due), or None when it could not be
+        stored (no ACK: the connection is closed and the sender resends)."""
+        message = message_parse(payload, sender_default_charset=self.default_charset)
+        header = message.header()
+        plan = ack_plan(header)
+        if not message.has_msh:
+            log.warning("MLLP %s: a frame of %d bytes without an MSH segment, not answered", address, len(payload))
+            return b""
+        faults = [*message.faults, *_intake_faults(message)]
+        source_id = None
+        if not any(f.is_error for f in faults):
+            source_id = await self._senders.source_id(
+                header.sending_application.namespace_id, header.sending_facility.namespace_id
+            )
+            if source_id is None:
+                faults.append(
+                    Fault(
+                        codes.APPLICATION_INTERNAL_ERROR,
+                        "MSH-3 / MSH-4 name no active source system registered with this platform",
+                        ErrorLocation("MSH", 1, 4),
+                        application_code="UNKNOWN_SENDER",
+                    )
+                )
+        rejected = any(f.is_error for f in faults)
+        code = plan.code("reject" if rejected else "accept")
+        arrival = Arrival(
+            door=InboxMessage.Door.MLLP,
+            raw=payload,
+            sha256=hashlib.sha256(payload).hexdigest(),
+            source_id=source_id,
+            peer=address,
+            sending_application=str(header.sending_application),
+            sending_facility=str(header.sending_facility),
+            control_id=header.control_id,
+            message_type="^".join(
+                p for p in (header.message_code, header.trigger_event, header.message_structure) if p
+            ),
+            version=header.version_id,
+            charset=message.codec or "",
+            text=message.text,
+            patient_key=_patient_key(message, source_id),
+            status=InboxMessage.Status.REJECTED if rejected else InboxMessage.Status.RECEIVED,
+            ack_code=code,
+            error="; ".join(f"{f.code} {f.location or ''} {f.text}".strip() for f in faults if f.is_error),
+        )
+        try:
+            stored = await self.inbox.store(arrival)
+        except Exception as error:  # the database refused or is away: no ACK, the sender will resend
+            log.error(
+                "MLLP %s: %s %s not stored (%s): no ACK",
+                address,
+                arrival.message_type,
+                header.control_id[:40],
+                type(error).__name__,
+            )
+            return None
+        log.info(
+            "MLLP %s: %s %s from %s stored as inbox %d%s: %s",
+            address,
+            arrival.message_type,
+            header.control_id[:40],
+            arrival.sending_facility[:40],
+            stored.inbox_id,
+            " (resend)" if stored.resend else " (control id reused)" if stored.control_id_reused else "",
+            code,
+        )
+        if header.message_code == "ACK":
+            return b""
+        due = (
+            plan.application_ack_due(accepted=not rejected)
+            if plan.mode == "original"
+            else plan.accept_ack_due(accepted=not rejected)
+        )
+        if not due:
+            return b""
+        return ack_build(message, code=code, faults=faults).payload
+
+
+def listener_run(listener: Listener) -> None:
+    """Runs ``listener`` until interrupted (the management command's body)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(listener.serve())
