@@ -7,14 +7,11 @@ the size limit is answered AR / CR when its head holds an MSH, else the connecti
 connection is closed after ``idle_timeout`` seconds, one stalled inside a frame after ``frame_timeout``. One
 connection's faults never touch the others. Frames of one connection are answered in order.
 
-Per message, before the commit (what original mode can still refuse, research notes §2.1): a message the
-tokenizer cannot read, an unsupported version, processing id, message type or trigger event, no MSH-10, an
-undecodable or wrongly declared character set, and a sender (MSH-3 / MSH-4) that names no active registered
-source system are answered AR (CR in enhanced mode), with an ERR for each fault, and stored as rejected for the
-monitor. Everything else is stored as received and answered AA (original mode) or CA (enhanced mode, when
-MSH-15 asks for it): the row is committed first. If the commit fails, no ACK is sent and the connection is
-closed, so the sender resends. An inbound ACK gets no ACK (ch. 2 §2.9.2). Enhanced mode's application
-acknowledgement (MSH-16) is the processing's, not the listener's.
+Per message (``healthplatform.ingest.intake``, the rules every door shares): what is refused before the commit
+is answered AR (CR in enhanced mode) with an ERR for each fault and stored as rejected; everything else is
+stored as received and answered AA (original mode) or CA (enhanced mode, when MSH-15 asks for it) — the row
+committed first. If the commit fails, no ACK is sent and the connection is closed, so the sender resends.
+Enhanced mode's application acknowledgement (MSH-16) is the processing's, not the listener's.
 
 No log line holds a message's content: senders, types, control ids, lengths and fault codes only.
 """
@@ -24,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import ssl
 import time
@@ -32,25 +28,15 @@ from dataclasses import dataclass, field
 
 from healthplatform.ingest.hl7v2 import faults as codes
 from healthplatform.ingest.hl7v2.ack import ack_build, ack_plan
-from healthplatform.ingest.hl7v2.faults import ErrorLocation, Fault
-from healthplatform.ingest.hl7v2.message import Message, message_parse
+from healthplatform.ingest.hl7v2.faults import Fault
+from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import Frame, MLLPDecoder, OversizeFrame, StrayBytes, frame_encode
-from healthplatform.ingest.inbox import Arrival, GroupCommit
+from healthplatform.ingest.inbox import GroupCommit
+from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused
 from healthplatform.ingest.models import InboxMessage
 
 log = logging.getLogger("healthplatform.ingest.mllp")
 
-# The message types and trigger events the platform maps (issue 17); anything else is refused before the
-# commit (AR, ERR-3 200 / 201), so a sender learns at once rather than from a parked message.
-SUPPORTED_EVENTS: dict[str, frozenset[str]] = {
-    "ADT": frozenset({"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13", "A28", "A31", "A40", "A60"}),
-    "ORU": frozenset({"R01"}),
-    "ORM": frozenset({"O01"}),
-    "OML": frozenset({"O21"}),
-    "RDE": frozenset({"O11"}),
-    "MDM": frozenset({"T02"}),
-    "VXU": frozenset({"V04"}),
-}
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SENDERS_SECONDS = 30.0
 READ_BYTES = 64 * 1024
@@ -90,40 +76,6 @@ class _Senders:
             self.known.clear()
         self.known[key] = (now + SENDERS_SECONDS, found)
         return found
-
-
-def _patient_key(message: Message, source_id: int | None) -> str:
-    """The sender and the first identifier of PID-3 (CX.1 and its assigning authority CX.4): messages with one
-    key are applied in the order they were received."""
-    pid = message.segment("PID")
-    if pid is None or source_id is None:
-        return ""
-    return f"{source_id}|{pid.value(3, component=1)}^{pid.value(3, component=4)}"
-
-
-def _intake_faults(message: Message) -> list[Fault]:
-    """What the listener refuses beyond the tokenizer's own faults: the message types it does not map."""
-    header = message.header()
-    found = []
-    if message.has_msh and header.message_code and header.message_code != "ACK":
-        events = SUPPORTED_EVENTS.get(header.message_code)
-        if events is None:
-            found.append(
-                Fault(
-                    codes.UNSUPPORTED_MESSAGE_TYPE,
-                    f"message type {header.message_code[:10]} is not taken by this platform",
-                    ErrorLocation("MSH", 1, 9, 1, 1),
-                )
-            )
-        elif header.trigger_event not in events:
-            found.append(
-                Fault(
-                    codes.UNSUPPORTED_EVENT_CODE,
-                    f"trigger event {header.trigger_event[:10]} of {header.message_code} is not taken",
-                    ErrorLocation("MSH", 1, 9, 1, 2),
-                )
-            )
-    return found
 
 
 class Listener:
@@ -231,49 +183,17 @@ class Listener:
     async def _message(self, payload: bytes, address: str) -> bytes | None:
         """Stores one message and returns its ACK's bytes (b"" when none is due), or None when it could not be
         stored (no ACK: the connection is closed and the sender resends)."""
-        message = message_parse(payload, sender_default_charset=self.default_charset)
-        header = message.header()
-        plan = ack_plan(header)
-        if not message.has_msh:
+        intake = intake_read(payload, default_charset=self.default_charset)
+        if not intake.message.has_msh:
             log.warning("MLLP %s: a frame of %d bytes without an MSH segment, not answered", address, len(payload))
             return b""
-        faults = [*message.faults, *_intake_faults(message)]
         source_id = None
-        if not any(f.is_error for f in faults):
-            source_id = await self._senders.source_id(
-                header.sending_application.namespace_id, header.sending_facility.namespace_id
-            )
+        if not intake.rejected:
+            source_id = await self._senders.source_id(*intake.sender)
             if source_id is None:
-                faults.append(
-                    Fault(
-                        codes.APPLICATION_INTERNAL_ERROR,
-                        "MSH-3 / MSH-4 name no active source system registered with this platform",
-                        ErrorLocation("MSH", 1, 4),
-                        application_code="UNKNOWN_SENDER",
-                    )
-                )
-        rejected = any(f.is_error for f in faults)
-        code = plan.code("reject" if rejected else "accept")
-        arrival = Arrival(
-            door=InboxMessage.Door.MLLP,
-            raw=payload,
-            sha256=hashlib.sha256(payload).hexdigest(),
-            source_id=source_id,
-            peer=address,
-            sending_application=str(header.sending_application),
-            sending_facility=str(header.sending_facility),
-            control_id=header.control_id,
-            message_type="^".join(
-                p for p in (header.message_code, header.trigger_event, header.message_structure) if p
-            ),
-            version=header.version_id,
-            charset=message.codec or "",
-            text=message.text,
-            patient_key=_patient_key(message, source_id),
-            status=InboxMessage.Status.REJECTED if rejected else InboxMessage.Status.RECEIVED,
-            ack_code=code,
-            error="; ".join(f"{f.code} {f.location or ''} {f.text}".strip() for f in faults if f.is_error),
-        )
+                sender_refused(intake, "MSH-3 / MSH-4 name no active source system registered with this platform")
+        arrival = arrival_of(intake, door=InboxMessage.Door.MLLP, peer=address, source_id=source_id)
+        control_id = intake.header.control_id[:40]
         try:
             stored = await self.inbox.store(arrival)
         except Exception as error:  # the database refused or is away: no ACK, the sender will resend
@@ -281,7 +201,7 @@ class Listener:
                 "MLLP %s: %s %s not stored (%s): no ACK",
                 address,
                 arrival.message_type,
-                header.control_id[:40],
+                control_id,
                 type(error).__name__,
             )
             return None
@@ -289,22 +209,13 @@ class Listener:
             "MLLP %s: %s %s from %s stored as inbox %d%s: %s",
             address,
             arrival.message_type,
-            header.control_id[:40],
+            control_id,
             arrival.sending_facility[:40],
             stored.inbox_id,
             " (resend)" if stored.resend else " (control id reused)" if stored.control_id_reused else "",
-            code,
+            arrival.ack_code,
         )
-        if header.message_code == "ACK":
-            return b""
-        due = (
-            plan.application_ack_due(accepted=not rejected)
-            if plan.mode == "original"
-            else plan.accept_ack_due(accepted=not rejected)
-        )
-        if not due:
-            return b""
-        return ack_build(message, code=code, faults=faults).payload
+        return acknowledgement(intake)
 
 
 def listener_run(listener: Listener) -> None:
