@@ -223,6 +223,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, m
 # HL7 v2 intake (healthplatform/ingest/listener.py): the character set of a message whose MSH-18 is empty (most
 # Chinese HIS leave it so; UTF-8 is what the region's new systems send, "GB18030" for a region of older ones).
 HL7_DEFAULT_CHARSET = env.str("HL7_DEFAULT_CHARSET", "UTF-8")
+# The largest HL7 v2 message taken (MLLP and HTTP): an MDM^T02 carries its document inline.
+HL7_MAX_MESSAGE_BYTES = env.int("HL7_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Resource types a scope may name: what the platform serves or takes in (DESIGN.md).
 FHIR_SCOPE_RESOURCE_TYPES = (
     "AllergyIntolerance",

@@ -26,6 +26,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from healthplatform.ingest.hl7v2 import faults as codes
 from healthplatform.ingest.hl7v2.ack import ack_build, ack_plan
 from healthplatform.ingest.hl7v2.faults import Fault
@@ -37,7 +39,6 @@ from healthplatform.ingest.models import InboxMessage
 
 log = logging.getLogger("healthplatform.ingest.mllp")
 
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SENDERS_SECONDS = 30.0
 READ_BYTES = 64 * 1024
 
@@ -88,17 +89,15 @@ class Listener:
         host: str = "127.0.0.1",
         port: int = 2575,
         ssl_context: ssl.SSLContext | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_message_bytes: int | None = None,
         idle_timeout: float = 600.0,
         frame_timeout: float = 60.0,
         default_charset: str | None = None,
     ) -> None:
-        from django.conf import settings
-
         # MSH-18 empty: the region's default. A per-sender default (the registry's source system) is to come.
         self.default_charset = default_charset or settings.HL7_DEFAULT_CHARSET
         self.host, self.port, self.ssl_context = host, port, ssl_context
-        self.max_message_bytes = max_message_bytes
+        self.max_message_bytes = max_message_bytes or settings.HL7_MAX_MESSAGE_BYTES
         self.idle_timeout, self.frame_timeout = idle_timeout, frame_timeout
         self.started = asyncio.Event()
         self.connections = 0

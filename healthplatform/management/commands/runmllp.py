@@ -6,7 +6,7 @@ import ssl
 
 from django.core.management.base import BaseCommand, CommandError
 
-from healthplatform.ingest.listener import DEFAULT_MAX_MESSAGE_BYTES, Listener, listener_run
+from healthplatform.ingest.listener import Listener, listener_run
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--certificate", help="PEM certificate chain: listen with TLS (MLLP over TLS)")
         parser.add_argument("--key", help="PEM private key of --certificate (if not in the same file)")
         parser.add_argument(
-            "--max-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, help="largest message taken (bytes)"
+            "--max-bytes", type=int, default=None, help="largest message taken (bytes; HL7_MAX_MESSAGE_BYTES)"
         )
         parser.add_argument("--idle-timeout", type=float, default=600.0, help="close an idle connection (s)")
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 raise CommandError(f"cannot load the TLS certificate: {error}") from error
         elif options["key"]:
             raise CommandError("--key needs --certificate")
-        if options["max_bytes"] < 1024:
+        if options["max_bytes"] is not None and options["max_bytes"] < 1024:
             raise CommandError("--max-bytes must be at least 1024")
         listener_run(
             Listener(

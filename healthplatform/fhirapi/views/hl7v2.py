@@ -1,0 +1,111 @@
+"""The HL7 v2 HTTP door, ``POST /hl7v2``: for a sender that cannot speak MLLP (issue 17). The body is one
+message (ER7, as it would travel inside an MLLP frame, in its own character set); the answer's body is the
+ACK the MLLP listener would have sent, from the same rules (``healthplatform.ingest.intake``) into the same
+inbox. It lives with the FHIR API's views because it is the same HTTP door, with the same authentication;
+the decisions are the intake corridor's.
+
+Who sends is who authenticated, as on the FHIR API (an OAuth2 bearer token from ``/oauth/token``, or HTTP
+Basic): MSH-3 / MSH-4 must name that very source system, or the message is refused (AR). A bearer token must
+grant writing every type HL7 v2 messages are mapped to (``system/*.write``): the message is processed later,
+as its source system. One message per request, committed before the answer (no group commit across web
+workers: a sender that needs thousands a second uses MLLP). The status is 200 whenever an ACK is in the body
+(an AR is an answer, not an HTTP error); 204 when none is due (an inbound ACK, MSH-15 NE); 503 with
+Retry-After when the inbox cannot store the message (nothing stored, resend it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions as drf
+from rest_framework.views import APIView
+
+from healthplatform.fhirapi.authentication import (
+    SourceSystemBasicAuthentication,
+    SourceSystemBearerAuthentication,
+    caller_of,
+)
+from healthplatform.fhirapi.permissions import IsAttributable
+from healthplatform.ingest.inbox import inbox_store
+from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused
+from healthplatform.ingest.models import InboxMessage
+
+log = logging.getLogger("healthplatform.ingest.http")
+
+# What an HL7 v2 message may write once mapped (issue 17's message types).
+MAPPED_TYPES = (
+    "Patient",
+    "Encounter",
+    "Observation",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "MedicationRequest",
+    "AllergyIntolerance",
+    "Immunization",
+    "DocumentReference",
+)
+ER7 = "x-application/hl7-v2+er7"
+
+
+class HL7v2View(APIView):
+    authentication_classes = [SourceSystemBearerAuthentication, SourceSystemBasicAuthentication]
+    permission_classes = [IsAttributable]
+    parser_classes = []  # the body is the message's bytes, read as they are
+
+    @extend_schema(
+        operation_id="hl7v2_submit",
+        summary="Submit one HL7 v2 message (the body); the body of the answer is its ACK",
+        tags=["hl7v2"],
+        request={ER7: OpenApiTypes.BINARY},
+        responses={(200, ER7): OpenApiTypes.BINARY, 204: None, 401: None, 403: None, 413: None, 503: None},
+    )
+    def post(self, request):
+        caller = caller_of(request)
+        if caller.source is None:
+            raise drf.PermissionDenied("only a registered source system sends HL7 v2 messages")
+        unwritable = [t for t in MAPPED_TYPES if not caller.may(t, "write")]
+        if unwritable:
+            raise drf.PermissionDenied(
+                "an HL7 v2 message is written as its source system: the token must grant writing "
+                + ", ".join(unwritable)
+                + " (system/*.write)"
+            )
+        payload = request.body
+        if len(payload) > settings.HL7_MAX_MESSAGE_BYTES:
+            return HttpResponse(status=413)
+        intake = intake_read(payload, default_charset=settings.HL7_DEFAULT_CHARSET)
+        source = caller.source
+        if not intake.rejected and intake.sender != (source.sending_application, source.sending_facility):
+            sender_refused(intake, "MSH-3 / MSH-4 do not name the source system that authenticated")
+        arrival = arrival_of(
+            intake,
+            door=InboxMessage.Door.HTTP,
+            peer=request.META.get("REMOTE_ADDR", "")[:64],
+            source_id=source.pk if not intake.rejected else None,
+        )
+        try:
+            stored = inbox_store([arrival])[0]
+        except DatabaseError as error:
+            log.error("HL7 v2 over HTTP from %s not stored (%s)", source.client_id, type(error).__name__)
+            response = HttpResponse(status=503)
+            response["Retry-After"] = "5"
+            return response
+        log.info(
+            "HL7 v2 over HTTP from %s: %s %s stored as inbox %d%s: %s",
+            source.client_id,
+            arrival.message_type,
+            arrival.control_id[:40],
+            stored.inbox_id,
+            " (resend)" if stored.resend else "",
+            arrival.ack_code,
+        )
+        answer = acknowledgement(intake)
+        if not answer:
+            return HttpResponse(status=204)
+        codec = intake.message.codec or "ascii"
+        return HttpResponse(answer, status=200, content_type=f"{ER7}; charset={codec}")
