@@ -124,8 +124,8 @@ def test_occurrences_and_the_oru_with_thirty_obx():
     ],
 )
 def test_escape_sequences_are_decoded_when_read(raw, expected):
-    msg = message_parse(f"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1|||||CHN|UNICODE UTF-8\rNTE|1||{raw}\r")
-    msg.encoding.codec = "utf-8"
+    msg = message_parse(f"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1|||||CHN|UNICODE UTF-8\rNTE|1||{raw}\r".encode())
+    assert msg.codec == "utf-8"
     assert msg["NTE"][0].field(3).text() == expected
 
 
