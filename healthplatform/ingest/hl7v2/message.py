@@ -139,7 +139,8 @@ class EncodingCharacters:
 
     def escape_text(self, text: str) -> str:
         """``text`` written as one value: every delimiter as its escape sequence, and CR, LF, 0x0B, 0x1C as
-        ``\\Xhh\\`` so the value can end neither a segment nor an MLLP block."""
+        ``\\Xhh\\`` so the value can end neither a segment nor an MLLP block; a text of two quotes alone as
+        ``\\X2222\\``, so it is not read back as the explicit null."""
         if self._writing is None:
             if self.escape:
                 e = self.escape
@@ -159,7 +160,11 @@ class EncodingCharacters:
                 delimiters = (self.field, self.component, self.subcomponent, self.repetition, self.truncation)
                 table = {ord(d): " " for d in delimiters if d} | {c: " " for c in (0x0D, 0x0A, 0x0B, 0x1C)}
             self._writing = table
-        return text.translate(self._writing)
+        written = text.translate(self._writing)
+        if written == '""' and self.escape:
+            # Two quotes alone are the explicit null on the wire (ch. 2 §2.5.3): written as hex, they stay text.
+            return f"{self.escape}X2222{self.escape}"
+        return written
 
     def unescape(self, value: str) -> str:
         """Decode the escape sequences of one value (a leaf, or a whole TX/FT field). Unknown sequences (``\\Z..\\``

@@ -143,7 +143,10 @@ def test_a_pre_25_error_ack_has_msa_3_text_and_err_1_eld(segments):
     assert second.value(4, 1) == "207" and second.value(1) == ""
 
 
-@pytest.mark.parametrize("text", ["a | b", "x ^ y ~ z & w \\ v", "line\rbreak\nand\x1cframe\x0bend", "报错|原因^", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["a | b", "x ^ y ~ z & w \\ v", "line\rbreak\nand\x1cframe\x0bend", "报错|原因^", "", '""', '"'],
+)
 def test_fault_texts_with_delimiters_never_break_the_ack(text):
     _, ack, back = build(ADT_A01_251, code="AE", faults=[Fault(102, text, ErrorLocation("OBX", 2, 5))])
     assert 0x0B not in ack.payload and 0x1C not in ack.payload
