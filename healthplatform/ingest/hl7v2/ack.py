@@ -142,7 +142,7 @@ def ack_build(
     if code not in _CODES:
         raise ValueError(f"{code!r} is not an acknowledgment code (HL7 table 0008)")
     header = message.header()
-    msh = message.segments[0] if message.has_msh else None
+    msh = message._msh  # not message.segments: that would build every Segment of the message
     # A message whose MSH-1 was faulted cannot be read at all: answer in the defaults and echo nothing. One
     # whose MSH-2 was faulted was read with MSH-1 and default delimiters (``message._completed``): so is this.
     unreadable = msh is None or any(

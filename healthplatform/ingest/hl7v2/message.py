@@ -37,8 +37,8 @@ defaults that do not clash, as python-hl7 does, with a warning.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from healthplatform.ingest.hl7v2.charset import message_decode
 from healthplatform.ingest.hl7v2.faults import (
@@ -139,7 +139,8 @@ class EncodingCharacters:
 
     def escape_text(self, text: str) -> str:
         """``text`` written as one value: every delimiter as its escape sequence, and CR, LF, 0x0B, 0x1C as
-        ``\\Xhh\\`` so the value can end neither a segment nor an MLLP block."""
+        ``\\Xhh\\`` so the value can end neither a segment nor an MLLP block; a text of two quotes alone as
+        ``\\X2222\\``, so it is not read back as the explicit null."""
         if self._writing is None:
             if self.escape:
                 e = self.escape
@@ -159,7 +160,11 @@ class EncodingCharacters:
                 delimiters = (self.field, self.component, self.subcomponent, self.repetition, self.truncation)
                 table = {ord(d): " " for d in delimiters if d} | {c: " " for c in (0x0D, 0x0A, 0x0B, 0x1C)}
             self._writing = table
-        return text.translate(self._writing)
+        written = text.translate(self._writing)
+        if written == '""' and self.escape:
+            # Two quotes alone are the explicit null on the wire (ch. 2 §2.5.3): written as hex, they stay text.
+            return f"{self.escape}X2222{self.escape}"
+        return written
 
     def unescape(self, value: str) -> str:
         """Decode the escape sequences of one value (a leaf, or a whole TX/FT field). Unknown sequences (``\\Z..\\``
@@ -272,6 +277,12 @@ class Field:
 
     def leaves(self):
         """Every non-empty leaf as ``(repetition, component, subcomponent, value)``, 1-based, unescaped."""
+        raw, enc = self.raw, self._enc
+        if not raw:
+            return
+        if enc is None or (enc.repetition not in raw and enc.component not in raw and enc.subcomponent not in raw):
+            yield 1, 1, 1, _decoded(raw, enc)  # most fields: one leaf, nothing to split
+            return
         for r, rep in enumerate(self.tree(), 1):
             for c, component in enumerate(rep, 1):
                 for s, sub in enumerate(component, 1):
@@ -371,8 +382,7 @@ class Segment:
         return ErrorLocation(self.name, self.sequence, field, repetition, component, subcomponent)
 
 
-@dataclass(frozen=True, slots=True)
-class HierarchicDesignator:
+class HierarchicDesignator(NamedTuple):
     """An HD (MSH-3 … MSH-6): namespace id, universal id, universal id type."""
 
     namespace_id: str = ""
@@ -383,14 +393,14 @@ class HierarchicDesignator:
         return "^".join((self.namespace_id, self.universal_id, self.universal_id_type)).rstrip("^")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """What the intake needs from MSH before the inbox commit: who sent it to whom, what it is, its control
     id, version and processing id, which acknowledgements are asked for, and its character set.
 
     ``control_id`` is MSH-10 exactly as sent (the duplicate key with the sender, and MSA-2 of the ACK, which
-    echoes it verbatim); the other values are unescaped. ``message_structure`` is MSH-9.3 as sent, often
-    empty before 2.3.1: never depend on it (the structure follows from the trigger, table 0354)."""
+    echoes it verbatim); the other values are unescaped and stripped of surrounding spaces. ``message_structure``
+    is MSH-9.3 as sent, often empty before 2.3.1: never depend on it (the structure follows from the trigger,
+    table 0354). A NamedTuple, because one is built for every message on the listener's hot path."""
 
     sending_application: HierarchicDesignator
     sending_facility: HierarchicDesignator
@@ -422,25 +432,32 @@ class Header:
 class Message:
     """A tokenised message: its ``segments`` in order, its ``encoding`` characters, the character set it was
     read with (``codec``, ``declared_charset``, ``charset_source``), how its segments were terminated
-    (``segment_terminator``: ``"\\r"``, ``"\\n"`` or ``"\\r\\n"``) and the ``faults`` found while reading it."""
+    (``segment_terminator``: ``"\\r"``, ``"\\n"`` or ``"\\r\\n"``) and the ``faults`` found while reading it.
 
-    __slots__ = ("_header", "_index", "charset_source", "codec", "declared_charset", "encoding", "faults")
-    __slots__ += ("segment_terminator", "segments", "text")
+    The parse cuts the text into segment lines and reads MSH; the Segment objects of the other lines and the
+    index by segment id are made the first time ``segments``, ``msg[name]`` or ``get`` is used, so the listener's
+    header-only path never builds them."""
+
+    __slots__ = ("_header", "_index", "_lines", "_msh", "_segments", "charset_source", "codec", "declared_charset")
+    __slots__ += ("encoding", "faults", "segment_terminator", "text")
 
     def __init__(self, text: str, encoding: EncodingCharacters):
         self.text = text
         self.encoding = encoding
-        self.segments: list[Segment] = []
         self.faults: list[Fault] = []
         self.codec: str | None = encoding.codec
         self.declared_charset = ""
         self.charset_source = ""
         self.segment_terminator = "\r"
-        self._index: dict[str, list[Segment]] = {}
+        self._lines: list[tuple[str, str]] = []  # (segment id or "" for a line that is not a segment, line)
+        self._msh: Segment | None = None
+        self._segments: list[Segment] | None = None
+        self._index: dict[str, list[Segment]] | None = None
         self._header: Header | None = None
 
     def __repr__(self) -> str:
-        return f"Message({' '.join(s.name for s in self.segments[:6])}{' …' if len(self.segments) > 6 else ''})"
+        names = [name or "?" for name, _ in self._lines[:6]]
+        return f"Message({' '.join(names)}{' …' if len(self._lines) > 6 else ''})"
 
     @property
     def ok(self) -> bool:
@@ -449,18 +466,43 @@ class Message:
 
     @property
     def has_msh(self) -> bool:
-        return bool(self.segments) and self.segments[0].name == "MSH"
+        return self._msh is not None
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Every segment in order, lines that are not segments included (with an empty ``name``)."""
+        if self._segments is None:
+            self._build()
+        return self._segments
+
+    def _build(self) -> None:
+        segments: list[Segment] = []
+        index: dict[str, list[Segment]] = {}
+        enc = self.encoding
+        for position, (name, line) in enumerate(self._lines):
+            if not name:
+                segments.append(Segment("", line, 1, enc))
+                continue
+            found = index.get(name)
+            if found is None:
+                found = index[name] = []
+            segment = self._msh if position == 0 and self._msh is not None else Segment(name, line, len(found) + 1, enc)
+            found.append(segment)
+            segments.append(segment)
+        self._segments, self._index = segments, index
 
     def __getitem__(self, name: str) -> list[Segment]:
         """Every segment with id ``name``, in order (an empty list when there is none)."""
+        if self._index is None:
+            self._build()
         return self._index.get(name, [])
 
     def __contains__(self, name: str) -> bool:
-        return name in self._index
+        return bool(self[name])
 
     def segment(self, name: str, occurrence: int = 1) -> Segment | None:
         """The ``occurrence``-th segment with id ``name`` (1-based), or None."""
-        found = self._index.get(name)
+        found = self[name]
         if found and 0 < occurrence <= len(found):
             return found[occurrence - 1]
         return None
@@ -484,7 +526,7 @@ class Message:
     def header(self) -> Header:
         """MSH read into a Header (empty values where the message has no MSH)."""
         if self._header is None:
-            self._header = _header(self.segments[0] if self.has_msh else None)
+            self._header = _header(self._msh)
         return self._header
 
 
@@ -497,40 +539,61 @@ def _path(path: str) -> tuple[str, int, int, int, int, int]:
     return name, int(occurrence or 1), int(field), int(repetition or 1), int(component or 1), int(subcomponent or 1)
 
 
-def _hd(segment: Segment, number: int) -> HierarchicDesignator:
-    if not segment.raw_field(number):
-        return _EMPTY_HD
-    return HierarchicDesignator(*(_text(segment.value(number, c)).strip() for c in (1, 2, 3)))
-
-
 _EMPTY_HD = HierarchicDesignator()
+_NO_HEADER = Header(_EMPTY_HD, _EMPTY_HD, _EMPTY_HD, _EMPTY_HD, "", "", "", "", "", "", "", "", "", "", ())
 
 
-def _text(value: Value) -> str:
-    return value if isinstance(value, str) else ""
+def _components(raw: str, enc: EncodingCharacters) -> list[str]:
+    """The components of a field's first repetition, each its first subcomponent, unescaped and stripped; an
+    explicit null reads as "" (an MSH field has no stored value to delete)."""
+    if enc.repetition in raw:
+        raw = raw.split(enc.repetition, 1)[0]
+    parts = raw.split(enc.component) if enc.component in raw else [raw]
+    sub, esc = enc.subcomponent, enc.escape
+    out = []
+    for part in parts:
+        if sub in part:
+            part = part.split(sub, 1)[0]
+        if esc and esc in part:
+            part = enc.unescape(part)
+        out.append("" if part == '""' else part.strip())
+    return out
 
 
 def _header(msh: Segment | None) -> Header:
     if msh is None:
-        return Header(_EMPTY_HD, _EMPTY_HD, _EMPTY_HD, _EMPTY_HD, "", "", "", "", "", "", "", "", "", "", ())
-    value = msh.value
-    charsets = msh.field(18)
+        return _NO_HEADER
+    fields = msh._fields or msh._split()
+    fields = fields + [""] * (19 - len(fields)) if len(fields) < 19 else fields
+    enc = msh._enc
+
+    def first(number: int) -> str:
+        raw = fields[number]
+        return _components(raw, enc)[0] if raw else ""
+
+    def hd(number: int) -> HierarchicDesignator:
+        raw = fields[number]
+        return HierarchicDesignator(*_components(raw, enc)[:3]) if raw else _EMPTY_HD
+
+    message_type = [*_components(fields[9], enc), "", ""] if fields[9] else ["", "", ""]
+    processing = [*_components(fields[11], enc), ""] if fields[11] else ["", ""]
+    charsets = fields[18]
     return Header(
-        sending_application=_hd(msh, 3),
-        sending_facility=_hd(msh, 4),
-        receiving_application=_hd(msh, 5),
-        receiving_facility=_hd(msh, 6),
-        timestamp=_text(value(7)),
-        message_code=_text(value(9)).strip(),
-        trigger_event=_text(value(9, 2)).strip(),
-        message_structure=_text(value(9, 3)).strip(),
-        control_id=msh.raw_field(10),
-        processing_id=_text(value(11)).strip(),
-        processing_mode=_text(value(11, 2)).strip(),
-        version_id=_text(value(12)).strip(),
-        accept_ack_type=_text(value(15)).strip().upper(),
-        application_ack_type=_text(value(16)).strip().upper(),
-        character_sets=tuple(_text(rep.value()).strip() for rep in charsets.repetitions()) if charsets.raw else (),
+        hd(3),
+        hd(4),
+        hd(5),
+        hd(6),
+        first(7),
+        message_type[0],
+        message_type[1],
+        message_type[2],
+        fields[10],
+        processing[0],
+        processing[1],
+        first(12),
+        first(15).upper(),
+        first(16).upper(),
+        tuple(_components(rep, enc)[0] for rep in charsets.split(enc.repetition)) if charsets else (),
     )
 
 
@@ -546,6 +609,28 @@ def _completed(separator: str, chars: list[str]) -> EncodingCharacters:
         taken.add(choice)
     truncation = chars[4] if len(chars) > 4 else ""
     return EncodingCharacters(separator, chars[0], chars[1], chars[2], chars[3], truncation)
+
+
+_ENCODINGS: dict[tuple[str, str, str | None], tuple[EncodingCharacters, tuple[Fault, ...]]] = {}
+
+
+def _encoding_characters_cached(text: str, codec: str | None, faults: list[Fault]) -> EncodingCharacters:
+    """``_encoding_characters``, remembered per (MSH-1, MSH-2, codec): a sender's messages all share one
+    EncodingCharacters, and with it its escape tables, built once. Shared, so never mutated after this."""
+    end = text.find("\r") if "\r" in text else text.find("\n")
+    head = text[3:20] if end < 0 else text[3 : min(end, 20)]
+    separator = head[:1]
+    key = (separator, head[1:].split(separator, 1)[0] if separator else "", codec)
+    cached = _ENCODINGS.get(key)
+    if cached is None:
+        found: list[Fault] = []
+        enc = _encoding_characters(text, found)
+        enc.codec = codec
+        cached = (enc, tuple(found))
+        if len(_ENCODINGS) < 1024 and len(key[1]) <= 5:
+            _ENCODINGS[key] = cached
+    faults.extend(cached[1])
+    return cached[0]
 
 
 def _encoding_characters(text: str, faults: list[Fault]) -> EncodingCharacters:
@@ -643,7 +728,8 @@ def _parse(data: bytes | str, sender_default_charset: str | None) -> Message:
         elif decoded.fault:
             # Not decoded, so not tokenised; only MSH is read, as ASCII with every other byte kept as a
             # surrogate (``surrogateescape``), so the ACK can name the sender and echo MSH-10 byte for byte.
-            first = bytes(data).lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\r", 1)[0].split(b"\n", 1)[0]
+            first = bytes(data).lstrip(b"\xef\xbb\xbf \t\r\n")
+            first = first.split(b"\r", 1)[0] if b"\r" in first else first.split(b"\n", 1)[0]
             message = _parse(first.decode("ascii", "surrogateescape"), None)
             message.faults.insert(0, decoded.fault)
             message.declared_charset, message.charset_source = declared, source
@@ -653,12 +739,11 @@ def _parse(data: bytes | str, sender_default_charset: str | None) -> Message:
         text = data
     text = text.lstrip("\ufeff \t\r\n")
     if text.startswith("MSH"):
-        enc = _encoding_characters(text, faults)
+        enc = _encoding_characters_cached(text, codec, faults)
     else:
         what = "is empty" if not text else f"does not begin with an MSH segment (it begins {text[:3]!r})"
         faults.append(Fault(SEGMENT_SEQUENCE_ERROR, f"the message {what}", ErrorLocation("MSH", 1)))
-        enc = EncodingCharacters()
-    enc.codec = codec
+        enc = EncodingCharacters(codec=codec)
     message = Message(text, enc)
     message.faults = faults
     message.declared_charset = declared or ""
@@ -676,34 +761,29 @@ def _parse(data: bytes | str, sender_default_charset: str | None) -> Message:
         lines = text.split("\n")
         message.segment_terminator = joiner = "\n"
     separator = enc.field
-    segments = message.segments
-    index = message._index
+    kept = message._lines
     for number, line in enumerate(lines, 1):
         name = line[:3]
-        if (len(line) == 3 or line[3:4] == separator) and (name in _KNOWN_IDS or _known_id(name)):
-            found = index.get(name)
-            if found is None:
-                found = index[name] = []
-            segment = Segment(name, line, len(found) + 1, enc)
-            found.append(segment)
-            segments.append(segment)
+        if (line[3:4] == separator or len(line) == 3) and (name in _KNOWN_IDS or _known_id(name)):
+            kept.append((name, line))
         elif not line.strip():
             continue
-        elif segments and segments[-1].name not in ("MSH", ""):
+        elif kept and kept[-1][0] not in ("MSH", ""):
             # An unescaped CR / LF inside a field cut the segment: put the piece back where it belongs. Never
             # into MSH, whose extent the character set was read from (it ends at the first CR or LF).
-            last = segments[-1]
-            last.raw = last.raw + joiner + line
-            last._fields = None
-            text_ = f"line {number} is not a segment: read as the rest of {last.name}[{last.sequence}]'s last field"
-            faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, last.location(), WARNING))
+            last, previous = kept[-1]
+            kept[-1] = (last, previous + joiner + line)
+            location = ErrorLocation(last, sum(1 for n, _ in kept if n == last))
+            text_ = f"line {number} is not a segment: read as the rest of {location}'s last field"
+            faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, location, WARNING))
         else:
             # Kept, unnamed and out of the index, so the admin can show it; nothing maps it.
-            segments.append(Segment("", line, 1, enc))
-            if message.has_msh:
+            kept.append(("", line))
+            if kept[0][0] == "MSH":
                 text_ = f"line {number} is not a segment (no segment id followed by the field separator)"
                 faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, None, WARNING))
-    if message.has_msh:
+    if kept and kept[0][0] == "MSH":
+        message._msh = Segment("MSH", kept[0][1], 1, enc)
         _check_header(message.header(), faults)
     return message
 

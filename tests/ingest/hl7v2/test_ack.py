@@ -12,7 +12,18 @@ from healthplatform.ingest.hl7v2.ack import ack_build, ack_plan
 from healthplatform.ingest.hl7v2.faults import ERROR, WARNING, ErrorLocation, Fault
 from healthplatform.ingest.hl7v2.message import EncodingCharacters, message_parse
 
-from .samples import ADT_A01_251, ADT_A08_23, ADT_A40_24, ORM_O01_231, SAMPLES, wire, with_charset, with_delimiters
+from .samples import (
+    ADT_A01_251,
+    ADT_A08_23,
+    ADT_A40_24,
+    ORM_O01_231,
+    ORU_R01_28,
+    ORU_R01_251,
+    SAMPLES,
+    wire,
+    with_charset,
+    with_delimiters,
+)
 
 NOW = dt.datetime(2024, 3, 1, 8, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 MISSING_PID_3 = Fault(101, "PID-3 is empty", ErrorLocation("PID", 1, 3))
@@ -132,7 +143,10 @@ def test_a_pre_25_error_ack_has_msa_3_text_and_err_1_eld(segments):
     assert second.value(4, 1) == "207" and second.value(1) == ""
 
 
-@pytest.mark.parametrize("text", ["a | b", "x ^ y ~ z & w \\ v", "line\rbreak\nand\x1cframe\x0bend", "报错|原因^", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["a | b", "x ^ y ~ z & w \\ v", "line\rbreak\nand\x1cframe\x0bend", "报错|原因^", "", '""', '"'],
+)
 def test_fault_texts_with_delimiters_never_break_the_ack(text):
     _, ack, back = build(ADT_A01_251, code="AE", faults=[Fault(102, text, ErrorLocation("OBX", 2, 5))])
     assert 0x0B not in ack.payload and 0x1C not in ack.payload
@@ -196,3 +210,16 @@ def test_the_ack_of_any_accepted_message_parses_back_with_msa_2_equal_to_msh_10(
     assert back.get("MSA-2") == inbound.get("MSH-10")
     assert back.get("MSA-1") == "AE"
     assert (back.get("MSA-3") if version < "2.5" else back.get("ERR-7")) == text
+
+
+def test_a_28_ack_keeps_the_truncation_character_and_the_full_message_type():
+    _, ack, back = build(ORU_R01_28, code="CA")
+    assert ack.text.startswith("MSH|^~\\&#|")
+    assert back["MSH"][0].raw_field(9) == "ACK^R01^ACK" and back.get("MSH-12") == "2.8"
+    assert back.get("MSA-1") == "CA" and back.get("MSA-2") == "LAB-28-0001"
+
+
+def test_building_an_ack_does_not_build_the_segments_of_the_message():
+    msg = message_parse(wire(ORU_R01_251))
+    ack_build(msg, code="AA")
+    assert msg._segments is None

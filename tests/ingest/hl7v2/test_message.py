@@ -124,8 +124,8 @@ def test_occurrences_and_the_oru_with_thirty_obx():
     ],
 )
 def test_escape_sequences_are_decoded_when_read(raw, expected):
-    msg = message_parse(f"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1|||||CHN|UNICODE UTF-8\rNTE|1||{raw}\r")
-    msg.encoding.codec = "utf-8"
+    msg = message_parse(f"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1|||||CHN|UNICODE UTF-8\rNTE|1||{raw}\r".encode())
+    assert msg.codec == "utf-8"
     assert msg["NTE"][0].field(3).text() == expected
 
 
@@ -266,3 +266,21 @@ def test_the_tokenizer_never_raises_on_text_that_looks_like_hl7(text):
         msg = message_parse(data)
         _read_everything(msg)
         assert all(f.code != 207 for f in msg.faults)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize(
+    "declared, codec, default",
+    [
+        ("GB 18030-2000", "gb18030", None),
+        ("", "gb18030", "GBK"),
+        ("UNICODE UTF-8", "utf-8", None),
+        ("", "utf-8", "UTF-8"),
+    ],
+)
+def test_every_sample_reads_the_same_in_gb18030_and_utf8(name, declared, codec, default):
+    segments = with_charset(SAMPLES[name], declared)
+    msg = message_parse(wire(segments, codec=codec), sender_default_charset=default)
+    assert msg.faults == [] and msg.codec == codec
+    assert msg.get("PID-5.1") in ("张", "刘", "陈")
+    assert msg.charset_source == ("MSH-18" if declared else "sender default")
