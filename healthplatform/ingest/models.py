@@ -61,7 +61,7 @@ class InboxMessage(models.Model):
     # Messages of one patient are applied in the order received (issue 17): the sender and the first PID-3.
     patient_key = models.CharField(_("patient key"), max_length=250, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     # A deliberate replay from the admin is a new row naming the one it replays, not a duplicate of it.
     replay_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays", verbose_name=_("replay of")
