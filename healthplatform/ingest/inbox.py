@@ -22,12 +22,41 @@ import threading
 from dataclasses import dataclass
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from ehr.bulk import rows_insert_returning_ids
 from healthplatform.ingest.models import InboxMessage
+from mpi.models import uuid7
 
 log = logging.getLogger("healthplatform.ingest.inbox")
+
+# The inbox row's columns as ``_store`` writes them (every column but the primary key).
+_COLUMNS = [
+    "uuid",
+    "door",
+    "source_id",
+    "peer",
+    "sending_application",
+    "sending_facility",
+    "control_id",
+    "message_type",
+    "version",
+    "charset",
+    "raw",
+    "text",
+    "sha256",
+    "received_at",
+    "status",
+    "ack_code",
+    "error",
+    "resends",
+    "control_id_reused",
+    "patient_key",
+    "attempts",
+    "processed_at",
+    "replay_of_id",
+]
 
 # The most arrivals one commit holds: bounds a commit's time (and a batch lost to a failing commit) at load.
 MAX_BATCH = 1000
@@ -83,58 +112,91 @@ def inbox_store(arrivals: list[Arrival]) -> list[Stored]:
         return _store(arrivals)
 
 
+def _earlier(keys: set[tuple[int, str]]) -> list[tuple[int, str, str, int]]:
+    """(source, MSH-10, sha256, row id) of the stored messages (replays aside) with these senders' control ids."""
+    if not keys:
+        return []
+    if connection.vendor == "postgresql":
+        # Joined from the pairs, so that each is one probe of the (source_id, control_id) index whatever the
+        # planner's statistics say: on an inbox analysed while empty, the ORM's filter was planned as a scan of
+        # every row of the sender (8.5 ms a batch at 20,000 rows, most of a commit's time: bench/mllp_accept.py).
+        sources, control_ids = zip(*sorted(keys), strict=True)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT m.source_id, m.control_id, m.sha256, m.id"
+                " FROM unnest(%s::bigint[], %s::text[]) AS k (source_id, control_id)"
+                " JOIN ingest_inboxmessage m ON m.source_id = k.source_id AND m.control_id = k.control_id"
+                " WHERE m.replay_of_id IS NULL",
+                [list(sources), list(control_ids)],
+            )
+            return cursor.fetchall()
+    rows = InboxMessage.objects.filter(
+        source_id__in={s for s, _ in keys}, control_id__in={c for _, c in keys}, replay_of__isnull=True
+    ).values_list("source_id", "control_id", "sha256", "id")
+    return [row for row in rows if (row[0], row[1]) in keys]
+
+
 @transaction.atomic
 def _store(arrivals: list[Arrival]) -> list[Stored]:
     keys = {k for k in map(_key, arrivals) if k is not None}
     known: dict[tuple[int, str], dict[str, int]] = {}  # (source, MSH-10) -> sha256 -> row id
-    if keys:
-        wanted = Q()
-        for source_id, control_id in keys:
-            wanted |= Q(source_id=source_id, control_id=control_id)
-        rows = InboxMessage.objects.filter(wanted, replay_of__isnull=True).values_list(
-            "source_id", "control_id", "sha256", "id"
-        )
-        for source_id, control_id, sha256, pk in rows:
-            known.setdefault((source_id, control_id), {})[sha256] = pk
+    for source_id, control_id, sha256, pk in _earlier(keys):
+        known.setdefault((source_id, control_id), {})[sha256] = pk
     now = timezone.now()
-    new: list[InboxMessage] = []
-    # Per arrival, in order: its row (new, or the earlier one it resends), and whether it is a resend / reuse.
-    plan: list[tuple[InboxMessage | int, bool, bool]] = []
-    pending: dict[tuple[int, str, str], InboxMessage] = {}  # this batch's new rows by (source, MSH-10, sha256)
+    rows: list[tuple] = []  # the new rows' values, in the order of _COLUMNS
+    # Per arrival, in order: the index of its new row in ``rows`` or the id of the earlier row it resends, and
+    # whether it is a resend / reuses a control id.
+    plan: list[tuple[int, bool, bool]] = []
+    pending: dict[tuple[int, str, str], int] = {}  # this batch's new rows by (source, MSH-10, sha256) -> index
+    pending_keys: set[tuple[int, str]] = set()
     for arrival in arrivals:
         key = _key(arrival)
         if key is not None:
-            earlier = known.get(key, {}).get(arrival.sha256) or pending.get((*key, arrival.sha256))
+            earlier = known.get(key, {}).get(arrival.sha256)
             if earlier is not None:
                 plan.append((earlier, True, False))
                 continue
-        reused = key is not None and (bool(known.get(key)) or any(p[:2] == key for p in pending))
-        row = InboxMessage(
-            door=arrival.door,
-            source_id=arrival.source_id,
-            peer=arrival.peer[:64],
-            sending_application=arrival.sending_application[:180],
-            sending_facility=arrival.sending_facility[:180],
-            control_id=arrival.control_id[:199],
-            message_type=arrival.message_type[:40],
-            version=arrival.version[:20],
-            charset=arrival.charset[:20],
-            raw=arrival.raw,
-            text=arrival.text,
-            sha256=arrival.sha256,
-            received_at=now,
-            status=arrival.status,
-            ack_code=arrival.ack_code,
-            error=arrival.error,
-            patient_key=arrival.patient_key[:250],
-            control_id_reused=reused,
-        )
-        new.append(row)
+            twin = pending.get((*key, arrival.sha256))
+            if twin is not None:
+                plan.append((-1 - twin, True, False))  # negative: an index into this batch's rows
+                continue
+        reused = key is not None and (bool(known.get(key)) or key in pending_keys)
         if key is not None:
-            pending[(*key, arrival.sha256)] = row
-        plan.append((row, False, reused))
-    InboxMessage.objects.bulk_create(new)
-    out = [Stored(row if isinstance(row, int) else row.pk, resend, reused) for row, resend, reused in plan]
+            pending[(*key, arrival.sha256)] = len(rows)
+            pending_keys.add(key)
+        plan.append((-1 - len(rows), False, reused))
+        rows.append(
+            (
+                uuid7(),
+                arrival.door,
+                arrival.source_id,
+                arrival.peer[:64],
+                arrival.sending_application[:180],
+                arrival.sending_facility[:180],
+                arrival.control_id[:199],
+                arrival.message_type[:40],
+                arrival.version[:20],
+                arrival.charset[:20],
+                arrival.raw,
+                arrival.text,
+                arrival.sha256,
+                now,
+                arrival.status,
+                arrival.ack_code,
+                arrival.error,
+                0,
+                reused,
+                arrival.patient_key[:250],
+                0,
+                None,
+                None,
+            )
+        )
+    # COPY on PostgreSQL, no model instances: a multi-row INSERT's statement is parsed anew for every batch
+    # size, and building 16 instances cost more than storing them (bench/mllp_accept.py).
+    ids = rows_insert_returning_ids(InboxMessage, _COLUMNS, rows)
+    plan = [(ids[-1 - target] if target < 0 else target, resend, reused) for target, resend, reused in plan]
+    out = [Stored(row, resend, reused) for row, resend, reused in plan]
     resends: dict[int, int] = {}
     for stored in out:
         if stored.resend:

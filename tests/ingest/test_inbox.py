@@ -139,3 +139,12 @@ def test_a_failing_commit_resolves_every_future_of_its_batch_with_the_error_and_
         assert error is not None and not InboxMessage.objects.filter(control_id="C-2").exists()
     else:  # SQLite stores a NUL
         assert error is None
+
+
+def test_the_group_commit_writes_every_column_of_the_inbox_row():
+    # inbox._store writes rows as tuples (COPY, no model instances): a column added to the model must be added
+    # there too, or COPY would leave it to the database's default, which Django does not set.
+    from healthplatform.ingest import inbox
+
+    columns = {f.attname for f in InboxMessage._meta.concrete_fields} - {"id"}
+    assert sorted(inbox._COLUMNS) == sorted(columns)
