@@ -116,6 +116,7 @@ class SourceSystemAdmin(admin.ModelAdmin):
             sending_facility=obj.sending_facility,
             active=obj.active,
             fhir_scopes=obj.fhir_scopes,
+            hl7_charset=obj.hl7_charset,
         )
         obj.pk = source.pk
         obj.__dict__.update({f.attname: getattr(source, f.attname) for f in source._meta.concrete_fields})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 
 from django.conf import settings
@@ -242,6 +243,13 @@ class SourceSystem(TimestampedModel):
     secret_hash = models.CharField(_("secret hash"), max_length=256, editable=False)
     secret_rotated_at = models.DateTimeField(_("secret rotated"), null=True, editable=False)
     active = models.BooleanField(_("active"), default=True)
+    # Chinese HIS often leave MSH-18 empty and send GBK / GB18030: the sender's own default, else the region's.
+    hl7_charset = models.CharField(
+        _("HL7 v2 character set when MSH-18 is empty"),
+        max_length=20,
+        blank=True,
+        help_text=_("e.g. “GB18030” or “UTF-8”; empty: the region's default (HL7_DEFAULT_CHARSET)."),
+    )
     # What this feed may do through the FHIR API, whatever its token asks for (SMART system scopes).
     fhir_scopes = models.CharField(
         _("FHIR scopes allowed"),
@@ -270,6 +278,13 @@ class SourceSystem(TimestampedModel):
         unknown = sorted(set(self.fhir_scopes.split()) - set(settings.FHIR_SCOPES))
         if unknown:
             raise ValidationError({"fhir_scopes": _("Unknown scopes: %(scopes)s") % {"scopes": ", ".join(unknown)}})
+        if self.hl7_charset:
+            try:
+                codecs.lookup(self.hl7_charset.replace(" ", ""))
+            except LookupError:
+                raise ValidationError(
+                    {"hl7_charset": _("Unknown character set: write e.g. GB18030, GBK or UTF-8.")}
+                ) from None
 
 
 class CodeSystem(TimestampedModel):

@@ -146,6 +146,7 @@ def source_system_register(
     sending_facility: str,
     active: bool = True,
     fhir_scopes: str = "",
+    hl7_charset: str = "",
 ) -> tuple[SourceSystem, str]:
     """Registers a feed; returns it with its client secret, which is not stored and shown only now."""
     secret = _new_secret()
@@ -161,6 +162,7 @@ def source_system_register(
             secret_rotated_at=timezone.now(),
             active=active,
             fhir_scopes=" ".join(fhir_scopes.split()),
+            hl7_charset=hl7_charset.strip(),
         )
     )
     return source, secret

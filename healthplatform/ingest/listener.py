@@ -43,17 +43,23 @@ SENDERS_SECONDS = 30.0
 READ_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class _Sender:
+    source_id: int
+    charset: str  # the sender's character set for an empty MSH-18 ("": the region's)
+
+
 @dataclass
 class _Senders:
-    """MSH-3 / MSH-4 → the id of the active registered source system (None: none), remembered for
-    ``SENDERS_SECONDS``: a sender disabled in the registry is refused within that time. Looked up in a worker
-    thread (the ORM is synchronous), never on the event loop."""
+    """MSH-3 / MSH-4 → the active registered source system (None: none), remembered for ``SENDERS_SECONDS``: a
+    sender disabled in the registry is refused within that time. Looked up in a worker thread (the ORM is
+    synchronous), never on the event loop."""
 
     pool: concurrent.futures.ThreadPoolExecutor
-    known: dict[tuple[str, str], tuple[float, int | None]] = field(default_factory=dict)
+    known: dict[tuple[str, str], tuple[float, _Sender | None]] = field(default_factory=dict)
 
     @staticmethod
-    def _lookup(application: str, facility: str) -> int | None:
+    def _lookup(application: str, facility: str) -> _Sender | None:
         from django.db import connection
 
         from registry.selectors import source_system_for_hl7_sender
@@ -64,9 +70,9 @@ class _Senders:
             source = source_system_for_hl7_sender(sending_application=application, sending_facility=facility)
         finally:
             connection.close()
-        return source.pk if source is not None else None
+        return _Sender(source.pk, source.hl7_charset) if source is not None else None
 
-    async def source_id(self, application: str, facility: str) -> int | None:
+    async def sender(self, application: str, facility: str) -> _Sender | None:
         key = (application, facility)
         held = self.known.get(key)
         now = time.monotonic()
@@ -186,11 +192,17 @@ class Listener:
         if not intake.message.has_msh:
             log.warning("MLLP %s: a frame of %d bytes without an MSH segment, not answered", address, len(payload))
             return b""
+        # MSH-3 / MSH-4 are read whatever the character set (they are ASCII in practice, and the tokenizer keeps
+        # the MSH of a message it could not decode); a sender's own default character set is known only then.
+        sender = await self._senders.sender(*intake.sender)
+        if sender is not None and sender.charset and intake.message.charset_source != "MSH-18":
+            intake = intake_read(payload, default_charset=sender.charset)
         source_id = None
         if not intake.rejected:
-            source_id = await self._senders.source_id(*intake.sender)
-            if source_id is None:
+            if sender is None:
                 sender_refused(intake, "MSH-3 / MSH-4 name no active source system registered with this platform")
+            else:
+                source_id = sender.source_id
         arrival = arrival_of(intake, door=InboxMessage.Door.MLLP, peer=address, source_id=source_id)
         control_id = intake.header.control_id[:40]
         try:

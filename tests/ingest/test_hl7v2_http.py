@@ -84,3 +84,12 @@ def test_an_oversize_message_gets_413(feed, settings):
     settings.HL7_MAX_MESSAGE_BYTES = 2048
     assert post(feed.client, adt("H-5") + b"NTE|1||" + b"x" * 4096 + b"\r").status_code == 413
     assert not InboxMessage.objects.exists()
+
+
+def test_a_sender_registered_with_gb18030_may_leave_msh_18_empty(feed):
+    feed.source.hl7_charset = "GB18030"
+    feed.source.save()
+    response = post(feed.client, adt("H-G").decode().encode("gb18030"))
+    assert msa(response) == ("AA", "H-G")
+    assert "测试^患者" in InboxMessage.objects.get(control_id="H-G").text
+    assert "gb18030" in response["Content-Type"].lower().replace("-", "")

@@ -224,3 +224,22 @@ def test_many_concurrent_senders_each_get_every_ack_and_every_message_is_stored(
     assert len(results) == 200 and all(code == "AA" for code, _ in results)
     assert InboxMessage.objects.count() == 200
     assert listener.inbox.commits <= 200
+
+
+def test_a_sender_registered_with_gb18030_may_leave_msh_18_empty(listener, feed):
+    gbk = register_feed(name="HIS-G", facility="HOSP-G").source
+    gbk.hl7_charset = "GB18030"
+    gbk.save()
+    message = adt("C-G", app="HIS-G", facility="HOSP-G").decode().encode("gb18030")
+    plain = Sender(listener.port)
+    try:
+        ack = plain.send(message)
+        # The same bytes from a sender on the region's default (UTF-8) cannot be read: AR naming MSH-18.
+        refused = plain.send(adt("C-U").decode().encode("gb18030"))
+    finally:
+        plain.close()
+    assert msa(ack) == ("AA", "C-G")
+    row = InboxMessage.objects.get(control_id="C-G")
+    assert "测试^患者" in row.text and row.charset.replace("-", "").lower() == "gb18030"
+    assert msa(refused) == ("AR", "C-U")
+    assert any(e.value(2, component=3) == "18" for e in refused["ERR"])

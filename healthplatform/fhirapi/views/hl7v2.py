@@ -78,8 +78,8 @@ class HL7v2View(APIView):
         payload = request.body
         if len(payload) > settings.HL7_MAX_MESSAGE_BYTES:
             return HttpResponse(status=413)
-        intake = intake_read(payload, default_charset=settings.HL7_DEFAULT_CHARSET)
         source = caller.source
+        intake = intake_read(payload, default_charset=source.hl7_charset or settings.HL7_DEFAULT_CHARSET)
         if not intake.rejected and intake.sender != (source.sending_application, source.sending_facility):
             sender_refused(intake, "MSH-3 / MSH-4 do not name the source system that authenticated")
         arrival = arrival_of(
