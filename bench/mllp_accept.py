@@ -81,7 +81,9 @@ def message(n: int, rng: random.Random) -> bytes:
 async def _connection(port: int, messages: list[bytes], interval: float | None, latencies: list[float]) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     accepted = 0
-    next_at = time.perf_counter()
+    # Each connection's first message at a random point of its interval: started together, the connections
+    # would send in bursts of all of them at once, which is not what an offered rate means.
+    next_at = time.perf_counter() + (random.uniform(0, interval) if interval else 0)
     for payload in messages:
         if interval is not None:
             delay = next_at - time.perf_counter()
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16, help="MLLP connections per client process")
     parser.add_argument("--rate", type=float, default=0, help="also an open-loop run at this many messages/s")
+    parser.add_argument("--listeners", type=int, default=1, help="runmllp processes sharing the port")
     args = parser.parse_args()
 
     import django
@@ -205,9 +208,12 @@ def main() -> None:
 
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    listener = subprocess.Popen(
-        [sys.executable, "manage.py", "runmllp", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-    )
+    listeners = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "runmllp", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+        )
+        for _ in range(args.listeners)
+    ]
     try:
         for _ in range(100):
             try:
@@ -221,7 +227,8 @@ def main() -> None:
         commits = InboxMessage.objects.values("received_at").distinct().count()
         stored = InboxMessage.objects.count()
         print(
-            f"accepted (closed loop, {args.processes} processes × {args.connections} connections): "
+            f"accepted (closed loop, {args.listeners} listener(s), {args.processes} client processes × "
+            f"{args.connections} connections): "
             f"{accepted / seconds:,.0f} messages/s ({accepted:,} AA, {stored:,} rows in {commits:,} commits: "
             f"{stored / max(commits, 1):.1f} per commit); ACK latency p50 {_p(latencies, 0.5):.1f} ms, "
             f"p99 {_p(latencies, 0.99):.1f} ms  (bar ≥ 3,000/s)"
@@ -239,8 +246,10 @@ def main() -> None:
                 f"{_p(latencies, 0.5):.1f} ms, p99 {_p(latencies, 0.99):.1f} ms  (bar p99 ≤ 50 ms)"
             )
     finally:
-        listener.terminate()
-        listener.wait(30)
+        for listener in listeners:
+            listener.terminate()
+        for listener in listeners:
+            listener.wait(30)
 
 
 if __name__ == "__main__":

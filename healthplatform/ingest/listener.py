@@ -113,7 +113,11 @@ class Listener:
 
     async def serve(self) -> None:
         self.inbox = GroupCommit()
-        server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl_context)
+        # reuse_port: several listener processes may serve one port (the kernel spreads the connections), so
+        # that one host's intake is not bound to one interpreter's lock.
+        server = await asyncio.start_server(
+            self._connection, self.host, self.port, ssl=self.ssl_context, reuse_port=self.port != 0
+        )
         self.port = server.sockets[0].getsockname()[1]
         log.info("MLLP listener on %s:%s%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
         self.started.set()
@@ -135,7 +139,9 @@ class Listener:
             while True:
                 timeout = self.frame_timeout if decoder.in_frame else self.idle_timeout
                 try:
-                    data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+                    # asyncio.timeout, not wait_for: no task wrapped around every read of every connection.
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(READ_BYTES)
                 except TimeoutError:
                     log.info("MLLP %s closed: %s", address, "a frame stalled" if decoder.in_frame else "idle")
                     return

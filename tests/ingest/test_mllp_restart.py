@@ -33,28 +33,31 @@ def _free_port() -> int:
 
 
 def _start(port: int, tmp_path: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "PLATFORM_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
+    """A listener process, returned once it says it listens (its log line, not a connection: with another
+    listener on the port, a connection would prove nothing about this one)."""
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "PLATFORM_DATA_DIR": str(tmp_path), "LOG_LEVEL": "INFO"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runmllp", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    listening = threading.Event()
+
+    def drain() -> None:  # read the log to its end, or the process would block on a full pipe
+        for line in process.stderr:
+            if "MLLP listener on" in line:
+                listening.set()
+
+    threading.Thread(target=drain, daemon=True).start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the listener did not start")
+    while not listening.wait(0.1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the listener did not start (the port taken?)")
+    return process
 
 
 def _sender(port: int, n: int, acked: list, stop: threading.Event) -> None:
@@ -117,3 +120,29 @@ def test_every_message_acknowledged_before_a_sigkill_of_the_listener_is_in_the_i
     stored = list(InboxMessage.objects.values_list("control_id", flat=True))
     assert set(acked) <= set(stored), "an acknowledged message is missing from the inbox"
     assert len(stored) == len(set(stored)), "a resent message was stored twice"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_listeners_share_one_port_and_one_carries_on_when_the_other_is_killed(tmp_path):
+    # SO_REUSEPORT: a host runs as many listener processes as it has cores on the one port hospitals know, and
+    # replaces them one at a time without refusing a connection.
+    register_feed(name="HIS-A", facility="HOSP-A")
+    port = _free_port()
+    first, second = _start(port, tmp_path), _start(port, tmp_path)
+    acked: list[str] = []
+    give_up = threading.Event()  # a sender with no listener left would retry for ever
+    timer = threading.Timer(60, give_up.set)
+    timer.start()
+    try:
+        _sender(port, 0, acked, give_up)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        _sender(port, 1, acked, give_up)
+    finally:
+        timer.cancel()
+        for listener in (first, second):
+            if listener.poll() is None:
+                listener.terminate()
+                listener.wait(30)
+    assert len(acked) == 2 * MESSAGES
+    assert set(acked) <= set(InboxMessage.objects.values_list("control_id", flat=True))
