@@ -31,3 +31,13 @@ def codes_retranslate(self, source_id: int | None, after: int = 0, batch_size: i
         queue = (self.request.delivery_info or {}).get("routing_key")
         codes_retranslate.apply_async((source_id, step.after, batch_size), queue=queue)
     return step.as_dict()
+
+
+@shared_task(name="healthplatform.ingest.inbox_drain", acks_late=True)
+def inbox_drain(limit: int = 1000) -> int:
+    """Processes up to ``limit`` waiting HL7 v2 inbox messages (healthplatform/ingest/processing.py); several
+    workers may drain at once (each claims a different patient's oldest message). A lost worker's message
+    stays received and is taken by the next drain."""
+    from healthplatform.ingest.processing import inbox_process
+
+    return inbox_process(limit=limit)
