@@ -21,7 +21,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -264,9 +264,11 @@ class GroupCommit:
     def _commit(self, batch) -> None:
         try:
             results = inbox_store([arrival for arrival, _future in batch])
-        except DatabaseError as error:
-            # The database is down or refused the batch: no ACK for any of it. The next batch gets a fresh
-            # connection. The error's text can hold a row's values: only its class is logged.
+        except Exception as error:
+            # The database is down or refused the batch (or the driver a value): no ACK for any of it. The next
+            # batch gets a fresh connection. Any error, not only DatabaseError: an uncaught one ended this
+            # thread, and with it every later acknowledgement. The error's text can hold a row's values: only
+            # its class is logged.
             log.error("inbox commit failed for %d messages: %s", len(batch), type(error).__name__)
             connection.close()
             for _arrival, future in batch:

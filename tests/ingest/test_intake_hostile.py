@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from healthplatform.ingest.hl7v2.mllp import frame_encode
+from healthplatform.ingest.inbox import Arrival, GroupCommit
 from healthplatform.ingest.models import InboxMessage
 from tests.ingest import test_mllp_listener
 from tests.ingest.test_hl7v2_http import post
@@ -79,6 +80,18 @@ def test_nul_bytes_are_refused_with_ar_and_stored_as_rejected(listener, feed):
     assert msa(after) == ("AA", "C-AFTER")
     row = InboxMessage.objects.get(control_id="C-NUL")
     assert row.status == "rejected" and b"\x00" in bytes(row.raw) and "\x00" not in row.text
+
+
+def test_the_group_commit_survives_a_batch_that_fails_with_any_error():
+    inbox = GroupCommit()
+    try:
+        unstorable = Arrival(door="mllp", raw=b"MSH", sha256="0" * 64, sending_application="\udcff")
+        with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises for it)
+            inbox.submit(unstorable).result(10)
+        stored = inbox.submit(Arrival(door="mllp", raw=b"MSH", sha256="1" * 64, control_id="C-OK")).result(10)
+    finally:
+        inbox.close()
+    assert InboxMessage.objects.get(pk=stored.inbox_id).control_id == "C-OK"
 
 
 @pytest.mark.parametrize(
