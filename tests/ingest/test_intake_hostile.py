@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import frame_encode
-from healthplatform.ingest.inbox import Arrival, GroupCommit
+from healthplatform.ingest.inbox import Arrival, GroupCommit, inbox_store
+from healthplatform.ingest.intake import arrival_of, intake_read
 from healthplatform.ingest.models import InboxMessage
 from tests.ingest import test_mllp_listener
 from tests.ingest.test_hl7v2_http import post
@@ -92,6 +94,26 @@ def test_the_group_commit_survives_a_batch_that_fails_with_any_error():
     finally:
         inbox.close()
     assert InboxMessage.objects.get(pk=stored.inbox_id).control_id == "C-OK"
+
+
+def test_a_resend_of_a_message_whose_control_id_is_longer_than_the_column_is_acknowledged_and_stored_once(feed):
+    control_id = "L" * 250
+    first = inbox_store([intake_arrival(adt(control_id), feed)])[0]
+    again = inbox_store([intake_arrival(adt(control_id), feed)])[0]
+    assert again.resend and again.inbox_id == first.inbox_id
+    assert InboxMessage.objects.get().resends == 1
+
+
+def test_a_long_control_id_resent_over_http_gets_its_ack_again(feed):
+    message = adt("H" * 250)
+    assert post(feed.client, message).status_code == 200
+    response = post(feed.client, message)
+    assert response.status_code == 200
+    assert message_parse(response.content).segment("MSA").value(1) == "AA"
+
+
+def intake_arrival(payload: bytes, feed):
+    return arrival_of(intake_read(payload, default_charset="UTF-8"), door="http", peer="", source_id=feed.source.pk)
 
 
 @pytest.mark.parametrize(
