@@ -5,12 +5,14 @@ a 500 on HTTP, and every resend must still be acknowledged. Each failed on the c
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import frame_encode
 from healthplatform.ingest.inbox import Arrival, GroupCommit, inbox_store
-from healthplatform.ingest.intake import arrival_of, intake_read
+from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read
 from healthplatform.ingest.models import InboxMessage
 from tests.ingest import test_mllp_listener
 from tests.ingest.test_hl7v2_http import post
@@ -127,3 +129,16 @@ def test_http_answers_bytes_the_database_cannot_hold_with_ar_not_500(feed, body)
     assert response.status_code == 200, response.content[:200]
     assert b"\rMSA|AR|" in response.content
     assert InboxMessage.objects.get().status == "rejected"
+
+
+def test_lines_cut_from_a_segment_are_read_in_linear_time_and_the_ack_stays_small():
+    """A message of 400,000 unescaped line breaks inside one field (1.2 MB): each line was put back by copying
+    the whole segment again (quadratic: ~17 s of the event loop), and each got its own ERR in the ACK (an ACK
+    of 47 MB)."""
+    payload = adt("C-CUT").replace(b"PV1|1|I|W1^1^1\r", b"NTE|1||" + b"ab\r" * 400_000)
+    started = time.perf_counter()
+    intake = intake_read(payload, default_charset="UTF-8")
+    answer = acknowledgement(intake)
+    assert time.perf_counter() - started < 3
+    assert intake.message.segment("NTE").raw_field(3).count("ab") == 400_000
+    assert len(answer) < 10_000 and msa(message_parse(answer)) == ("AA", "C-CUT")
