@@ -5,6 +5,7 @@ a 500 on HTTP, and every resend must still be acknowledged. Each failed on the c
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -142,3 +143,33 @@ def test_lines_cut_from_a_segment_are_read_in_linear_time_and_the_ack_stays_smal
     assert time.perf_counter() - started < 3
     assert intake.message.segment("NTE").raw_field(3).count("ab") == 400_000
     assert len(answer) < 10_000 and msa(message_parse(answer)) == ("AA", "C-CUT")
+
+
+def test_a_frame_trickled_byte_by_byte_is_dropped_after_the_frame_timeout(listener, feed):
+    """One byte a second keeps every read inside ``frame_timeout`` (2 s here): the frame must still end in
+    time, or a sender holds a connection and its buffer (up to the size limit) for ever."""
+    sock = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
+    try:
+        sock.sendall(b"\x0bMSH|")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 8:
+            time.sleep(1)
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.01)
+            try:
+                if sock.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+            except OSError:
+                closed = True
+                break
+        assert closed, "the listener kept a frame open for 8 s with a frame timeout of 2 s"
+    finally:
+        sock.close()
