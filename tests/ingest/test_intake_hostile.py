@@ -173,3 +173,13 @@ def test_a_frame_trickled_byte_by_byte_is_dropped_after_the_frame_timeout(listen
         assert closed, "the listener kept a frame open for 8 s with a frame timeout of 2 s"
     finally:
         sock.close()
+
+
+def test_a_body_beyond_the_request_size_limit_gets_413_not_a_400_page(feed, settings):
+    """``DATA_UPLOAD_MAX_MEMORY_SIZE`` (the FHIR API's body limit) below the message: Django's refusal of the
+    body reached no handler of this view and became Django's HTML 400 page."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    feed.client.raise_request_exception = False
+    response = post(feed.client, adt("H-BIG") + b"NTE|1||" + b"x" * (2 * 1024 * 1024) + b"\r")
+    assert response.status_code == 413
+    assert not InboxMessage.objects.exists()
