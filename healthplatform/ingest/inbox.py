@@ -21,7 +21,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -94,11 +94,17 @@ class Stored:
     control_id_reused: bool = False
 
 
+# MSH-10 as the row keeps it. The duplicate key must be the stored value: with the whole MSH-10, a resend of a
+# message whose control id is longer than the column was not found, its insert broke the unique constraint
+# and its batch failed every time (never acknowledged again).
+_CONTROL_ID_MAX = InboxMessage._meta.get_field("control_id").max_length
+
+
 def _key(arrival: Arrival) -> tuple[int, str] | None:
     # A message without a registered sender or an MSH-10 cannot be a resend: every one is stored.
     if arrival.source_id is None or not arrival.control_id:
         return None
-    return arrival.source_id, arrival.control_id
+    return arrival.source_id, arrival.control_id[:_CONTROL_ID_MAX]
 
 
 def inbox_store(arrivals: list[Arrival]) -> list[Stored]:
@@ -173,7 +179,7 @@ def _store(arrivals: list[Arrival]) -> list[Stored]:
                 arrival.peer[:64],
                 arrival.sending_application[:180],
                 arrival.sending_facility[:180],
-                arrival.control_id[:199],
+                arrival.control_id[:_CONTROL_ID_MAX],
                 arrival.message_type[:40],
                 arrival.version[:20],
                 arrival.charset[:20],
@@ -264,9 +270,11 @@ class GroupCommit:
     def _commit(self, batch) -> None:
         try:
             results = inbox_store([arrival for arrival, _future in batch])
-        except DatabaseError as error:
-            # The database is down or refused the batch: no ACK for any of it. The next batch gets a fresh
-            # connection. The error's text can hold a row's values: only its class is logged.
+        except Exception as error:
+            # The database is down or refused the batch (or the driver a value): no ACK for any of it. The next
+            # batch gets a fresh connection. Any error, not only DatabaseError: an uncaught one ended this
+            # thread, and with it every later acknowledgement. The error's text can hold a row's values: only
+            # its class is logged.
             log.error("inbox commit failed for %d messages: %s", len(batch), type(error).__name__)
             connection.close()
             for _arrival, future in batch:

@@ -3,7 +3,7 @@ and the acknowledgement it then owes: one set of rules, so a message gets the sa
 
 Refused before the commit (AR, or CR in enhanced mode; research notes §2.1): what the tokenizer found wrong with
 the message (no readable MSH, no MSH-10, an unsupported version or processing id, an undecodable or wrongly
-declared character set), a message type or trigger event the platform does not map, and a sender (MSH-3 /
+declared character set, a NUL byte), a message type or trigger event the platform does not map, and a sender (MSH-3 /
 MSH-4) that is not the active registered source system the door established. Such a message is still stored,
 as rejected, for the monitor. An inbound ACK gets no ACK (ch. 2 §2.9.2).
 """
@@ -11,6 +11,7 @@ as rejected, for the monitor. An inbound ACK gets no ACK (ch. 2 §2.9.2).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from healthplatform.ingest.hl7v2 import faults as codes
@@ -67,7 +68,31 @@ def intake_read(payload: bytes, *, default_charset: str | None) -> Intake:
     """Tokenises ``payload`` (MSH-18, else ``default_charset``) and collects the faults that refuse it, but the
     sender's: that needs the registry (``sender_refused``)."""
     message = message_parse(payload, sender_default_charset=default_charset)
-    return Intake(payload, message, ack_plan(message.header()), [*message.faults, *_unsupported(message)])
+    faults = [*message.faults, *_unsupported(message), *_nul(payload)]
+    return Intake(payload, message, ack_plan(message.header()), faults)
+
+
+def _nul(payload: bytes) -> list[Fault]:
+    # No HL7 v2 data type holds a NUL, and PostgreSQL's text columns cannot: refused, and stored with U+FFFD
+    # in its place in the decoded text (the bytes as received keep it).
+    offset = payload.find(b"\x00")
+    if offset < 0:
+        return []
+    return [Fault(codes.DATA_TYPE_ERROR, f"a NUL byte (0x00) at offset {offset}: no HL7 v2 value can hold it")]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as a database text column holds it: a NUL (PostgreSQL refuses it) and a lone surrogate (the
+    bytes of an MSH that could not be decoded, kept by ``surrogateescape`` so the ACK echoes them; no driver
+    encodes one) become U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def _unsupported(message: Message) -> list[Fault]:
@@ -105,23 +130,24 @@ def arrival_of(intake: Intake, *, door: str, peer: str, source_id: int | None) -
     """The inbox row's content for ``intake`` (received, or rejected with its faults' codes and locations —
     never a field's value: the error column is shown and logged)."""
     header, rejected = intake.header, intake.rejected
+    message_type = "^".join(p for p in (header.message_code, header.trigger_event, header.message_structure) if p)
     return Arrival(
         door=door,
         raw=intake.payload,
         sha256=hashlib.sha256(intake.payload).hexdigest(),
         source_id=source_id,
         peer=peer,
-        sending_application=str(header.sending_application),
-        sending_facility=str(header.sending_facility),
-        control_id=header.control_id,
-        message_type="^".join(p for p in (header.message_code, header.trigger_event, header.message_structure) if p),
-        version=header.version_id,
+        sending_application=storable(str(header.sending_application)),
+        sending_facility=storable(str(header.sending_facility)),
+        control_id=storable(header.control_id),
+        message_type=storable(message_type),
+        version=storable(header.version_id),
         charset=intake.message.codec or "",
-        text=intake.message.text,
-        patient_key=patient_key(intake.message, source_id),
+        text=storable(intake.message.text),
+        patient_key=storable(patient_key(intake.message, source_id)),
         status=InboxMessage.Status.REJECTED if rejected else InboxMessage.Status.RECEIVED,
         ack_code=intake.code,
-        error="; ".join(f"{f.code} {f.location or ''} {f.text}".strip() for f in intake.faults if f.is_error),
+        error=storable("; ".join(f"{f.code} {f.location or ''} {f.text}".strip() for f in intake.faults if f.is_error)),
     )
 
 

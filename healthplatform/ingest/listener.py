@@ -4,7 +4,8 @@ committed to the durable inbox before its acknowledgement is written (``healthpl
 Per connection (docs/hl7v2-intake-research.md §1.2): bytes outside a frame are dropped and logged by length
 and digest; a frame that never ends is dropped (it was never acknowledged: the sender resends it); a frame over
 the size limit is answered AR / CR when its head holds an MSH, else the connection is closed; an idle
-connection is closed after ``idle_timeout`` seconds, one stalled inside a frame after ``frame_timeout``. One
+connection is closed after ``idle_timeout`` seconds, one whose frame has not ended ``frame_timeout`` seconds
+after it began (however its bytes trickle in). One
 connection's faults never touch the others. Frames of one connection are answered in order.
 
 Per message (``healthplatform.ingest.intake``, the rules every door shares): what is refused before the commit
@@ -34,7 +35,7 @@ from healthplatform.ingest.hl7v2.faults import Fault
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import Frame, MLLPDecoder, OversizeFrame, StrayBytes, frame_encode
 from healthplatform.ingest.inbox import GroupCommit
-from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused
+from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused, storable
 from healthplatform.ingest.models import InboxMessage
 
 log = logging.getLogger("healthplatform.ingest.mllp")
@@ -78,6 +79,8 @@ class _Senders:
         now = time.monotonic()
         if held is not None and held[0] > now:
             return held[1]
+        if storable(application) != application or storable(facility) != facility:
+            return None  # a NUL or bytes not decoded: no registered sender is named so, and no driver takes them
         found = await asyncio.get_running_loop().run_in_executor(self.pool, self._lookup, application, facility)
         if len(self.known) > 10_000:  # MSH-3/4 are the sender's to choose: do not let them grow the cache
             self.known.clear()
@@ -135,17 +138,26 @@ class Listener:
         address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
         self.connections += 1
         decoder = MLLPDecoder(max_frame_bytes=self.max_message_bytes)
+        loop = asyncio.get_running_loop()
+        frame_deadline: float | None = None  # when the frame being read must have ended
         try:
             while True:
-                timeout = self.frame_timeout if decoder.in_frame else self.idle_timeout
+                if not decoder.in_frame:
+                    frame_deadline = None
+                elif frame_deadline is None:
+                    # From the read that left the frame open, not renewed by each read: a sender trickling a
+                    # byte now and then must not hold the connection and the frame's buffer for ever.
+                    frame_deadline = loop.time() + self.frame_timeout
                 try:
-                    # asyncio.timeout, not wait_for: no task wrapped around every read of every connection.
-                    async with asyncio.timeout(timeout):
+                    # asyncio.timeout_at, not wait_for: no task wrapped around every read of every connection.
+                    async with asyncio.timeout_at(frame_deadline or loop.time() + self.idle_timeout):
                         data = await reader.read(READ_BYTES)
                 except TimeoutError:
                     log.info("MLLP %s closed: %s", address, "a frame stalled" if decoder.in_frame else "idle")
                     return
                 events = decoder.feed(data) if data else decoder.eof()
+                if events:
+                    frame_deadline = None  # a frame ended (or was dropped): the next one has its own time
                 for event in events:
                     if not await self._event(event, writer, address):
                         return
@@ -210,7 +222,7 @@ class Listener:
             else:
                 source_id = sender.source_id
         arrival = arrival_of(intake, door=InboxMessage.Door.MLLP, peer=address, source_id=source_id)
-        control_id = intake.header.control_id[:40]
+        control_id = arrival.control_id[:40]
         try:
             stored = await self.inbox.store(arrival)
         except Exception as error:  # the database refused or is away: no ACK, the sender will resend

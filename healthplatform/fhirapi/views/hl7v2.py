@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -75,7 +76,14 @@ class HL7v2View(APIView):
                 + ", ".join(unwritable)
                 + " (system/*.write)"
             )
-        payload = request.body
+        # Refused by its Content-Length before it is read; a body beyond DATA_UPLOAD_MAX_MEMORY_SIZE raised
+        # RequestDataTooBig, which this view's (DRF's) exception handler leaves to Django: a 400 page.
+        if _content_length(request) > settings.HL7_MAX_MESSAGE_BYTES:
+            return HttpResponse(status=413)
+        try:
+            payload = request.body
+        except RequestDataTooBig:
+            return HttpResponse(status=413)
         if len(payload) > settings.HL7_MAX_MESSAGE_BYTES:
             return HttpResponse(status=413)
         source = caller.source
@@ -109,3 +117,10 @@ class HL7v2View(APIView):
             return HttpResponse(status=204)
         codec = intake.message.codec or "ascii"
         return HttpResponse(answer, status=200, content_type=f"{ER7}; charset={codec}")
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0

@@ -762,30 +762,58 @@ def _parse(data: bytes | str, sender_default_charset: str | None) -> Message:
         message.segment_terminator = joiner = "\n"
     separator = enc.field
     kept = message._lines
+    pieces: list[str] = []  # kept[-1]'s line and the lines put back into it, joined once (linear, not quadratic)
+    occurrences: dict[str, int] = {}  # segments of each id so far, for a fault's ERL
+    not_segments = 0
     for number, line in enumerate(lines, 1):
         name = line[:3]
         if (line[3:4] == separator or len(line) == 3) and (name in _KNOWN_IDS or _known_id(name)):
+            _rejoin(kept, pieces, joiner)
             kept.append((name, line))
+            occurrences[name] = occurrences.get(name, 0) + 1
         elif not line.strip():
             continue
         elif kept and kept[-1][0] not in ("MSH", ""):
             # An unescaped CR / LF inside a field cut the segment: put the piece back where it belongs. Never
             # into MSH, whose extent the character set was read from (it ends at the first CR or LF).
-            last, previous = kept[-1]
-            kept[-1] = (last, previous + joiner + line)
-            location = ErrorLocation(last, sum(1 for n, _ in kept if n == last))
-            text_ = f"line {number} is not a segment: read as the rest of {location}'s last field"
-            faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, location, WARNING))
+            if not pieces:
+                pieces.append(kept[-1][1])
+            pieces.append(line)
+            not_segments += 1
+            if not_segments <= _NOT_SEGMENTS_LISTED:
+                last = kept[-1][0]
+                location = ErrorLocation(last, occurrences[last])
+                text_ = f"line {number} is not a segment: read as the rest of {location}'s last field"
+                faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, location, WARNING))
         else:
             # Kept, unnamed and out of the index, so the admin can show it; nothing maps it.
+            _rejoin(kept, pieces, joiner)
             kept.append(("", line))
             if kept[0][0] == "MSH":
-                text_ = f"line {number} is not a segment (no segment id followed by the field separator)"
-                faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, None, WARNING))
+                not_segments += 1
+                if not_segments <= _NOT_SEGMENTS_LISTED:
+                    text_ = f"line {number} is not a segment (no segment id followed by the field separator)"
+                    faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, None, WARNING))
+    _rejoin(kept, pieces, joiner)
+    if not_segments > _NOT_SEGMENTS_LISTED:
+        text_ = f"{not_segments - _NOT_SEGMENTS_LISTED} more lines are not segments (not listed one by one)"
+        faults.append(Fault(SEGMENT_SEQUENCE_ERROR, text_, None, WARNING))
     if kept and kept[0][0] == "MSH":
         message._msh = Segment("MSH", kept[0][1], 1, enc)
         _check_header(message.header(), faults)
     return message
+
+
+# Lines that are not segments, each a warning (an ERR in the ACK) up to this many; the rest are counted in one:
+# a message of 400,000 of them was answered with an ACK of 47 MB.
+_NOT_SEGMENTS_LISTED = 10
+
+
+def _rejoin(kept: list[tuple[str, str]], pieces: list[str], joiner: str) -> None:
+    """Puts the lines read as the rest of ``kept[-1]`` back into it, and empties ``pieces``."""
+    if pieces:
+        kept[-1] = (kept[-1][0], joiner.join(pieces))
+        pieces.clear()
 
 
 def _known_id(name: str) -> bool:
