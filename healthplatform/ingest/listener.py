@@ -103,7 +103,7 @@ class Listener:
         frame_timeout: float = 60.0,
         default_charset: str | None = None,
     ) -> None:
-        # MSH-18 empty: the region's default. A per-sender default (the registry's source system) is to come.
+        # MSH-18 empty: the sender's own charset when the registry has one (read in _message), else this.
         self.default_charset = default_charset or settings.HL7_DEFAULT_CHARSET
         self.host, self.port, self.ssl_context = host, port, ssl_context
         self.max_message_bytes = max_message_bytes or settings.HL7_MAX_MESSAGE_BYTES
