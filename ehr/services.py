@@ -64,11 +64,14 @@ class WriteItem:
     extra: dict = field(default_factory=dict)
 
 
-def submission_record(*, source, actor: str, request_line: str, body: bytes | str) -> Submission:
-    """Keeps the request as received: every version written from it points here."""
+def submission_record(
+    *, source, actor: str, request_line: str, body: bytes | str, kind: str = Submission.Kind.FHIR
+) -> Submission:
+    """Keeps the request as received: every version written from it points here. An HL7 v2 message's body
+    stays in the intake's inbox row (which names this submission), not copied here."""
     raw = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     return Submission.objects.create(
-        kind=Submission.Kind.FHIR,
+        kind=kind,
         source=source,
         actor=actor[:150],
         request_line=request_line[:300],

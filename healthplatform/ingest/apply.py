@@ -526,9 +526,14 @@ def _orders_alerted(written: list[Written]) -> None:
 
 
 def _submission(caller: Caller, received: Received):
-    return submission_record(
-        source=caller.source, actor=caller.actor, request_line=received.request_line, body=received.body
+    received.submission = submission_record(
+        source=caller.source,
+        actor=caller.actor,
+        request_line=received.request_line,
+        body=received.body,
+        kind=received.kind,
     )
+    return received.submission
 
 
 def transaction_apply(

@@ -29,6 +29,9 @@ class Received:
 
     request_line: str  # "POST /fhir/", "PUT /fhir/Observation/…", "HL7 ORU^R01"
     body: bytes | str
+    kind: str = "fhir"  # ehr.Submission.Kind: "hl7v2" for an inbox message (its body stays in the inbox)
+    # Set by the corridor: the Submission row the writes point to (the inbox row names it).
+    submission: object = None
 
 
 @dataclass

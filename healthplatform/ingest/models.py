@@ -62,6 +62,16 @@ class InboxMessage(models.Model):
     patient_key = models.CharField(_("patient key"), max_length=250, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    # The archive's provenance row of what processing wrote: every fact and document written from this
+    # message points to it (ehr Submission, kind hl7v2), and from it back here.
+    submission = models.ForeignKey(
+        "ehr.Submission",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="inbox_messages",
+        verbose_name=_("submission"),
+    )
     # A deliberate replay from the admin is a new row naming the one it replays, not a duplicate of it.
     replay_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays", verbose_name=_("replay of")

@@ -130,9 +130,12 @@ def inbox_process_one() -> InboxMessage | None:
                 row.status = InboxMessage.Status.PROCESSED
             else:
                 bundle = message_bundle(message, source=source, local_system=_local_system(source))
-                received = Received(request_line=f"HL7 {row.message_type} {row.control_id}"[:300], body=row.text)
+                received = Received(
+                    request_line=f"HL7 {row.message_type} {row.control_id}"[:300], body="", kind="hl7v2"
+                )
                 with transaction.atomic():
                     bundle_apply(caller=Caller(source, source.client_id), bundle=bundle, received=received)
+                row.submission = received.submission
                 row.status = InboxMessage.Status.PROCESSED
         except (NotMapped, PlatformError, SourceSystem.DoesNotExist) as error:
             row.status = InboxMessage.Status.PARKED
@@ -145,7 +148,7 @@ def inbox_process_one() -> InboxMessage | None:
             where = traceback.extract_tb(error.__traceback__)[-3:]
             row.error = f"{type(error).__name__} at " + " < ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
         row.processed_at = timezone.now()
-        row.save(update_fields=["status", "error", "attempts", "processed_at"])
+        row.save(update_fields=["status", "error", "attempts", "processed_at", "submission"])
     log.info("inbox %d %s %s: %s", row.pk, row.message_type, row.control_id[:40], row.status)
     return row
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ehr.models import Submission
+from healthplatform.ingest.models import InboxMessage
 
 
 def submission_of(submission_id: int | None) -> dict | None:
@@ -15,6 +16,14 @@ def submission_of(submission_id: int | None) -> dict | None:
         .values("uuid", "kind", "received_at", "request_line", "actor", "source_id")
         .first()
     )
+    if row is not None and row["kind"] == Submission.Kind.HL7V2:
+        # The inbox row holds the message as it arrived (its bytes): the operator finds it by this uuid.
+        row["message"] = (
+            InboxMessage.objects.filter(submission_id=submission_id)
+            .values("uuid", "message_type", "control_id", "received_at")
+            .order_by("-pk")
+            .first()
+        )
     if row is not None:
         row["kind_label"] = Submission.Kind(row["kind"]).label if row["kind"] in Submission.Kind.values else row["kind"]
     return row

@@ -60,7 +60,9 @@ def test_an_adt_a01_registers_the_patient_in_the_mpi_and_writes_its_encounter(db
     encounter = Resource.objects.get(resource_type="Encounter", identity=identity)
     assert encounter.body["class"]["code"] == "IMP" and encounter.status == "in-progress"
     # Provenance: the fact points back to the message that carried it.
-    assert "V-55" in encounter.submission.body and encounter.submission.request_line.startswith("HL7 ADT^A01")
+    # Provenance: the fact's submission names the inbox row, which holds the message as it arrived.
+    assert encounter.submission.kind == "hl7v2" and encounter.submission.request_line.startswith("HL7 ADT^A01")
+    assert encounter.submission.inbox_messages.get() == row and "V-55" in row.text
 
 
 def test_an_oru_writes_one_observation_per_obx_and_a_correction_is_a_new_version_not_a_second_fact(db):
