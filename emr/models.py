@@ -124,6 +124,16 @@ class DocumentVersion(models.Model):
     actor = models.CharField(_("actor"), max_length=150)
     method = models.CharField(_("method"), max_length=10, choices=Method.choices)
     reason = models.TextField(_("reason"), blank=True)
+    # The request or HL7 v2 message that carried this version (provenance, as for archive facts).
+    submission = models.ForeignKey(
+        "ehr.Submission",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("submission"),
+    )
 
     class Meta:
         verbose_name = _("document version")

@@ -382,6 +382,7 @@ def document_store(
     content: bytes | None,
     actor: str,
     author_institution=None,
+    submission=None,
 ) -> tuple[DocumentEntry, bool]:
     """Stores a new document of ``identity`` sent by ``source``; returns it and whether it was created.
 
@@ -389,7 +390,7 @@ def document_store(
     here when ``content`` is None). A resend of the same business id with the same content returns the
     stored document unchanged; the same business id with other content is refused (a correction is a new
     document that replaces the old one). ``relatesTo`` "replaces" supersedes its target. The author
-    institution defaults to the source's institution.
+    institution defaults to the source's institution; ``submission`` is the request or message that carried it.
     """
     checked = _checked(reference)
     if checked.status != DocumentEntry.Status.CURRENT:
@@ -433,6 +434,7 @@ def document_store(
                 sha1=body.sha1,
             )
             version = _version_next(entry, checked.resource, actor=actor, method=DocumentVersion.Method.CREATE)
+            version.submission = submission
             # The entry and its first version in one statement on PostgreSQL.
             rows_insert_chain([Rows("entry", [entry]), Rows("version", [version], {"entry_id": "entry"})])
             for index, target in checked.replaces:

@@ -74,7 +74,12 @@ def document_write(run, body: dict, *, path: str, binaries: dict[str, bytes]):
     references_check(run)
     try:
         return document_store(
-            identity=identity, source=caller.source, reference=body, content=content, actor=caller.actor
+            identity=identity,
+            source=caller.source,
+            reference=body,
+            content=content,
+            actor=caller.actor,
+            submission=run.submission,
         )
     except DocumentError as exc:
         raise document_error(exc, path=path) from None

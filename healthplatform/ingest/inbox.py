@@ -56,6 +56,7 @@ _COLUMNS = [
     "attempts",
     "processed_at",
     "replay_of_id",
+    "submission_id",
 ]
 
 # The most arrivals one commit holds: bounds a commit's time (and a batch lost to a failing commit) at load.
@@ -194,6 +195,7 @@ def _store(arrivals: list[Arrival]) -> list[Stored]:
                 reused,
                 arrival.patient_key[:250],
                 0,
+                None,
                 None,
                 None,
             )

@@ -11,13 +11,14 @@ received, and the next worker applies it again — idempotently, since every res
 conditional update on its identifiers. A message the corridor refuses, or that cannot be mapped, is parked
 with its error; the rest keep flowing.
 
-Mapped so far: ADT^A01/A04/A05/A08/A28/A31 (the Patient, and for A01/A04 the Encounter of PV1) and ORU^R01
-(the Patient and an Observation per OBX). The other types the listener takes are parked as "not mapped yet".
+What each message type writes: ``v2events``. An ADT^A40's MPI merge runs in the same transaction, after the
+corridor has written the surviving Patient.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 
 from django.db import connection, transaction
@@ -29,76 +30,63 @@ from healthplatform.ingest.apply import bundle_apply
 from healthplatform.ingest.entries import Received
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.models import InboxMessage
-from healthplatform.ingest.v2tofhir import authority_system, encounter_of, observation_of, patient_of
+from healthplatform.ingest.v2events import Merge, NotMapped, Sender, message_mapped
+from healthplatform.ingest.v2tofhir import authority_system
+from mpi import selectors as mpi_selectors
+from mpi.services.manual import MPIError, person_merge
+from registry import selectors as registry
 from registry.models import CodeSystem, SourceSystem
 
 log = logging.getLogger("healthplatform.ingest.processing")
 
-PATIENT_REGISTERING = {"A01", "A04", "A05", "A08", "A28", "A31"}
-ENCOUNTER_STATUS = {"A01": "in-progress", "A04": "in-progress"}
+# What a source's maps need (its local code systems, the coding-system names): read once per source and
+# process, for at most this long — a concept map or code system registered meanwhile is taken within it.
+SENDER_TTL = 60.0
+_senders: dict[int, tuple[float, Sender]] = {}
 
 
-class NotMapped(Exception):
-    """A message the processing cannot turn into resources (its text says why, without patient data)."""
+def _sender(source: SourceSystem) -> Sender:
+    now = time.monotonic()
+    cached = _senders.get(source.pk)
+    if cached is not None and now - cached[0] < SENDER_TTL:
+        return cached[1]
+    own = list(CodeSystem.objects.filter(source_system=source).values_list("url", "hl7_v2_name").order_by("pk"))
+    standard = CodeSystem.objects.filter(source_system__isnull=True).exclude(hl7_v2_name="")
+    systems = {name.upper(): url for url, name in standard.values_list("url", "hl7_v2_name")}
+    systems |= {name.upper(): url for url, name in own if name}  # the sender's own names win over standard ones
+    local = own[0][0] if own else authority_system(source.sending_facility) + ":codes"
+    sender = Sender(
+        facility=source.sending_facility,
+        local_system=local,
+        systems=systems,
+        known_practitioner=lambda number: registry.practitioner_id_by_licence(number) is not None,
+    )
+    _senders[source.pk] = (now, sender)
+    return sender
 
 
-def _conditional(resource: dict) -> str:
-    identifier = resource["identifier"][0]
-    return f"{resource['resourceType']}?identifier={identifier['system']}|{identifier['value']}"
-
-
-def message_bundle(message, *, source: SourceSystem, local_system: str) -> dict:
-    """The transaction Bundle of one tokenised message (see the module's docstring for what is mapped)."""
-    header = message.header()
-    code, trigger = header.message_code, header.trigger_event
-    pid = message.segment("PID")
-    if pid is None:
-        raise NotMapped("no PID segment")
-    patient = patient_of(pid, sending_facility=header.sending_facility.namespace_id or source.sending_facility)
-    mrns = [i for i in patient["identifier"] if i["system"].startswith("urn:platform:authority:")]
-    if not mrns:
-        raise NotMapped("PID-3 holds no identifier of the sender's (an MRN)")
-    patient["identifier"].sort(key=lambda i: i not in mrns)  # the MRN first: the conditional update's key
-    entries = [
-        {
-            "fullUrl": "urn:uuid:patient",
-            "resource": patient,
-            "request": {"method": "PUT", "url": _conditional(patient)},
-        }
-    ]
-    if code == "ADT" and trigger in PATIENT_REGISTERING:
-        pv1 = message.segment("PV1")
-        if trigger in ENCOUNTER_STATUS and pv1 is not None and pv1.value(19):
-            encounter = encounter_of(
-                pv1,
-                patient_reference="urn:uuid:patient",
-                sending_facility=source.sending_facility,
-                status=ENCOUNTER_STATUS[trigger],
+def _merge(merge: Merge, *, caller: Caller, survivor_bundle: dict, control_id: str) -> None:
+    """ADT^A40: the prior identity (MRG-1) merged into the patient's in the MPI — only the sender's own MRNs."""
+    authority = mpi_selectors.authority_of_system(merge.authority_system)
+    if authority not in caller.authorities:
+        raise NotMapped("MRG-1 names an MRN of another assigning authority than the sender's")
+    prior = mpi_selectors.identity_by_local_id(authority, merge.local_id)
+    if prior is None:
+        raise NotMapped("MRG-1 names no patient this sender registered")
+    mrn = survivor_bundle["entry"][0]["resource"]["identifier"][0]
+    survivor = mpi_selectors.identity_by_local_id(mpi_selectors.authority_of_system(mrn["system"]), mrn["value"])
+    if survivor is None or survivor.pk == prior.pk:
+        raise NotMapped("MRG-1 names the surviving patient itself")
+    if survivor.person_id != prior.person_id:
+        try:
+            person_merge(
+                survivor=survivor.person,
+                duplicate=prior.person,
+                actor=caller.actor,
+                reason=f"HL7 ADT^A40 {control_id}"[:200],
             )
-            entries.append({"resource": encounter, "request": {"method": "PUT", "url": _conditional(encounter)}})
-    elif code == "ORU" and trigger == "R01":
-        order = ""
-        for segment in message.segments:
-            if segment.name == "OBR":
-                order = str(segment.value(3) or segment.value(2) or "")
-            elif segment.name == "OBX":
-                observation = observation_of(
-                    segment, patient_reference="urn:uuid:patient", local_system=local_system, order_id=order
-                )
-                method = (
-                    {"method": "PUT", "url": _conditional(observation)}
-                    if observation.get("identifier")
-                    else {"method": "POST", "url": "Observation"}
-                )
-                entries.append({"resource": observation, "request": method})
-    else:
-        raise NotMapped(f"{code}^{trigger} is not mapped yet")
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
-def _local_system(source: SourceSystem) -> str:
-    registered = CodeSystem.objects.filter(source_system=source).values_list("url", flat=True).first()
-    return registered or authority_system(source.sending_facility) + ":codes"
+        except MPIError as error:
+            raise NotMapped(f"the MPI refused the merge: {error}") from None
 
 
 def _claim() -> InboxMessage | None:
@@ -129,12 +117,15 @@ def inbox_process_one() -> InboxMessage | None:
             if message.header().message_code == "ACK":
                 row.status = InboxMessage.Status.PROCESSED
             else:
-                bundle = message_bundle(message, source=source, local_system=_local_system(source))
+                mapped = message_mapped(message, sender=_sender(source))
+                caller = Caller(source, source.client_id)
                 received = Received(
                     request_line=f"HL7 {row.message_type} {row.control_id}"[:300], body="", kind="hl7v2"
                 )
                 with transaction.atomic():
-                    bundle_apply(caller=Caller(source, source.client_id), bundle=bundle, received=received)
+                    bundle_apply(caller=caller, bundle=mapped.bundle, received=received)
+                    if mapped.merge is not None:
+                        _merge(mapped.merge, caller=caller, survivor_bundle=mapped.bundle, control_id=row.control_id)
                 row.submission = received.submission
                 row.status = InboxMessage.Status.PROCESSED
         except (NotMapped, PlatformError, SourceSystem.DoesNotExist) as error:

@@ -88,7 +88,7 @@ def test_a_message_applied_again_after_a_lost_worker_writes_nothing_twice(db):
     assert Resource.objects.count() == before
 
 
-def test_a_type_not_mapped_yet_and_a_message_the_corridor_refuses_are_parked_and_the_rest_flows(db):
+def test_a_message_without_what_its_type_maps_and_one_the_corridor_refuses_are_parked_and_the_rest_flows(db):
     feed = register_feed(name="HIS-A", facility="HOSP-A")
     vxu = received(feed.source, MSH.format(type="VXU^V04^VXU_V04", control="V-1") + PID.format(resident=RESIDENT))
     no_mrn = received(feed.source, MSH.format(type="ADT^A08^ADT_A01", control="A-8") + "PID|1||\r")
@@ -96,7 +96,7 @@ def test_a_type_not_mapped_yet_and_a_message_the_corridor_refuses_are_parked_and
     assert inbox_process() == 3
     for row in (vxu, no_mrn, good):
         row.refresh_from_db()
-    assert vxu.status == "parked" and "not mapped" in vxu.error
+    assert vxu.status == "parked" and "RXA" in vxu.error
     assert no_mrn.status == "parked" and "PID" in no_mrn.error
     assert good.status == "processed"
 
