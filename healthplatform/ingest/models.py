@@ -126,7 +126,7 @@ class InboxAction(models.Model):
         SKIP = "skip", _("skip")
 
     at = models.DateTimeField(_("when"), default=timezone.now)
-    actor = models.CharField(_("who"), max_length=150)
+    actor = models.CharField(_("operator"), max_length=150)
     action = models.CharField(_("action"), max_length=8, choices=Action.choices)
     message_uuid = models.UUIDField(_("inbox message"), db_index=True)
     # The new row a replay made (its uuid), for following the chain after either row is pruned.

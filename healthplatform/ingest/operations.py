@@ -206,6 +206,22 @@ class Monitor:
     oldest_parked_at: dt.datetime | None
     now: dt.datetime
 
+    def cells(self, counts: dict[str, int]) -> list[int]:
+        """``counts`` in the order of ``statuses`` (0 where none), for a table's row."""
+        return [counts.get(value, 0) for value, _label in self.statuses]
+
+    @property
+    def sender_rows(self) -> list[tuple[SenderLine, list[int]]]:
+        return [(line, self.cells(line.counts)) for line in self.senders]
+
+    @property
+    def type_rows(self) -> list[tuple[str, list[int]]]:
+        return [(message_type, self.cells(counts)) for message_type, counts in self.types]
+
+    @property
+    def total_row(self) -> list[int]:
+        return self.cells(self.totals)
+
     @property
     def oldest_waiting_age(self) -> dt.timedelta | None:
         return self.now - self.oldest_waiting_at if self.oldest_waiting_at else None

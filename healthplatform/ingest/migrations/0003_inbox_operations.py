@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='when')),
-                ('actor', models.CharField(max_length=150, verbose_name='who')),
+                ('actor', models.CharField(max_length=150, verbose_name='operator')),
                 ('action', models.CharField(choices=[('replay', 'replay'), ('skip', 'skip')], max_length=8, verbose_name='action')),
                 ('message_uuid', models.UUIDField(db_index=True, verbose_name='inbox message')),
                 ('replay_uuid', models.UUIDField(blank=True, null=True, verbose_name='replay')),
