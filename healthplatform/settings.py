@@ -225,6 +225,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, m
 HL7_DEFAULT_CHARSET = env.str("HL7_DEFAULT_CHARSET", "UTF-8")
 # The largest HL7 v2 message taken (MLLP and HTTP): an MDM^T02 carries its document inline.
 HL7_MAX_MESSAGE_BYTES = env.int("HL7_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Days the inbox keeps a message whose outcome is final (processed, skipped, replayed, rejected) before
+# ``manage.py inbox_prune`` deletes it; received and parked messages are kept whatever their age.
+HL7_INBOX_RETENTION_DAYS = env.int("HL7_INBOX_RETENTION_DAYS", 90, minimum=1)
 # Resource types a scope may name: what the platform serves or takes in (DESIGN.md).
 FHIR_SCOPE_RESOURCE_TYPES = (
     "AllergyIntolerance",

@@ -21,6 +21,9 @@ class InboxMessage(models.Model):
         PARKED = "parked", _("parked with an error")
         REJECTED = "rejected", _("rejected at intake")
         SKIPPED = "skipped", _("skipped by an operator")
+        # A parked message an operator replayed: the question it asked is answered by its replay (a new row
+        # naming it), so it leaves the error queue and may be pruned once its replays are.
+        REPLAYED = "replayed", _("replayed (see its replay)")
 
     class Door(models.TextChoices):
         MLLP = "mllp", _("MLLP")
@@ -80,6 +83,11 @@ class InboxMessage(models.Model):
     class Meta:
         verbose_name = _("inbox message")
         verbose_name_plural = _("inbox messages")
+        # Operators who may act on the error queue; view permission alone reads it.
+        permissions = [
+            ("replay_inboxmessage", _("Can replay inbox messages")),
+            ("skip_inboxmessage", _("Can skip inbox messages")),
+        ]
         constraints = [
             # The same message resent (a lost ACK) is stored once, whatever the races between listeners.
             models.UniqueConstraint(
@@ -97,3 +105,38 @@ class InboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_type or '?'} {self.control_id or '?'} ({self.get_status_display()})"
+
+    def is_replayable(self) -> bool:
+        """Whether an operator may send this row through processing again: not while it waits (it will be
+        processed anyway), nor a message refused at intake (its sender was told AR) or one already replayed."""
+        return self.status in (self.Status.PARKED, self.Status.PROCESSED, self.Status.SKIPPED)
+
+    def is_skippable(self) -> bool:
+        """Whether an operator may decide this row is never to be processed: only while it waits or is parked."""
+        return self.status in (self.Status.RECEIVED, self.Status.PARKED)
+
+
+class InboxAction(models.Model):
+    """One operator action on the inbox (a replay or a skip): who, when, which row, and the reason given.
+    Keyed by the row's uuid, not a foreign key, so the record outlives the row's pruning; it holds no patient
+    data (the reason is the operator's own words, asked for without it)."""
+
+    class Action(models.TextChoices):
+        REPLAY = "replay", _("replay")
+        SKIP = "skip", _("skip")
+
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    actor = models.CharField(_("operator"), max_length=150)
+    action = models.CharField(_("action"), max_length=8, choices=Action.choices)
+    message_uuid = models.UUIDField(_("inbox message"), db_index=True)
+    # The new row a replay made (its uuid), for following the chain after either row is pruned.
+    replay_uuid = models.UUIDField(_("replay"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        verbose_name = _("inbox operator action")
+        verbose_name_plural = _("inbox operator actions")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.message_uuid}"
