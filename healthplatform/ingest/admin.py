@@ -220,7 +220,8 @@ class InboxMessageAdmin(admin.ModelAdmin):
                 raw_lines=text.replace("\r\n", "\r").replace("\n", "\r").strip("\r").split("\r"),
                 segments=message_segments(message),
                 produced=[
-                    (p, reverse("admin:ehr_resource_change", args=[p.resource_pk])) for p in message_resources(message)
+                    (p, reverse("admin:ehr_resource_change", args=[p.resource_pk]) if p.resource_pk else "")
+                    for p in message_resources(message)
                 ],
                 operator_actions=message_actions(message),
                 replays=list(message.replays.order_by("pk").only("pk", "uuid", "status", "received_at")),

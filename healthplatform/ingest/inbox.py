@@ -57,6 +57,7 @@ _COLUMNS = [
     "processed_at",
     "replay_of_id",
     "submission_id",
+    "produced",
 ]
 
 # The most arrivals one commit holds: bounds a commit's time (and a batch lost to a failing commit) at load.
@@ -195,6 +196,7 @@ def _store(arrivals: list[Arrival]) -> list[Stored]:
                 reused,
                 arrival.patient_key[:250],
                 0,
+                None,
                 None,
                 None,
                 None,

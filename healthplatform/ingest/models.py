@@ -75,6 +75,10 @@ class InboxMessage(models.Model):
         related_name="inbox_messages",
         verbose_name=_("submission"),
     )
+    # What processing wrote, as the corridor answered it: [{"type", "id", "version", "outcome", "pk"}] (the
+    # archive's row pk; none for a document) — the error queue's "resources produced" without searching the
+    # archive by submission (a column with no index of its own). Null until processed.
+    produced = models.JSONField(_("resources produced"), null=True, blank=True)
     # A deliberate replay from the admin is a new row naming the one it replays, not a duplicate of it.
     replay_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays", verbose_name=_("replay of")

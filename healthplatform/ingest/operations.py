@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
-from ehr.models import Resource, ResourceVersion
+from ehr.models import Resource
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.models import InboxAction, InboxMessage
 from registry.models import SourceSystem, UnmappedCode
@@ -314,7 +314,7 @@ class Produced:
     """One resource version the message's processing wrote (``current``: it is still the resource's current
     version)."""
 
-    resource_pk: int
+    resource_pk: int | None  # None for a document (the document store's, not the archive's)
     resource_type: str
     fhir_id: str
     version_id: int
@@ -322,20 +322,21 @@ class Produced:
 
 
 def message_resources(message: InboxMessage) -> list[Produced]:
-    """The archive's resource versions written from ``message`` (through its submission), in the order
-    written. Two statements; both scan the archive's submission column, which has no index of its own (see
-    ``ehr.admin.SubmissionAdmin.record_persons``): a detail page's cost, never a list's."""
-    if message.submission_id is None:
-        return []
-    current = Resource.objects.filter(submission_id=message.submission_id).values_list(
-        "pk", "resource_type", "fhir_id", "version_id"
-    )
-    out = [Produced(pk, kind, fhir_id, version, True) for pk, kind, fhir_id, version in current]
-    older = ResourceVersion.objects.filter(submission_id=message.submission_id).values_list(
-        "resource_id", "resource__resource_type", "resource__fhir_id", "version_id"
-    )
-    out += [Produced(pk, kind, fhir_id, version, False) for pk, kind, fhir_id, version in older]
-    return sorted(out, key=lambda p: (p.resource_pk, p.version_id))
+    """The resources ``message``'s processing wrote, as the corridor answered (``InboxMessage.produced``), each
+    marked whether that version is still the resource's current one (one indexed statement)."""
+    produced = [p for p in message.produced or [] if p.get("id")]
+    pks = [p["pk"] for p in produced if p.get("pk")]
+    versions = dict(Resource.objects.filter(pk__in=pks).values_list("pk", "version_id")) if pks else {}
+    return [
+        Produced(
+            p.get("pk"),
+            p["type"],
+            p["id"],
+            p.get("version") or 0,
+            p.get("pk") is None or versions.get(p["pk"]) == p.get("version"),
+        )
+        for p in produced
+    ]
 
 
 def message_actions(message: InboxMessage) -> list[InboxAction]:

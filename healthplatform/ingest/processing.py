@@ -65,6 +65,26 @@ def _sender(source: SourceSystem) -> Sender:
     return sender
 
 
+def _produced(written) -> dict:
+    """One written entry as the inbox row keeps it (the error queue shows it)."""
+    if written.document is not None:
+        document = written.document
+        return {
+            "type": written.entry.resource_type,
+            "id": str(document.uuid),
+            "version": document.version_id,
+            "outcome": written.outcome,
+        }
+    resource = written.resource
+    return {
+        "type": written.entry.resource_type,
+        "id": resource.fhir_id if resource is not None else None,
+        "version": resource.version_id if resource is not None else None,
+        "outcome": written.outcome,
+        "pk": resource.pk if resource is not None else None,
+    }
+
+
 def _merge(merge: Merge, *, caller: Caller, survivor_bundle: dict, control_id: str) -> None:
     """ADT^A40: the prior identity (MRG-1) merged into the patient's in the MPI — only the sender's own MRNs."""
     authority = mpi_selectors.authority_of_system(merge.authority_system)
@@ -123,10 +143,11 @@ def inbox_process_one() -> InboxMessage | None:
                     request_line=f"HL7 {row.message_type} {row.control_id}"[:300], body="", kind="hl7v2"
                 )
                 with transaction.atomic():
-                    bundle_apply(caller=caller, bundle=mapped.bundle, received=received)
+                    _kind, results = bundle_apply(caller=caller, bundle=mapped.bundle, received=received)
                     if mapped.merge is not None:
                         _merge(mapped.merge, caller=caller, survivor_bundle=mapped.bundle, control_id=row.control_id)
                 row.submission = received.submission
+                row.produced = [_produced(r.written) for r in results if r.written is not None]
                 row.status = InboxMessage.Status.PROCESSED
         except (NotMapped, PlatformError, SourceSystem.DoesNotExist) as error:
             row.status = InboxMessage.Status.PARKED
@@ -139,7 +160,7 @@ def inbox_process_one() -> InboxMessage | None:
             where = traceback.extract_tb(error.__traceback__)[-3:]
             row.error = f"{type(error).__name__} at " + " < ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
         row.processed_at = timezone.now()
-        row.save(update_fields=["status", "error", "attempts", "processed_at", "submission"])
+        row.save(update_fields=["status", "error", "attempts", "processed_at", "submission", "produced"])
     log.info("inbox %d %s %s: %s", row.pk, row.message_type, row.control_id[:40], row.status)
     return row
 

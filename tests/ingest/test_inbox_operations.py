@@ -149,7 +149,7 @@ def test_prune_deletes_old_final_rows_and_keeps_parked_waiting_and_recent_ones(f
     assert set(InboxMessage.objects.values_list("pk", flat=True)) == {parked.pk, waiting.pk, recent.pk}
     # The facts keep their provenance row; only the message's bytes went.
     assert Submission.objects.filter(pk=submission_id).exists()
-    assert Resource.objects.filter(submission_id=submission_id).count() == 3  # the Patient, two OBX
+    assert Resource.objects.filter(submission_id=submission_id).count() == 4  # the Patient, two OBX, the OBR report
 
 
 def test_prune_keeps_a_replayed_row_while_its_replay_is_kept_and_takes_both_once_both_are_old(feed):
