@@ -98,18 +98,35 @@ class _Senders:
         return found
 
 
-DRAIN_BATCH = 1000  # messages an eager round processes before it looks again (one inbox_drain's limit)
+RETRY_SECONDS = 5  # after a failed round, the next one (whether or not a commit came)
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextlib.contextmanager
+def sqlite_one_writer():
+    """On SQLite, one writing transaction at a time in this process: the committer's and the eager drain's
+    transactions each read before they write, and SQLite answers a second connection's read-to-write upgrade with
+    "database is locked" at once, without waiting out its busy timeout (a commit lost, its ACK not sent). The
+    drain takes the lock per message, so a commit waits for one message's processing at most. Elsewhere
+    (PostgreSQL) nothing."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
 
 
 def drain_publish(*, app=None, queue: str | None = None) -> None:
     """One round of starting the processing, as the settings say: with a broker, one ``inbox_drain`` task
     published for the workers (through ``app`` to ``queue`` when given: another Celery app than the platform's,
     as the tests' real worker uses); in Celery's eager mode (no broker: the laptop set-up), the inbox drained
-    here, in the calling thread, until nothing is waiting (``inbox_drain.delay()`` in eager mode would do the same
-    in this thread, but one batch only)."""
+    here, in the calling thread, one message at a time until nothing is waiting (``inbox_drain.delay()`` in eager
+    mode would run the same processing in this thread, but without ``sqlite_one_writer`` between messages)."""
     from django.db import connection
 
-    from healthplatform.ingest.processing import inbox_process
+    from healthplatform.ingest.processing import inbox_process_one
     from healthplatform.tasks import inbox_drain
 
     if app is not None:
@@ -119,8 +136,10 @@ def drain_publish(*, app=None, queue: str | None = None) -> None:
         inbox_drain.apply_async(queue=queue) if queue else inbox_drain.delay()
         return
     try:
-        while inbox_process(limit=DRAIN_BATCH) == DRAIN_BATCH:
-            pass
+        while True:
+            with sqlite_one_writer():
+                if inbox_process_one() is None:
+                    break
     finally:
         # A connection per round rather than one held idle between rounds, which a database restart would
         # leave broken (the committer does the same after a failure).
@@ -165,10 +184,15 @@ class DrainTrigger:
             except Exception as error:
                 self.failures += 1
                 log.error(
-                    "the inbox drain could not be started (%s): the messages stay received; the next commit "
-                    "retries, or run manage.py inbox_process",
+                    "the inbox drain could not be started (%s): the messages stay received; retried in %ds and "
+                    "at the next commit (or run manage.py inbox_process)",
                     type(error).__name__,
+                    RETRY_SECONDS,
                 )
+                # Not only at the next commit: the last messages of a burst would wait for traffic that may not
+                # come (a broker back up, SQLite's lock free again).
+                if not self._stopping.wait(RETRY_SECONDS):
+                    self._wanted.set()
 
 
 class _DrainingInbox(GroupCommit):
@@ -180,7 +204,8 @@ class _DrainingInbox(GroupCommit):
         super().__init__(**kwargs)
 
     def _commit(self, batch) -> None:
-        super()._commit(batch)
+        with sqlite_one_writer():
+            super()._commit(batch)
         for arrival, future in batch:
             if future.exception() is not None:
                 return  # the batch was not stored: nothing new to process
