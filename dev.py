@@ -8,9 +8,12 @@ Set-up is the same for both: a virtual environment in .venv with the exact
 versions of constraints.txt (reinstalled only when pyproject.toml or
 constraints.txt change), then the database migrations. ``run`` also loads the
 demo residents (``manage.py seed_demo``) and prints the clinicians' logins.
+``run`` serves the web on one port and HL7 v2 over MLLP on another (``manage.py
+runmllp``, which also drains the inbox it fills), and replays a day of the
+region's HL7 v2 traffic into it in the background (``manage.py hl7_feed``).
 ``run --smoke`` is the non-interactive form CI uses: it starts the platform on a
-fresh SQLite database, seeds a small region and the demo, checks that it
-answers, and stops.
+fresh SQLite database, seeds a small region and the demo, replays a small day,
+checks that it answers and that the messages arrived and are processed, and stops.
 """
 
 from __future__ import annotations
@@ -111,6 +114,31 @@ def prepare(env: dict, seed_args: list[str]) -> tuple[str, list[str]]:
     return manage_output("demo_admin", env=env), clinicians
 
 
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Waits until something accepts connections on ``port`` (the MLLP listener is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the MLLP listener stopped (exit code {process.returncode}) before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the MLLP listener did not listen on port {port} within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -157,10 +185,27 @@ def smoke_check(base: str, username: str, password: str, clinicians: list[str]) 
             raise SystemExit(f"smoke test: the demo resident {DEMO_RESIDENT} is not in the index")
     if len(clinicians) < 2:
         raise SystemExit("smoke test: the demo made fewer than two clinician logins")
+    # The replayed HL7 v2 day is in the inbox, and the listener's drain has processed some of it (messages of
+    # types not mapped yet are parked, which is processing too).
+    inbox = f"{base}/admin/ingest/inboxmessage/"
+    with opener.open(inbox) as response:
+        arrived = response.read().decode().count('class="field-control_id"')
+    if arrived == 0:
+        raise SystemExit("smoke test: no HL7 v2 message arrived in the inbox")
+    deadline = time.monotonic() + 180
+    while True:
+        with opener.open(f"{inbox}?status__exact=processed") as response:
+            processed = response.read().decode().count('class="field-control_id"')
+        if processed:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("smoke test: HL7 v2 messages arrived but none was processed within 180s")
+        time.sleep(1)
     say(
         f"smoke test passed: /healthz answered, the demo admin logged in, listed {rows} institutions "
         f"and {reviews} possible duplicate residents to review, found the demo resident {DEMO_RESIDENT}; "
-        f"{len(clinicians)} clinician logins"
+        f"{len(clinicians)} clinician logins; HL7 v2 messages in the inbox, processed ones among the first page "
+        f"({processed})"
     )
 
 
@@ -174,27 +219,48 @@ def cmd_run(args) -> None:
         env.pop("CELERY_BROKER_URL", None)
         seed_args = ["--institutions", "20", "--physicians", "40", "--nurses", "60", "--pharmacists", "5",
                      "--technicians", "5", "--residents", "200"]  # fmt: skip
-        port = free_port()
+        port, feed_residents = free_port(), "30"
     else:
         seed_args = []
-        port = args.port
+        port, feed_residents = args.port, "200"
+    mllp_port = args.mllp_port if not args.smoke and port_free(args.mllp_port) else free_port()
     credentials, clinicians = prepare(env, seed_args)
     base = f"http://127.0.0.1:{port}"
-    # The web server; the MLLP listener and a worker join here as they are built.
-    server = subprocess.Popen(
-        [str(PY), "manage.py", "runserver", f"127.0.0.1:{port}", *(["--noreload"] if args.smoke else [])],
-        cwd=ROOT,
-        env=env,
-    )
+    processes: list[subprocess.Popen] = []
+
+    def start(*command: str) -> subprocess.Popen:
+        process = subprocess.Popen([str(PY), "manage.py", *command], cwd=ROOT, env=env)
+        processes.append(process)
+        return process
+
+    # The web server; beside it the MLLP listener, which also starts the processing of what it stores: with a
+    # broker set, one inbox_drain task per commit for the Celery workers; without one (the laptop set-up, Celery
+    # eager) a drain thread inside the listener's process. That thread rather than an ``inbox_process --follow``
+    # beside it: on SQLite every process that writes queues for the one write lock, and a drain woken by the
+    # listener's own commits is one writer fewer than a poller and never polls an idle inbox.
+    server = start("runserver", f"127.0.0.1:{port}", *(["--noreload"] if args.smoke else []))
+    listener = start("runmllp", "--port", str(mllp_port))
     try:
         wait_for(f"{base}/healthz", server)
+        wait_for_port(mllp_port, listener)
+        # The demo day of HL7 v2 traffic, replayed in the background once the listener is up.
+        feed = start("hl7_feed", "--port", str(mllp_port), "--residents", feed_residents, "--connections", "4")
         logins = "".join(f"  {line}\n" for line in clinicians)
+        worker = (
+            "  With CELERY_BROKER_URL set the messages wait for a worker: .venv/bin/celery -A healthplatform worker\n"
+            if env.get("CELERY_BROKER_URL")
+            else ""
+        )
         print(
             f"\n  Platform: {base}/admin/\n  {credentials}\n{logins}"
-            '  The demo residents to open, and the alerts each shows: README.md, "The demo".\n',
+            '  The demo residents to open, and the alerts each shows: README.md, "The demo".\n'
+            f"  HL7 v2 over MLLP: 127.0.0.1:{mllp_port}; a day of the region's traffic is being replayed into it.\n"
+            f"  Feed monitor (the inbox): {base}/admin/ingest/inboxmessage/\n{worker}",
             flush=True,
         )
         if args.smoke:
+            if feed.wait(timeout=300):
+                raise SystemExit(f"smoke test: the HL7 v2 replay failed (exit code {feed.returncode})")
             user, password = re.search(r"user (\S+) password (\S+)", credentials).groups()
             smoke_check(base, user, password, clinicians)
             return
@@ -202,9 +268,10 @@ def cmd_run(args) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(timeout=20)
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
         if args.smoke:
             shutil.rmtree(env["PLATFORM_DATA_DIR"], ignore_errors=True)
 
@@ -220,6 +287,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="set up and run the platform with a synthetic region")
     p_run.add_argument("--port", type=int, default=8000)
+    p_run.add_argument("--mllp-port", type=int, default=2575, help="the MLLP listener's port (a free one if taken)")
     p_run.add_argument("--smoke", action="store_true", help="start on a fresh database, check, stop (CI)")
     p_run.set_defaults(func=cmd_run)
     p_test = sub.add_parser("test", help="set up and run the tests; extra arguments go to pytest")

@@ -210,7 +210,10 @@ def main() -> None:
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     listeners = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "runmllp", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+            [sys.executable, "manage.py", "runmllp", "--port", str(port), "--no-drain"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(args.listeners)
     ]

@@ -75,9 +75,11 @@ def celery_worker(broker: str, tmp_path: Path, env: dict[str, str] | None = None
         "PLATFORM_DATA_DIR": str(tmp_path),
         **(env or {}),
     }
+    # A node name of its own: RabbitMQ gives each node's control (pidbox) queue to one connection only, so two
+    # workers named celery@<host> (another test run on the machine) would leave the second unable to start.
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "healthplatform", "worker", "--pool=solo", "-Q", queue,
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
+         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
         cwd=ROOT,
         env=worker_env,
         stdout=subprocess.PIPE,

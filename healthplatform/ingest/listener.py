@@ -14,6 +14,14 @@ stored as received and answered AA (original mode) or CA (enhanced mode, when MS
 committed first. If the commit fails, no ACK is sent and the connection is closed, so the sender resends.
 Enhanced mode's application acknowledgement (MSH-16) is the processing's, not the listener's.
 
+The listener also starts the processing (``drain``): after a commit batch that stored new messages it wakes one
+background thread, which publishes one ``healthplatform.ingest.inbox_drain`` task (with a broker) or drains the
+inbox itself (Celery eager mode: the laptop set-up). Wake-ups that come while the thread is busy are coalesced
+into one more round, so a burst of batches costs one publish per round, not one per message. Neither the event
+loop nor the committer thread ever publishes or drains: a broker that is down or slow delays no ACK; the failure
+is logged, the messages stay received, and the next publish (or ``manage.py inbox_process --follow``) takes
+them.
+
 No log line holds a message's content: senders, types, control ids, lengths and fault codes only.
 """
 
@@ -24,7 +32,9 @@ import concurrent.futures
 import contextlib
 import logging
 import ssl
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -34,7 +44,7 @@ from healthplatform.ingest.hl7v2.ack import ack_build, ack_plan
 from healthplatform.ingest.hl7v2.faults import Fault
 from healthplatform.ingest.hl7v2.message import message_parse
 from healthplatform.ingest.hl7v2.mllp import Frame, MLLPDecoder, OversizeFrame, StrayBytes, frame_encode
-from healthplatform.ingest.inbox import GroupCommit
+from healthplatform.ingest.inbox import GroupCommit, Stored
 from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused, storable
 from healthplatform.ingest.models import InboxMessage
 
@@ -88,6 +98,123 @@ class _Senders:
         return found
 
 
+RETRY_SECONDS = 5  # after a failed round, the next one (whether or not a commit came)
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextlib.contextmanager
+def sqlite_one_writer():
+    """On SQLite, one writing transaction at a time in this process: the committer's and the eager drain's
+    transactions each read before they write, and SQLite answers a second connection's read-to-write upgrade with
+    "database is locked" at once, without waiting out its busy timeout (a commit lost, its ACK not sent). The
+    drain takes the lock per message, so a commit waits for one message's processing at most. Elsewhere
+    (PostgreSQL) nothing."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
+
+
+def drain_publish(*, app=None, queue: str | None = None) -> None:
+    """One round of starting the processing, as the settings say: with a broker, one ``inbox_drain`` task
+    published for the workers (through ``app`` to ``queue`` when given: another Celery app than the platform's,
+    as the tests' real worker uses); in Celery's eager mode (no broker: the laptop set-up), the inbox drained
+    here, in the calling thread, one message at a time until nothing is waiting (``inbox_drain.delay()`` in eager
+    mode would run the same processing in this thread, but without ``sqlite_one_writer`` between messages)."""
+    from django.db import connection
+
+    from healthplatform.ingest.processing import inbox_process_one
+    from healthplatform.tasks import inbox_drain
+
+    if app is not None:
+        app.send_task(inbox_drain.name, queue=queue)
+        return
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        inbox_drain.apply_async(queue=queue) if queue else inbox_drain.delay()
+        return
+    try:
+        while True:
+            with sqlite_one_writer():
+                if inbox_process_one() is None:
+                    break
+    finally:
+        # A connection per round rather than one held idle between rounds, which a database restart would
+        # leave broken (the committer does the same after a failure).
+        connection.close()
+
+
+class DrainTrigger:
+    """The one thread that starts the processing for a listener process: ``wake()`` from any thread (cheap: it
+    sets an event); the thread runs ``publish`` once per wake-up, and wake-ups arriving while ``publish`` runs are
+    coalesced into a single further run. ``publish`` failing is logged by class only (a broker's error can name
+    its URL's password) and retried at the next wake-up."""
+
+    def __init__(self, publish: Callable[[], object] = drain_publish) -> None:
+        self.publish = publish
+        self.runs = 0  # for tests and the monitor: how many times publish was called
+        self.failures = 0
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inbox-drain-trigger", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wanted.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stops the thread (a round under way finishes first, within ``timeout``)."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            # Cleared before the round: a commit during the round wakes the thread again, so that the messages it
+            # stored are not left for a drain that had already looked.
+            self._wanted.clear()
+            self.runs += 1
+            try:
+                self.publish()
+            except Exception as error:
+                self.failures += 1
+                log.error(
+                    "the inbox drain could not be started (%s): the messages stay received; retried in %ds and "
+                    "at the next commit (or run manage.py inbox_process)",
+                    type(error).__name__,
+                    RETRY_SECONDS,
+                )
+                # Not only at the next commit: the last messages of a burst would wait for traffic that may not
+                # come (a broker back up, SQLite's lock free again).
+                if not self._stopping.wait(RETRY_SECONDS):
+                    self._wanted.set()
+
+
+class _DrainingInbox(GroupCommit):
+    """The group committer that wakes the drain after each commit that stored a new, received message (not a
+    resend, not a rejected one) — in the committer thread, after every ACK's future of the batch is resolved."""
+
+    def __init__(self, trigger: DrainTrigger, **kwargs) -> None:
+        self._trigger = trigger
+        super().__init__(**kwargs)
+
+    def _commit(self, batch) -> None:
+        with sqlite_one_writer():
+            super()._commit(batch)
+        for arrival, future in batch:
+            if future.exception() is not None:
+                return  # the batch was not stored: nothing new to process
+            stored: Stored = future.result()
+            if not stored.resend and arrival.status == InboxMessage.Status.RECEIVED:
+                self._trigger.wake()
+                return
+
+
 class Listener:
     """The MLLP server of one process: ``serve()`` until cancelled. ``port`` 0 takes a free port (``port``
     after ``started`` is set says which)."""
@@ -102,7 +229,10 @@ class Listener:
         idle_timeout: float = 600.0,
         frame_timeout: float = 60.0,
         default_charset: str | None = None,
+        drain: bool | Callable[[], object] = False,
     ) -> None:
+        """``drain``: start the processing after commits (True: ``drain_publish``, as the settings say; a
+        callable: that, called in the trigger's thread; False: leave the inbox to others)."""
         # MSH-18 empty: the sender's own charset when the registry has one (read in _message), else this.
         self.default_charset = default_charset or settings.HL7_DEFAULT_CHARSET
         self.host, self.port, self.ssl_context = host, port, ssl_context
@@ -113,9 +243,13 @@ class Listener:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mllp-senders")
         self._senders = _Senders(self._pool)
         self.inbox: GroupCommit | None = None
+        self._drain_publish = None if drain is False else drain_publish if drain is True else drain
+        self.drain: DrainTrigger | None = None
 
     async def serve(self) -> None:
-        self.inbox = GroupCommit()
+        if self._drain_publish is not None:
+            self.drain = DrainTrigger(self._drain_publish)
+        self.inbox = GroupCommit() if self.drain is None else _DrainingInbox(self.drain)
         # reuse_port: several listener processes may serve one port (the kernel spreads the connections), so
         # that one host's intake is not bound to one interpreter's lock.
         server = await asyncio.start_server(
@@ -124,6 +258,8 @@ class Listener:
         self.port = server.sockets[0].getsockname()[1]
         log.info("MLLP listener on %s:%s%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
         self.started.set()
+        if self.drain is not None:
+            self.drain.wake()  # what a previous process left received (stopped, killed) is processed too
         try:
             async with server:
                 await server.serve_forever()
@@ -131,6 +267,8 @@ class Listener:
             # What was handed to the committer is committed (and acknowledged, if its connection still
             # stands) before the process ends.
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.close)
+            if self.drain is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.drain.close)
             self._pool.shutdown(wait=False)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

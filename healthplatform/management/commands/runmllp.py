@@ -10,7 +10,10 @@ from healthplatform.ingest.listener import Listener, listener_run
 
 
 class Command(BaseCommand):
-    help = "Receive HL7 v2 messages over MLLP: each is committed to the inbox before it is acknowledged."
+    help = (
+        "Receive HL7 v2 messages over MLLP: each is committed to the inbox before it is acknowledged; after each "
+        "commit the processing is started (a Celery inbox_drain task, or in eager mode a drain in this process)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
@@ -21,6 +24,11 @@ class Command(BaseCommand):
             "--max-bytes", type=int, default=None, help="largest message taken (bytes; HL7_MAX_MESSAGE_BYTES)"
         )
         parser.add_argument("--idle-timeout", type=float, default=600.0, help="close an idle connection (s)")
+        parser.add_argument(
+            "--no-drain",
+            action="store_true",
+            help="do not start the processing after commits (another process runs inbox_process or the workers)",
+        )
 
     def handle(self, *args, **options):
         context = None
@@ -41,5 +49,6 @@ class Command(BaseCommand):
                 ssl_context=context,
                 max_message_bytes=options["max_bytes"],
                 idle_timeout=options["idle_timeout"],
+                drain=not options["no_drain"],
             )
         )
