@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from healthplatform.fhirapi.oauth import SourceSystemTokenView
-from healthplatform.fhirapi.views.hl7v2 import HL7v2View
+from healthplatform.fhirapi.views.hl7v2 import HL7v2AcksView, HL7v2View
 from healthplatform.views import healthz
 
 admin.site.site_header = "区域健康信息平台 · Regional health information platform"
@@ -23,6 +23,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("fhir/", include("healthplatform.fhirapi.urls")),
     path("hl7v2", HL7v2View.as_view(), name="hl7v2"),
+    path("hl7v2/acks", HL7v2AcksView.as_view(), name="hl7v2-acks"),
     path("viewer/", include("healthplatform.viewer.urls")),
     path("", include("healthplatform.alerts.urls")),  # CDS Hooks 2.0: /cds-services
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application

@@ -144,3 +144,29 @@ class InboxAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.message_uuid}"
+
+
+class ApplicationAck(models.Model):
+    """The application acknowledgement (AA / AE) of one message sent in enhanced mode (MSH-16 AL, ER or SU,
+    HL7 v2.5.1 ch. 2.9.3), made when its processing ends and kept for the sender to pick up over HTTP
+    (``GET /hl7v2/acks``): the platform does not open connections into a hospital's network."""
+
+    message = models.ForeignKey(
+        InboxMessage, on_delete=models.CASCADE, related_name="application_acks", verbose_name=_("inbox message")
+    )
+    source = models.ForeignKey(
+        "registry.SourceSystem", on_delete=models.CASCADE, related_name="+", verbose_name=_("source system")
+    )
+    code = models.CharField(_("MSA-1 acknowledgement code"), max_length=2)
+    text = models.TextField(_("acknowledgement"))
+    created_at = models.DateTimeField(_("made"), default=timezone.now)
+    # When the sender first fetched it (the monitor shows acknowledgements nobody picks up).
+    taken_at = models.DateTimeField(_("picked up"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("application acknowledgement")
+        verbose_name_plural = _("application acknowledgements")
+        indexes = [models.Index(fields=["source", "id"], name="ingest_appack_source")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message_id}"

@@ -28,8 +28,10 @@ from healthplatform.access import Caller
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.apply import bundle_apply
 from healthplatform.ingest.entries import Received
+from healthplatform.ingest.hl7v2 import faults
+from healthplatform.ingest.hl7v2.ack import ENHANCED, ack_build, ack_plan
 from healthplatform.ingest.hl7v2.message import message_parse
-from healthplatform.ingest.models import InboxMessage
+from healthplatform.ingest.models import ApplicationAck, InboxMessage
 from healthplatform.ingest.v2events import Merge, NotMapped, Sender, message_mapped
 from healthplatform.ingest.v2tofhir import authority_system
 from mpi import selectors as mpi_selectors
@@ -52,8 +54,12 @@ def _sender(source: SourceSystem) -> Sender:
         return cached[1]
     own = list(CodeSystem.objects.filter(source_system=source).values_list("url", "hl7_v2_name").order_by("pk"))
     standard = CodeSystem.objects.filter(source_system__isnull=True).exclude(hl7_v2_name="")
+    # A HIS's order names the laboratory's codes (the LIS's list, same institution): the system is right,
+    # though only the list's own feed's writes are translated by the corridor.
+    siblings = CodeSystem.objects.filter(source_system__institution_id=source.institution_id).exclude(hl7_v2_name="")
     systems = {name.upper(): url for url, name in standard.values_list("url", "hl7_v2_name")}
-    systems |= {name.upper(): url for url, name in own if name}  # the sender's own names win over standard ones
+    systems |= {name.upper(): url for url, name in siblings.values_list("url", "hl7_v2_name")}
+    systems |= {name.upper(): url for url, name in own if name}  # the sender's own names win
     local = own[0][0] if own else authority_system(source.sending_facility) + ":codes"
     sender = Sender(
         facility=source.sending_facility,
@@ -85,14 +91,17 @@ def _produced(written) -> dict:
     }
 
 
+_MRG_1 = {"code": faults.UNKNOWN_KEY_IDENTIFIER, "location": faults.ErrorLocation("MRG", 1, 1)}
+
+
 def _merge(merge: Merge, *, caller: Caller, survivor_bundle: dict, control_id: str) -> None:
     """ADT^A40: the prior identity (MRG-1) merged into the patient's in the MPI — only the sender's own MRNs."""
     authority = mpi_selectors.authority_of_system(merge.authority_system)
     if authority not in caller.authorities:
-        raise NotMapped("MRG-1 names an MRN of another assigning authority than the sender's")
+        raise NotMapped("MRG-1 names an MRN of another assigning authority than the sender's", **_MRG_1)
     prior = mpi_selectors.identity_by_local_id(authority, merge.local_id)
     if prior is None:
-        raise NotMapped("MRG-1 names no patient this sender registered")
+        raise NotMapped("MRG-1 names no patient this sender registered", **_MRG_1)
     mrn = survivor_bundle["entry"][0]["resource"]["identifier"][0]
     survivor = mpi_selectors.identity_by_local_id(mpi_selectors.authority_of_system(mrn["system"]), mrn["value"])
     if survivor is None or survivor.pk == prior.pk:
@@ -124,6 +133,20 @@ def _claim() -> InboxMessage | None:
     return rows[0] if rows else None
 
 
+def _application_ack(row: InboxMessage, message, fault: faults.Fault | None) -> None:
+    """Enhanced mode (MSH-15/16): the application acknowledgement, when MSH-16 asks for one for this outcome —
+    AA when processed, AE with an ERR saying what failed when parked (HL7 v2.5.1 ch. 2.9.3) — kept in the
+    same transaction as the outcome, for the sender to pick up."""
+    plan = ack_plan(message.header())
+    accepted = row.status == InboxMessage.Status.PROCESSED
+    if plan.mode != ENHANCED or not plan.application_ack_due(accepted=accepted):
+        return
+    if not accepted and fault is None:
+        fault = faults.Fault(faults.APPLICATION_INTERNAL_ERROR, row.error[:500] or "not processed")
+    built = ack_build(message, code="AA" if accepted else "AE", faults=[fault] if fault else [])
+    ApplicationAck.objects.create(message=row, source_id=row.source_id, code=built.code, text=built.text)
+
+
 def inbox_process_one() -> InboxMessage | None:
     """Claims and processes the next message (None when none is waiting): processed, or parked with its error."""
     with transaction.atomic():
@@ -131,6 +154,7 @@ def inbox_process_one() -> InboxMessage | None:
         if row is None:
             return None
         row.attempts += 1
+        message, fault = None, None
         try:
             source = SourceSystem.objects.select_related("institution").get(pk=row.source_id)
             message = message_parse(bytes(row.raw), sender_default_charset=row.charset or None)
@@ -155,12 +179,15 @@ def inbox_process_one() -> InboxMessage | None:
                 row.error = "; ".join(i.message for i in error.issues)[:2000]
             else:
                 row.error = str(error)[:2000]
+            fault = error.fault() if isinstance(error, NotMapped) else None
         except Exception as error:  # a defect of ours: parked with where it happened, the rest keeps flowing
             row.status = InboxMessage.Status.PARKED
             where = traceback.extract_tb(error.__traceback__)[-3:]
             row.error = f"{type(error).__name__} at " + " < ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
         row.processed_at = timezone.now()
         row.save(update_fields=["status", "error", "attempts", "processed_at", "submission", "produced"])
+        if message is not None:
+            _application_ack(row, message, fault)
     log.info("inbox %d %s %s: %s", row.pk, row.message_type, row.control_id[:40], row.status)
     return row
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from healthplatform.ingest.hl7v2 import faults
 from healthplatform.ingest.hl7v2.message import Message, Segment
 from healthplatform.ingest.v2tofhir import (
     Context,
@@ -57,7 +58,16 @@ ADT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13", "A28", "A3
 
 
 class NotMapped(Exception):
-    """A message the processing cannot turn into resources (its text says why, without patient data)."""
+    """A message the processing cannot turn into resources: its text says why, without patient data; the table
+    0357 ``code`` and ``location`` are what an application acknowledgement's ERR says."""
+
+    def __init__(self, text: str, *, code: int = faults.APPLICATION_INTERNAL_ERROR, location=None):
+        super().__init__(text)
+        self.code = code
+        self.location = location
+
+    def fault(self) -> faults.Fault:
+        return faults.Fault(self.code, str(self), self.location)
 
 
 @dataclass
@@ -131,12 +141,16 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
     code, trigger = header.message_code, header.trigger_event
     pid = message.segment("PID")
     if pid is None:
-        raise NotMapped("no PID segment")
+        raise NotMapped("no PID segment", code=faults.SEGMENT_SEQUENCE_ERROR, location=faults.ErrorLocation("PID"))
     facility = header.sending_facility.namespace_id or sender.facility
     patient = patient_of(pid, sending_facility=facility)
     mrns = [i for i in patient["identifier"] if i.get("type")]
     if not mrns:
-        raise NotMapped("PID-3 holds no identifier of the sender's (an MRN)")
+        raise NotMapped(
+            "PID-3 holds no identifier of the sender's (an MRN)",
+            code=faults.REQUIRED_FIELD_MISSING,
+            location=faults.ErrorLocation("PID", 1, 3),
+        )
     patient["identifier"].sort(key=lambda i: i not in mrns)  # the MRN first: the conditional update's key
     mrn = mrns[0]["value"]
     entries = [{"fullUrl": PATIENT, "resource": patient, "request": {"method": "PUT", "url": _conditional(patient)}}]
@@ -159,7 +173,11 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             mrg = message.segment("MRG")
             prior = str(mrg.value(1) or "").strip() if mrg is not None else ""
             if not prior:
-                raise NotMapped("ADT^A40 without MRG-1 (the prior patient identifier)")
+                raise NotMapped(
+                    "ADT^A40 without MRG-1 (the prior patient identifier)",
+                    code=faults.REQUIRED_FIELD_MISSING,
+                    location=faults.ErrorLocation("MRG", 1, 1),
+                )
             authority = str(mrg.value(1, component=4) or "").strip() or facility
             merge = Merge(authority_system(authority), prior)
     elif code == "ORU" and trigger == "R01":
@@ -198,16 +216,29 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             elif obr is not None:
                 entries.append(_put(service_request_of(orc, obr, context)))
         if len(entries) == 1:
-            raise NotMapped(f"{code}^{trigger} without an order this platform maps (OBR, RXO, RXE or RXA)")
+            raise NotMapped(
+                f"{code}^{trigger} without an order this platform maps (OBR, RXO, RXE or RXA)",
+                code=faults.SEGMENT_SEQUENCE_ERROR,
+            )
     elif code == "MDM" and trigger == "T02":
         txa = message.segment("TXA")
         if txa is None:
-            raise NotMapped("MDM^T02 without TXA")
+            raise NotMapped(
+                "MDM^T02 without TXA", code=faults.SEGMENT_SEQUENCE_ERROR, location=faults.ErrorLocation("TXA")
+            )
         content = [s for s in message.segments if s.name == "OBX"]
         document = document_of(txa, content, context)
         if document is None:
-            raise NotMapped("MDM^T02 without TXA-12 (unique document number) or without content in OBX-5")
+            raise NotMapped(
+                "MDM^T02 without TXA-12 (unique document number) or without content in OBX-5",
+                code=faults.REQUIRED_FIELD_MISSING,
+                location=faults.ErrorLocation("TXA", 1, 12),
+            )
         entries.append({"resource": document, "request": {"method": "POST", "url": "DocumentReference"}})
     else:
-        raise NotMapped(f"{code}^{trigger} is not mapped")
+        raise NotMapped(
+            f"{code}^{trigger} is not mapped",
+            code=faults.UNSUPPORTED_EVENT_CODE,
+            location=faults.ErrorLocation("MSH", 1, 9),
+        )
     return Mapped({"resourceType": "Bundle", "type": "transaction", "entry": entries}, merge)

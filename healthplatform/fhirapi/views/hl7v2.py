@@ -21,8 +21,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf
 from rest_framework.views import APIView
 
@@ -34,7 +35,7 @@ from healthplatform.fhirapi.authentication import (
 from healthplatform.fhirapi.permissions import IsAttributable
 from healthplatform.ingest.inbox import inbox_store
 from healthplatform.ingest.intake import acknowledgement, arrival_of, intake_read, sender_refused
-from healthplatform.ingest.models import InboxMessage
+from healthplatform.ingest.models import ApplicationAck, InboxMessage
 
 log = logging.getLogger("healthplatform.ingest.http")
 
@@ -124,3 +125,59 @@ def _content_length(request) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+class HL7v2AcksView(APIView):
+    """``GET /hl7v2/acks?after=<n>``: the application acknowledgements (enhanced mode, MSH-16) of the
+    authenticated source system's messages, made since acknowledgement ``n``, oldest first, as one HL7 batch
+    (BHS … BTS, HL7 v2.5.1 ch. 2.10.3). BHS-11 (batch control id) is the last one's number: the next request
+    asks ``after`` it; BHS-12 echoes ``after``. Reading is idempotent (a lost answer is fetched again); at most
+    ``_count`` (default 100, at most 500) per batch, in UTF-8."""
+
+    authentication_classes = [SourceSystemBearerAuthentication, SourceSystemBasicAuthentication]
+    permission_classes = [IsAttributable]
+
+    @extend_schema(
+        operation_id="hl7v2_application_acks",
+        summary="Pick up the application acknowledgements of enhanced-mode messages, as one HL7 batch",
+        tags=["hl7v2"],
+        parameters=[
+            OpenApiParameter("after", int, description="the BHS-11 of the previous batch (0 at first)"),
+            OpenApiParameter("_count", int, description="at most this many (1-500, default 100)"),
+        ],
+        responses={(200, ER7): OpenApiTypes.BINARY, 400: None, 401: None, 403: None},
+    )
+    def get(self, request):
+        caller = caller_of(request)
+        if caller.source is None:
+            raise drf.PermissionDenied("only a registered source system picks up HL7 v2 acknowledgements")
+        after, count = _int_param(request, "after", 0), _int_param(request, "_count", 100)
+        if after is None or count is None or after < 0 or not 1 <= count <= 500:
+            raise drf.ValidationError("after is a number ≥ 0, _count a number from 1 to 500")
+        acks = list(
+            ApplicationAck.objects.filter(source=caller.source, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", "text")[:count]
+        )
+        if acks:
+            ApplicationAck.objects.filter(pk__in=[pk for pk, _ in acks], taken_at__isnull=True).update(
+                taken_at=timezone.now()
+            )
+        source = caller.source
+        last = acks[-1][0] if acks else after
+        now = timezone.localtime().strftime("%Y%m%d%H%M%S%z")
+        header = (
+            f"BHS|^~\\&|HIP|REGION|{source.sending_application}|{source.sending_facility}|{now}||||{last}|{after}\r"
+        )
+        body = header + "".join(text for _, text in acks) + f"BTS|{len(acks)}\r"
+        return HttpResponse(body.encode(), status=200, content_type=f"{ER7}; charset=utf-8")
+
+
+def _int_param(request, name: str, default: int) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return None
