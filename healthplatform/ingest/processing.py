@@ -44,12 +44,13 @@ log = logging.getLogger("healthplatform.ingest.processing")
 # What a source's maps need (its local code systems, the coding-system names): read once per source and
 # process, for at most this long — a concept map or code system registered meanwhile is taken within it.
 SENDER_TTL = 60.0
-_senders: dict[int, tuple[float, Sender]] = {}
+_senders: dict[tuple[int, str], tuple[float, Sender]] = {}
 
 
 def _sender(source: SourceSystem) -> Sender:
     now = time.monotonic()
-    cached = _senders.get(source.pk)
+    key = (source.pk, source.client_id)  # a source re-created under a reused id is another source
+    cached = _senders.get(key)
     if cached is not None and now - cached[0] < SENDER_TTL:
         return cached[1]
     own = list(CodeSystem.objects.filter(source_system=source).values_list("url", "hl7_v2_name").order_by("pk"))
@@ -67,7 +68,7 @@ def _sender(source: SourceSystem) -> Sender:
         systems=systems,
         known_practitioner=lambda number: registry.practitioner_id_by_licence(number) is not None,
     )
-    _senders[source.pk] = (now, sender)
+    _senders[key] = (now, sender)
     return sender
 
 

@@ -397,6 +397,9 @@ DOCUMENT_TYPES = {
 # TXA-17 document completion status (table 0271) → DocumentReference.docStatus.
 DOCUMENT_COMPLETION = {"DO": "final", "AU": "final", "LA": "final", "PA": "preliminary", "IP": "preliminary"}
 DOCUMENT_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
+# TXA-2 → the document store's class (emr.codes), where the type says it without doubt.
+DOCUMENT_CLASS_SYSTEM = "urn:platform:codes:document-class"  # emr.codes.DOCUMENT_CLASS_SYSTEM
+DOCUMENT_CLASSES = {"DS": "discharge-summary", "DI": "exam-report"}
 # ED data type (ch. 2A.2.23): type of data (table 0191) / subtype → MIME type when ED.2 is not a MIME top level.
 ED_TYPES = {"TEXT": "text/plain", "AP": "application/octet-stream", "IM": "image/jpeg", "PDF": "application/pdf"}
 # RXA-20 completion status (table 0322) → Immunization.status.
@@ -699,7 +702,13 @@ def document_of(txa: Segment, content: list[Segment], context: Context) -> dict 
     if number is None:
         return None
     doc_type = _text(txa.value(2, component=1)).upper()
-    if doc_type in DOCUMENT_TYPES:
+    # The content's OBX-3, when LOINC, is the document's type (senders put 34133-9 "summary of episode note"
+    # there for what TXA-2 only calls a progress note); else TXA-2 through table 0270.
+    content_code = next((c for c in (context.coded(o, 3) for o in content) if c), None) or {}
+    loinc = next((c for c in content_code.get("coding", []) if c["system"] == LOINC), None)
+    if loinc is not None:
+        type_concept = {"coding": [loinc], "text": content_code.get("text") or loinc.get("display", "")}
+    elif doc_type in DOCUMENT_TYPES:
         code, english, chinese = DOCUMENT_TYPES[doc_type]
         type_concept = {"coding": [{"system": LOINC, "code": code, "display": english}], "text": chinese}
     else:
@@ -720,11 +729,15 @@ def document_of(txa: Segment, content: list[Segment], context: Context) -> dict 
         "docStatus": DOCUMENT_COMPLETION.get(_text(txa.value(17)).upper(), "final"),
         "type": type_concept,
         "category": [{"coding": [{"system": DOCUMENT_CATEGORY, "code": "clinical-note"}]}],
+        # The document store's class (WS/T 500 shared documents) where TXA-2 says it; else the store takes it
+        # from the LOINC type, or refuses the document naming what is missing.
         "subject": {"reference": context.patient_reference},
         "content": [{"attachment": attachment}],
     }
     if when and "T" in when:
         document["date"] = when
+    if doc_type in DOCUMENT_CLASSES:
+        document["category"].append({"coding": [{"system": DOCUMENT_CLASS_SYSTEM, "code": DOCUMENT_CLASSES[doc_type]}]})
     authors = [a for a in (context.practitioner(txa, 5), context.practitioner(txa, 9)) if a]
     if authors:
         document["author"] = authors[:1]
