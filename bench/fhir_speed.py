@@ -260,7 +260,9 @@ def _analyzer(stop) -> None:
     django.db.connection.close()
 
 
-def write_rate(args, work: Path) -> None:
+def write_rate(args, work: Path) -> dict:
+    """Posts the Bundles ``setup`` wrote from ``args.workers`` processes and prints the write figures; returns
+    them (resources ``written`` in ``seconds``), for bench/hl7v2_process.py to print its ratio beside."""
     import threading
 
     from django.db import connection
@@ -305,6 +307,7 @@ def write_rate(args, work: Path) -> None:
     )
     if errors:
         print("   first failure:", next(r[2] for r in results if r[2]))
+    return {"written": written, "seconds": elapsed, "bundles": len(latencies), "errors": errors}
 
 
 def copy_rate(args) -> None:
