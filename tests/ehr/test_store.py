@@ -9,7 +9,7 @@ from django.db import transaction
 
 from ehr.errors import ResourceError
 from ehr.models import ConditionalKey, Resource, ResourceVersion, SearchToken
-from ehr.selectors import conditional_matches
+from ehr.selectors import conditional_matches, identifier_matches_many
 from ehr.services import WriteItem, items_resolve
 from tests.ehr.factories import create, search, source_system, write
 from tests.fhirapi.samples import sample
@@ -264,6 +264,33 @@ def test_conditional_matches_see_only_the_writers_own_source(two_hospitals):
         assert [r.pk for r in conditional_matches("Observation", criteria, source_id=b.pk)] == [of_b.pk]
         assert {r.pk for r in conditional_matches("Observation", criteria, source_id=None)} == {of_a.pk, of_b.pk}
         assert conditional_matches("Observation", criteria, source_id=source_system().pk) == []
+
+
+def test_identifier_matches_many_answers_each_pair_as_the_one_at_a_time_lookup(two_hospitals, who):
+    a, b, _, _ = two_hospitals
+    # A second business identifier (a search token, not the column), a deleted one, one of another source.
+    identifiers = [
+        {"system": "urn:hosp-a:observation", "value": "Obs-2"},
+        {"system": "urn:hosp-a:lab-order", "value": "LO-7"},
+    ]
+    second = create(a, "Observation", who, 2, identifier=identifiers).resource
+    gone = create(a, "Observation", who, 3).resource
+    write(a, delete(gone))
+    pairs = {
+        ("urn:hosp-a:observation", "Obs-1"),
+        ("urn:hosp-a:observation", "Obs-2"),
+        ("urn:hosp-a:observation", "Obs-3"),
+        ("urn:hosp-a:lab-order", "LO-7"),
+        ("urn:hosp-a:observation", "nothing"),
+    }
+    for source_id in (a.pk, b.pk, None):
+        many = identifier_matches_many("Observation", pairs, source_id=source_id)
+        for system, value in pairs:
+            one = conditional_matches("Observation", f"identifier={system}|{value}", source_id=source_id)
+            assert [r.pk for r in many[(system, value)]] == [r.pk for r in one], (source_id, value)
+    assert [
+        r.pk for r in identifier_matches_many("Observation", pairs, source_id=a.pk)[("urn:hosp-a:lab-order", "LO-7")]
+    ] == [second.pk]
 
 
 def test_items_resolve_answers_a_conditional_create_with_the_writers_own_resource_only(two_hospitals, who):
