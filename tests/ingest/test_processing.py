@@ -148,3 +148,19 @@ def test_three_workers_in_parallel_apply_one_patients_updates_in_the_order_recei
         # The last update received is the one that stands: no earlier A08 overtook a later one.
         assert patient.body["name"][0]["text"] == f"患者{p}第{updates - 1}次"
         assert patient.version_id == updates
+
+
+def test_a_message_lost_max_attempts_times_is_parked_and_its_patients_next_message_flows(db):
+    from healthplatform.ingest.processing import MAX_ATTEMPTS
+
+    feed = register_feed(name="HIS-A", facility="HOSP-A")
+    poison = received(feed.source, adt("C-1"))
+    # As if MAX_ATTEMPTS workers had died on it, each attempt counted before it started.
+    InboxMessage.objects.filter(pk=poison.pk).update(attempts=MAX_ATTEMPTS)
+    after = received(feed.source, oru("R-1"))
+    assert inbox_process() == 2
+    poison.refresh_from_db()
+    after.refresh_from_db()
+    assert poison.status == "parked" and f"lost {MAX_ATTEMPTS} times" in poison.error
+    assert after.status == "processed"
+    assert not Resource.objects.filter(resource_type="Encounter").exists()  # the poison was not tried again

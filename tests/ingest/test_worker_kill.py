@@ -146,17 +146,12 @@ def test_a_worker_killed_mid_message_leaves_it_received_and_the_next_worker_writ
         holder.close()
         observer.close()
     assert message.status == "processed", message.error
-    # The killed attempt's increment was rolled back with everything else: one attempt counted (see the xfail below).
-    assert message.attempts == 1
+    # The killed attempt was counted before it started (its own commit), the next worker's too.
+    assert message.attempts == 2
     _facts_once(message)
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="processing.py counts an attempt inside the transaction a killed worker loses: a message that kills "
-    "every worker (out of memory, a crash in a C extension) is retried for ever and never parked",
-)
 def test_an_attempt_killed_mid_message_is_counted(tmp_path):
     """The same kill as above, in-process (no broker needed: the worker is a thread's connection that is
     terminated by ``pg_terminate_backend`` while it waits on the identity lock, which is what the server sees of
