@@ -141,28 +141,60 @@ def _today_mix(count: int, seed: int):
         yield text.encode()
 
 
+# The region of ``--feed region``: big enough for a day of ~10,000 messages; the days follow one another until
+# ``--messages`` are made (the same residents come back, as they do).
+REGION_SIZES = {"institutions": 40, "physicians": 200, "nurses": 300, "pharmacists": 10, "technicians": 10}
+REGION_RESIDENTS = 2000
+
+
+def _region(seed: int):
+    from fixtures.region import RegionGenerator, RegionSizes
+
+    return RegionGenerator(seed=seed, sizes=RegionSizes(**REGION_SIZES, residents=REGION_RESIDENTS))
+
+
+def _region_mix(count: int, seed: int):
+    """The region generator's HL7 v2 days (``fixtures.hl7v2_feeds``: its vendors' versions, character sets and
+    local codes; ADT, results, orders, prescriptions, documents, vaccinations), day after day."""
+    import datetime as dt
+
+    from fixtures.hl7v2_feeds import HL7FeedGenerator
+
+    region = _region(seed)
+    made, day = 0, region.today - dt.timedelta(days=60)
+    while made < count:
+        for message in HL7FeedGenerator(region, seed=seed, day=day, residents=REGION_RESIDENTS).messages():
+            yield message.payload
+            made += 1
+            if made >= count:
+                return
+        day += dt.timedelta(days=1)
+
+
 def messages(count: int, seed: int, feed: str = "today"):
     """The bench's messages: today's mix, or the region generator's (``fixtures.hl7v2_feeds``) when asked."""
-    if feed == "region":
-        try:
-            from fixtures import hl7v2_feeds
-        except ImportError:
-            sys.exit("--feed region: fixtures/hl7v2_feeds.py is not in this tree yet")
-        return hl7v2_feeds.messages(count=count, seed=seed)  # the generator's entry point, once it exists
-    return _today_mix(count, seed)
+    return _region_mix(count, seed) if feed == "region" else _today_mix(count, seed)
 
 
 # --- the database -------------------------------------------------------------------------------------------
 
 
-def _fresh() -> dict[tuple[str, str], int]:
-    """An emptied database with the bench's hospitals and their feeds; their source ids by (MSH-3, MSH-4)."""
+def _fresh(feed: str = "today", seed: int = 17) -> dict[tuple[str, str], int]:
+    """An emptied database with the bench's hospitals and their feeds (the region's, with their local code lists
+    and concept maps, for ``--feed region``); their source ids by (MSH-3, MSH-4)."""
     from django.core.management import call_command
 
+    from registry.models import SourceSystem
     from registry.services import source_system_register
     from tests.registry.factories import InstitutionFactory
 
     call_command("flush", interactive=False, verbosity=0)
+    if feed == "region":
+        from fixtures.loading import local_codes_load, region_load
+
+        region_load(_region(seed))
+        local_codes_load()
+        return {(s.sending_application, s.sending_facility): s.pk for s in SourceSystem.objects.all()}
     sources = {}
     for n, (application, facility) in enumerate(HOSPITALS):
         institution = InstitutionFactory(code=facility, name=f"基准医院{n + 1}", licence_number=f"44010611B{9000 + n}")
@@ -191,6 +223,7 @@ def _inbox_rows(payloads: list[bytes], sources: dict) -> list[tuple]:
         arrival = arrival_of(intake, door="mllp", peer="bench", source_id=sources[intake.sender])
         values = vars(arrival) | {"uuid": uuid7(), "received_at": now, "resends": 0, "attempts": 0}
         values |= {"control_id_reused": False, "processed_at": None, "replay_of_id": None}
+        values |= {"claimed_pid": None, "submission_id": None, "produced": None}
         rows.append(tuple(values[c] for c in _COLUMNS))
     return rows
 
@@ -331,12 +364,15 @@ def latency(args, log_dir: Path) -> None:
 
     from healthplatform.ingest.models import InboxMessage
 
-    _fresh()
+    _fresh(args.feed, args.seed)
     payloads = list(messages(args.latency_sample, args.seed + 1, args.feed))
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     listener = subprocess.Popen(
-        [sys.executable, "manage.py", "runmllp", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+        [sys.executable, "manage.py", "runmllp", "--port", str(port), "--no-drain"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     workers = Workers(2, args.broker_url, log_dir)
     stop = threading.Event()
@@ -484,13 +520,13 @@ def main() -> None:
     obx = sum(p.count(b"\rOBX|") for p in payloads)
     print(
         f"{len(payloads):,} messages ({oru:,} ORU^R01 with {obx / max(oru, 1):.1f} OBX on average, "
-        f"{len(payloads) - oru:,} ADT^A01/A08), {sum(map(len, payloads)) / len(payloads):,.0f} bytes on average; "
+        f"{len(payloads) - oru:,} others), {sum(map(len, payloads)) / len(payloads):,.0f} bytes on average; "
         f"broker {args.broker}; generated in {time.perf_counter() - began:.0f}s (not timed)"
     )
     v2: dict[int, dict] = {}
     insert_rates = []
     for count in counts:
-        sources = _fresh()
+        sources = _fresh(args.feed, args.seed)
         rows = _inbox_rows(payloads, sources)
         insert_rates.append(_fill(rows))
         v2[count] = process_rate(count, args, log_dir)
@@ -512,7 +548,7 @@ def main() -> None:
     if args.latency_sample:
         latency(args, log_dir)
     if args.profile:
-        sources = _fresh()
+        sources = _fresh(args.feed, args.seed)
         _fill(_inbox_rows(payloads[: args.profile_messages], sources))
         profile(args.profile_messages)
     print(f"\nworker logs in {log_dir}")

@@ -234,8 +234,6 @@ def _targets_prefetch(run: Run, entries: list[Entry]) -> None:
             if pair is not None:
                 wanted.setdefault(e.resource_type, {})[pair] = e.criteria
     for resource_type, criteria in wanted.items():
-        if len(criteria) < 2:
-            continue  # one lookup either way
         found = archive.identifier_matches_many(resource_type, set(criteria), source_id=run.caller_source_id)
         for pair, text in criteria.items():
             run.targets[(resource_type, text)] = found.get(pair, [])

@@ -198,6 +198,8 @@ def inbox_process_batch(size: int = CLAIM_BATCH) -> list[InboxMessage]:
         for row in rows:
             with transaction.atomic():
                 _process(row, sources)
+        # The outcomes in one statement (a save per message was a tenth of the processing).
+        InboxMessage.objects.bulk_update(rows, _OUTCOME_FIELDS)
     for row in rows:
         log.info("inbox %d %s %s: %s", row.pk, row.message_type, row.control_id[:40], row.status)
     return rows
@@ -209,9 +211,12 @@ def inbox_process_one() -> InboxMessage | None:
     return rows[0] if rows else None
 
 
+_OUTCOME_FIELDS = ["status", "error", "attempts", "processed_at", "submission", "produced"]
+
+
 def _process(row: InboxMessage, sources: dict[int, SourceSystem]) -> None:
-    """One claimed message: mapped and written through the corridor as its source system, then its outcome
-    saved (and its application ACK kept when one is due)."""
+    """One claimed message: mapped and written through the corridor as its source system, its outcome set on
+    ``row`` (saved with the batch's) and its application ACK kept when one is due."""
     message, fault = None, None
     try:
         if row.attempts > MAX_ATTEMPTS:
@@ -248,7 +253,6 @@ def _process(row: InboxMessage, sources: dict[int, SourceSystem]) -> None:
         where = traceback.extract_tb(error.__traceback__)[-3:]
         row.error = f"{type(error).__name__} at " + " < ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
     row.processed_at = timezone.now()
-    row.save(update_fields=["status", "error", "attempts", "processed_at", "submission", "produced"])
     if message is not None:
         _application_ack(row, message, fault)
 
