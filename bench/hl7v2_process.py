@@ -457,14 +457,16 @@ def profile(count: int) -> None:
     for (filename, _, name), (_, _, _, cumulative, _) in stats.stats.items():
         total[(Path(filename).name, name)] = total.get((Path(filename).name, name), 0) + cumulative
     parts = [
-        ("claim (_claim)", ("processing.py", "_claim")),
+        ("claim, phase one (_claim_ids)", ("processing.py", "_claim_ids")),
+        ("claim, phase two (_claimed)", ("processing.py", "_claimed")),
         ("parse (message_parse)", ("message.py", "message_parse")),
-        ("mapping (message_bundle)", ("processing.py", "message_bundle")),
+        ("mapping (message_mapped)", ("v2events.py", "message_mapped")),
         ("corridor (bundle_apply)", ("apply.py", "bundle_apply")),
         ("  of it, MPI (identity_register)", ("registration.py", "identity_register")),
         ("  of it, archive (resources_write)", ("services.py", "resources_write")),
         ("  of it, validation (resource_validated)", ("validation.py", "resource_validated")),
-        ("status save (Model.save)", ("base.py", "save")),
+        ("saves (Model.save: submissions, acknowledgements)", ("base.py", "save")),
+        ("outcomes (bulk_update, one a batch)", ("query.py", "bulk_update")),
         ("commit", ("base.py", "commit")),
     ]
     print(
