@@ -24,7 +24,7 @@ import logging
 import time
 import traceback
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from healthplatform.access import Caller
@@ -248,6 +248,11 @@ def _process(row: InboxMessage, sources: dict[int, SourceSystem]) -> None:
         else:
             row.error = str(error)[:2000]
         fault = error.fault() if isinstance(error, NotMapped) else None
+    except (OperationalError, InterfaceError):
+        # Not the message's fault: a deadlock between two workers' batches (their MPI locks), a lock timeout, a
+        # lost connection. The batch is given up, its messages stay received (their attempt counted) and are
+        # taken again: parking them would blame a good message.
+        raise
     except Exception as error:  # a defect of ours: parked with where it happened, the rest keeps flowing
         row.status = InboxMessage.Status.PARKED
         where = traceback.extract_tb(error.__traceback__)[-3:]
@@ -259,9 +264,20 @@ def _process(row: InboxMessage, sources: dict[int, SourceSystem]) -> None:
 
 def inbox_process(*, limit: int = 1000) -> int:
     """Processes up to ``limit`` waiting messages, a batch at a time; how many were taken."""
-    done = 0
+    done, failures = 0, 0
     while done < limit:
-        taken = len(inbox_process_batch(min(CLAIM_BATCH, limit - done)))
+        try:
+            taken = len(inbox_process_batch(min(CLAIM_BATCH, limit - done)))
+        except OperationalError as error:
+            # A deadlock with another worker's batch (or a lock timeout): that batch is taken again, by this
+            # worker or another; three in a row is no longer a race.
+            failures += 1
+            log.warning("inbox batch given up (%s), to be taken again", type(error.__cause__ or error).__name__)
+            if failures >= 3:
+                raise
+            time.sleep(0.05 * failures)
+            continue
+        failures = 0
         if not taken:
             break
         done += taken

@@ -302,3 +302,36 @@ def test_two_worker_processes_drain_many_patients_each_in_the_order_received(bro
         assert patient.version_id == updates + 1
         assert Resource.objects.filter(resource_type="Observation", identity=patient.identity).count() == 2
         assert Resource.objects.filter(resource_type="Encounter", identity=patient.identity).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_timeout_or_deadlock_gives_the_batch_up_and_parks_nothing():
+    """A database refusal that is no fault of the message (here a lock timeout on the patient's MPI identity,
+    as a deadlock between two workers' batches would be): the batch is given up and taken again; the message
+    stays received and is processed once the lock is gone, never parked."""
+    from django.db import OperationalError
+
+    _postgresql()
+    feed = register_feed(name="HIS-A", facility="HOSP-A")
+    received(feed.source, adt("K-1"))
+    inbox_process()
+    message = received(feed.source, oru("K-2"))
+    identity = Identity.objects.get(assigning_authority="HOSP-A", local_id="M-7")
+    holder = _other_connection()
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT id FROM mpi_identity WHERE id = %s FOR UPDATE", [identity.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(OperationalError):
+            inbox_process()
+        message.refresh_from_db()
+        assert message.status == "received" and message.error == "" and message.attempts == 3
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert inbox_process() == 1
+    message.refresh_from_db()
+    assert message.status == "processed"
