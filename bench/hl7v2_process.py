@@ -332,6 +332,9 @@ def _statuses() -> dict:
 
     from healthplatform.ingest.models import InboxMessage
 
+    parked = InboxMessage.objects.filter(status="parked").values_list("message_type", "error").distinct()[:5]
+    for message_type, error in parked:  # what to look at, if anything was parked (our words, no patient data)
+        print(f"       parked {message_type}: {error[:200]}")
     return {s: n for s, n in InboxMessage.objects.values_list("status").annotate(n=Count("id"))}
 
 
@@ -412,7 +415,7 @@ def latency(args, log_dir: Path) -> None:
     waits = [(done - got).total_seconds() * 1000 for got, done, _ in rows]
     # One FHIR read per sampled message: its Patient by identifier, as a clinician's client finds it.
     reader = fhir_speed._staff_client(Client)
-    keys = list(InboxMessage.objects.values_list("patient_key", flat=True)[:200])
+    keys = [k for k in InboxMessage.objects.values_list("patient_key", flat=True)[:400] if "|" in k and "^" in k][:200]
     reads = []
     for key in keys[:20] + keys:  # the first 20 again after a warm-up (URL resolver, imports, the read's caches)
         if len(reads) == 20 and len(keys) > 20:
