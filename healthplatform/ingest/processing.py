@@ -21,6 +21,7 @@ corridor has written the surviving Patient.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 
@@ -38,7 +39,7 @@ from healthplatform.ingest.models import ApplicationAck, InboxMessage
 from healthplatform.ingest.v2events import Merge, NotMapped, Sender, message_mapped
 from healthplatform.ingest.v2tofhir import authority_system
 from mpi import selectors as mpi_selectors
-from mpi.services.manual import MPIError, person_merge
+from mpi.services.manual import MPIError, identity_link, person_merge
 from registry import selectors as registry
 from registry.models import CodeSystem, SourceSystem
 
@@ -111,15 +112,31 @@ def _merge(merge: Merge, *, caller: Caller, survivor_bundle: dict, control_id: s
     if survivor is None or survivor.pk == prior.pk:
         raise NotMapped("MRG-1 names the surviving patient itself")
     if survivor.person_id != prior.person_id:
+        reason = f"HL7 ADT^A40 {control_id}"[:200]
+        # An A40 says two of the *sender's* records are one patient (HL7 v2.5.1 §3.3.40: MRG-1 merged into
+        # PID-3 within the sender's identifier domain); it says nothing of other institutions' records. Merging
+        # the prior identity's whole person moved every other institution's identity linked to it too: hospital
+        # B, holding two residents that hospital A also knows, made A's two patients one person. When the prior
+        # person holds identities the sender does not own, only the sender's identity is moved (a link, which the
+        # MPI's review can undo); a person of the sender's identities alone is merged, as before.
+        foreign = any(not caller.owns_identity(i) for i in prior.person.identities.all())
         try:
-            person_merge(
-                survivor=survivor.person,
-                duplicate=prior.person,
-                actor=caller.actor,
-                reason=f"HL7 ADT^A40 {control_id}"[:200],
-            )
+            if foreign:
+                identity_link(identity=prior, person=survivor.person, actor=caller.actor, reason=reason)
+            else:
+                person_merge(survivor=survivor.person, duplicate=prior.person, actor=caller.actor, reason=reason)
         except MPIError as error:
             raise NotMapped(f"the MPI refused the merge: {error}") from None
+
+
+# The corridor's refusals may quote conditional criteria, ``Patient?identifier=<system>|<MRN>`` or an allergy's
+# ``identifier=<system>|<MRN>|<allergen>``: the stored error is shown to operators, logged and sent back in AE
+# ACKs, so the value of any criteria is left out (the system and the FHIR path say where to look).
+_CRITERIA_VALUE = re.compile(r"(\bidentifier=[^|\s]*\|)(?:(?!:\s)\S)+")
+
+
+def _redacted(text: str) -> str:
+    return _CRITERIA_VALUE.sub(r"\1…", text)
 
 
 # Messages one transaction processes (each in a savepoint of its own): a commit, a claim and a status save
@@ -244,9 +261,9 @@ def _process(row: InboxMessage, sources: dict[int, SourceSystem]) -> None:
     except (NotMapped, PlatformError, SourceSystem.DoesNotExist) as error:
         row.status = InboxMessage.Status.PARKED
         if isinstance(error, PlatformError):
-            row.error = "; ".join(i.message for i in error.issues)[:2000]
+            row.error = _redacted("; ".join(i.message for i in error.issues))[:2000]
         else:
-            row.error = str(error)[:2000]
+            row.error = _redacted(str(error))[:2000]
         fault = error.fault() if isinstance(error, NotMapped) else None
     except (OperationalError, InterfaceError):
         # Not the message's fault: a deadlock between two workers' batches (their MPI locks), a lock timeout, a

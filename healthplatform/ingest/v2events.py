@@ -23,8 +23,10 @@ next version, never a second fact.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from healthplatform.ingest.hl7v2 import faults
 from healthplatform.ingest.hl7v2.message import Message, Segment
@@ -98,9 +100,58 @@ class Mapped:
     merge: Merge | None = None
 
 
+def _criterion(text: str) -> str:
+    """One side of ``identifier=system|value`` as the corridor reads it back exactly: R4 search §2.1.1.7 escapes
+    ``\\`` and ``,`` (a bare comma is an OR: ``V-9,<system>|V-1`` in PV1-19 matched, and overwrote, visit V-1),
+    then every character a query string gives a meaning to is percent-encoded (``+`` read back as a space, ``%2D``
+    as ``-``, ``&`` / ``#`` / ``=`` cutting the criteria: the resend of a message then found nothing and was
+    refused as a second create)."""
+    if "," in text:
+        text = text.replace("\\", "\\\\").replace(",", "\\,")
+    return quote(text, safe=":/")
+
+
 def _conditional(resource: dict) -> str:
     identifier = resource["identifier"][0]
-    return f"{resource['resourceType']}?identifier={identifier['system']}|{identifier['value']}"
+    system, value = _criterion(identifier["system"]), _criterion(identifier["value"])
+    return f"{resource['resourceType']}?identifier={system}|{value}"
+
+
+# C0 controls but TAB, LF, CR, and DEL: what a ``\Xhh\`` escape (HL7 v2.5.1 ch. 2.7.2) can put in a value, which a
+# FHIR R4 string cannot carry (datatypes.html#string: ``[ \r\n\t\S]+``) and PostgreSQL's text and jsonb refuse
+# (NUL): SQLite stored them, PostgreSQL parked the message as "DataError at copy:…".
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _controls_refused(node, path: str) -> None:
+    """``NotMapped`` naming the first element (a FHIR path, never its value) that holds a control character."""
+    if isinstance(node, str):
+        if _CONTROLS.search(node):
+            raise NotMapped(
+                f"{path}: a field holds a control character (an \\Xhh\\ escape of 00-1F); FHIR text cannot carry it",
+                code=faults.DATA_TYPE_ERROR,
+            )
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            _controls_refused(child, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            _controls_refused(child, f"{path}[{i}]")
+
+
+def _one_patient(message: Message) -> None:
+    """One message, one patient. HL7 v2.5.1 lets an ORU^R01 carry several PATIENT_RESULT groups and an ADT_A39
+    (A40) several PATIENT groups, each with its own PID (and MRG); the maps read the first PID as the patient of
+    every fact, so the second patient's results were filed under the first's. Such a message is parked whole
+    (nothing partly written) for its sender to send one patient per message."""
+    for name in ("PID", "MRG"):
+        found = message[name]
+        if len(found) > 1:
+            raise NotMapped(
+                f"the message carries {len(found)} {name} segments: one patient per message is mapped",
+                code=faults.SEGMENT_SEQUENCE_ERROR,
+                location=faults.ErrorLocation(name, 2),
+            )
 
 
 def _put(resource: dict, full_url: str | None = None) -> dict:
@@ -142,6 +193,7 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
     pid = message.segment("PID")
     if pid is None:
         raise NotMapped("no PID segment", code=faults.SEGMENT_SEQUENCE_ERROR, location=faults.ErrorLocation("PID"))
+    _one_patient(message)
     facility = header.sending_facility.namespace_id or sender.facility
     patient = patient_of(pid, sending_facility=facility)
     mrns = [i for i in patient["identifier"] if i.get("type")]
@@ -153,6 +205,14 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
         )
     patient["identifier"].sort(key=lambda i: i not in mrns)  # the MRN first: the conditional update's key
     mrn = mrns[0]["value"]
+    if "," in mrn:
+        # The corridor takes a Patient's conditional update only as identifier=<system>|<mrn>, one value: a comma
+        # would make it an OR of two (R4 search §2.1.1.7), and the refusal would quote the MRN to the operator.
+        raise NotMapped(
+            "PID-3's MRN holds a comma, which no identifier search can name",
+            code=faults.DATA_TYPE_ERROR,
+            location=faults.ErrorLocation("PID", 1, 3),
+        )
     entries = [{"fullUrl": PATIENT, "resource": patient, "request": {"method": "PUT", "url": _conditional(patient)}}]
     context = Context(PATIENT, facility, sender.local_system, sender.systems, sender.known_practitioner)
     merge = None
@@ -181,6 +241,21 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             authority = str(mrg.value(1, component=4) or "").strip() or facility
             merge = Merge(authority_system(authority), prior)
     elif code == "ORU" and trigger == "R01":
+        # HL7 v2.5.1 ORU_R01: every OBX belongs to an ORDER_OBSERVATION group begun by its OBR. An OBX before the
+        # first OBR (or an ORU with no OBR at all) was dropped and the message called processed: results lost
+        # without a word. Parked instead, naming the first such OBX.
+        segments = [s.name for s in message.segments]
+        first_obr = segments.index("OBR") if "OBR" in segments else len(segments)
+        if "OBX" in segments[:first_obr] or first_obr == len(segments):
+            stray = segments[:first_obr].count("OBX")
+            raise NotMapped(
+                "ORU^R01 result (OBX) outside an order (OBR): OBR begins each ORDER_OBSERVATION group"
+                if stray
+                else "ORU^R01 without OBR",
+                code=faults.SEGMENT_SEQUENCE_ERROR,
+                location=faults.ErrorLocation("OBX" if stray else "OBR", 1),
+            )
+        repeats: dict[str, int] = {}
         for n, group in enumerate(_groups(message, {"ORC", "OBR"})):
             obr = _first(group, "OBR")
             if obr is None:
@@ -198,6 +273,15 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
                     local_system=sender.local_system,
                     systems=sender.systems,
                 )
+                identifier = (observation.get("identifier") or [None])[0]
+                if identifier is not None:
+                    # OBX-4 sub-ID tells apart results of one test under one order (HL7 v2.5.1 §7.4.2.4), but
+                    # senders leave it empty on repeated TX / ST lines of one code: each repeat was the same
+                    # Observation changed twice and the whole report was parked. The n-th repeat of a key is its
+                    # own result (the same message sent again numbers them the same).
+                    repeats[identifier["value"]] = seen = repeats.get(identifier["value"], 0) + 1
+                    if seen > 1:
+                        identifier["value"] = f"{identifier['value']}|#{seen}"
                 url = f"urn:uuid:obx-{n}-{m}"
                 entries.append(_put(observation, url))
                 results.append(url)
@@ -241,4 +325,6 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             code=faults.UNSUPPORTED_EVENT_CODE,
             location=faults.ErrorLocation("MSH", 1, 9),
         )
-    return Mapped({"resourceType": "Bundle", "type": "transaction", "entry": entries}, merge)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    _controls_refused(bundle, "Bundle")
+    return Mapped(bundle, merge)

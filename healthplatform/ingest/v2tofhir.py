@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,24 @@ CODING_SYSTEMS = {
 _RESIDENT_ID = re.compile(r"\d{17}[\dXx]")
 # TS / DTM (ch. 2A): YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]
 _TS = re.compile(r"(\d{4})(?:(\d{2})(?:(\d{2})(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?([+-]\d{4})?")
+
+
+# NM (HL7 v2.5.1 ch. 2A.2.47): "an optional leading sign (+ or -), the digits and an optional decimal point", in
+# ASCII. Python's int() and float() read far more: "1_5" as 15, full-width "１２" as 12, "1e400" as infinity (which
+# FHIR's decimal refuses, parking the whole report) — a typo read as another lab value. What is not an NM is kept
+# as the text sent (valueString), as a value that is no number at all always was.
+_NM = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def nm_value(text: str) -> int | float | None:
+    """An NM as a JSON number (an int when it has no decimal point), None when it is not an NM."""
+    if not _NM.fullmatch(text):
+        return None
+    try:
+        value = float(text) if "." in text else int(text)
+    except ValueError:  # more digits than int() reads (4,300)
+        return None
+    return value if math.isfinite(value) else None  # "1" * 400 + ".0" is a float's infinity
 
 
 def _text(value) -> str:
@@ -277,11 +296,11 @@ def observation_of(
     unit = _text(obx.value(6, component=1)) or _text(obx.value(6, component=2))
     if kind in ("NM", "SN") and raw:
         comparator, number = re.fullmatch(r"(<=|>=|<|>)?\s*(.*)", raw).groups()
-        try:
-            quantity: dict = {"value": float(number) if "." in number or "e" in number.lower() else int(number)}
-        except ValueError:
+        value = nm_value(number)
+        if value is None:
             observation["valueString"] = raw
         else:
+            quantity: dict = {"value": value}
             if comparator:
                 quantity["comparator"] = comparator
             if unit:
@@ -529,9 +548,8 @@ def report_of(obr: Segment, context: Context, *, results: list[str]) -> dict:
 
 
 def _dose(amount: str, unit: str) -> dict | None:
-    try:
-        value = float(amount) if "." in amount else int(amount)
-    except ValueError:
+    value = nm_value(amount)  # RXE-3 / RXO-2 / RXA-6 are NM
+    if value is None:
         return None
     quantity: dict = {"value": value}
     if unit:
