@@ -368,7 +368,10 @@ def latency(args, log_dir: Path) -> None:
     from healthplatform.ingest.models import InboxMessage
 
     _fresh(args.feed, args.seed)
-    payloads = list(messages(args.latency_sample, args.seed + 1, args.feed))
+    if args.feed == "region":  # the loaded region's own feeds (another seed is another region), later messages
+        payloads = list(messages(args.messages + args.latency_sample, args.seed, "region"))[-args.latency_sample :]
+    else:
+        payloads = list(messages(args.latency_sample, args.seed + 1, args.feed))
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     listener = subprocess.Popen(
@@ -417,7 +420,8 @@ def latency(args, log_dir: Path) -> None:
     reader = fhir_speed._staff_client(Client)
     keys = [k for k in InboxMessage.objects.values_list("patient_key", flat=True)[:400] if "|" in k and "^" in k][:200]
     reads = []
-    for key in keys[:20] + keys:  # the first 20 again after a warm-up (URL resolver, imports, the read's caches)
+    # The first 20 again after a warm-up (URL resolver, imports, the read's caches).
+    for key in keys[:20] + keys:
         if len(reads) == 20 and len(keys) > 20:
             reads.clear()
         mrn, authority = key.split("|", 1)[1].split("^", 1)
@@ -428,6 +432,9 @@ def latency(args, log_dir: Path) -> None:
         assert response.status_code == 200 and response.json().get("entry"), (url, response.content[:300])
     connection.close()
     p = fhir_speed.percentile
+    if not waits or not reads:
+        print(f"LATENCY none measured: {accepted:,} of {len(payloads):,} accepted, {len(rows):,} processed")
+        return
     print(
         f"LATENCY {accepted:,} of {len(payloads):,} sent over MLLP at {args.latency_rate:,.0f}/s offered "
         f"({len(payloads) / seconds:,.0f}/s sent; ACK p99 {p(acks, 99):.0f} ms), processed by 2 draining workers: "

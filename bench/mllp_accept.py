@@ -95,7 +95,7 @@ async def _connection(port: int, messages: list[bytes], interval: float | None, 
         await writer.drain()
         answer = await reader.readuntil(EB)
         latencies.append((time.perf_counter() - began) * 1000)
-        accepted += b"MSA|AA|" in answer
+        accepted += b"MSA|AA|" in answer or b"MSA|CA|" in answer  # original or enhanced mode
     writer.close()
     await writer.wait_closed()
     return accepted
@@ -232,7 +232,7 @@ def main() -> None:
         print(
             f"accepted (closed loop, {args.listeners} listener(s), {args.processes} client processes × "
             f"{args.connections} connections): "
-            f"{accepted / seconds:,.0f} messages/s ({accepted:,} AA, {stored:,} rows in {commits:,} commits: "
+            f"{accepted / seconds:,.0f} messages/s ({accepted:,} AA or CA, {stored:,} rows in {commits:,} commits: "
             f"{stored / max(commits, 1):.1f} per commit); ACK latency p50 {_p(latencies, 0.5):.1f} ms, "
             f"p99 {_p(latencies, 0.99):.1f} ms  (bar ≥ 3,000/s)"
         )

@@ -25,6 +25,7 @@ import re
 import time
 import traceback
 
+import psycopg
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -228,6 +229,9 @@ def inbox_process_one() -> InboxMessage | None:
     return rows[0] if rows else None
 
 
+# The refusals that are a race between workers, not a fault of the message or of the database.
+_RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable, psycopg.errors.SerializationFailure)
+
 _OUTCOME_FIELDS = ["status", "error", "attempts", "processed_at", "submission", "produced"]
 
 
@@ -287,7 +291,10 @@ def inbox_process(*, limit: int = 1000) -> int:
             taken = len(inbox_process_batch(min(CLAIM_BATCH, limit - done)))
         except OperationalError as error:
             # A deadlock with another worker's batch (or a lock timeout): that batch is taken again, by this
-            # worker or another; three in a row is no longer a race.
+            # worker or another; three in a row is no longer a race. Anything else (a lost connection) ends this
+            # drain: its messages stay received for the next one.
+            if not isinstance(error.__cause__, _RACES):
+                raise
             failures += 1
             log.warning("inbox batch given up (%s), to be taken again", type(error.__cause__ or error).__name__)
             if failures >= 3:

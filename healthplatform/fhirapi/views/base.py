@@ -25,6 +25,17 @@ from healthplatform.fhirapi.read_audit import read_recorded
 logger = logging.getLogger(__name__)
 
 
+def _no_nul_in_query(request) -> None:
+    """A search (or conditional) parameter carrying U+0000 is refused, naming it: FHIR strings exclude it (R4
+    datatypes.html#string) and PostgreSQL cannot compare with it (it was a 500). Once, here, for every route."""
+    for name, values in request.query_params.lists():
+        if "\x00" in name or any("\x00" in v for v in values):
+            where = name.replace("\x00", "") or "query"
+            raise FHIRError.one(
+                400, "invalid", f"{where}: a parameter may not contain the NUL character (U+0000)", expression=where
+            )
+
+
 class FHIRView(APIView):
     """A FHIR endpoint. Subclasses implement ``get``/``post`` by calling selectors and services."""
 
@@ -49,6 +60,7 @@ class FHIRView(APIView):
         # first), so every answer, a 406 included, is attributed in the log.
         self.perform_authentication(request)
         self.check_permissions(request)
+        _no_nul_in_query(request)
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):
