@@ -87,14 +87,11 @@ def _produced(written) -> dict:
             "version": document.version_id,
             "outcome": written.outcome,
         }
-    resource = written.resource
-    return {
-        "type": written.entry.resource_type,
-        "id": resource.fhir_id if resource is not None else None,
-        "version": resource.version_id if resource is not None else None,
-        "outcome": written.outcome,
-        "pk": resource.pk if resource is not None else None,
-    }
+    produced = {"type": written.entry.resource_type, "outcome": written.outcome}
+    if written.resource is not None:  # none for a DELETE of nothing
+        resource = written.resource
+        produced |= {"id": resource.fhir_id, "version": resource.version_id, "pk": resource.pk}
+    return produced
 
 
 _MRG_1 = {"code": faults.UNKNOWN_KEY_IDENTIFIER, "location": faults.ErrorLocation("MRG", 1, 1)}

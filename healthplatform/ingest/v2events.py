@@ -31,6 +31,7 @@ from urllib.parse import quote
 from healthplatform.ingest.hl7v2 import faults
 from healthplatform.ingest.hl7v2.message import Message, Segment
 from healthplatform.ingest.v2tofhir import (
+    IMAGING_SECTIONS,
     Context,
     allergy_of,
     authority_system,
@@ -42,6 +43,7 @@ from healthplatform.ingest.v2tofhir import (
     patient_of,
     report_of,
     service_request_of,
+    text_of,
 )
 
 PATIENT = "urn:uuid:patient"
@@ -219,8 +221,8 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
     if code == "ADT" and trigger in ADT_EVENTS:
         pv1 = message.segment("PV1")
         status = ENCOUNTER_STATUS.get(trigger)
-        if status and pv1 is not None and str(pv1.value(19) or ""):
-            if status == "in-progress" and trigger != "A13" and str(pv1.value(45) or ""):
+        if status and pv1 is not None and text_of(pv1.value(19)):
+            if status == "in-progress" and trigger != "A13" and text_of(pv1.value(45)):
                 status = "finished"  # an A08 after the discharge keeps the encounter finished
             encounter = encounter_of(pv1, patient_reference=PATIENT, sending_facility=facility, status=status)
             if trigger == "A13":
@@ -231,14 +233,14 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
                 entries.append(_put(allergy_of(segment, context, patient_key=mrn)))
         if trigger == "A40":
             mrg = message.segment("MRG")
-            prior = str(mrg.value(1) or "").strip() if mrg is not None else ""
+            prior = text_of(mrg.value(1)) if mrg is not None else ""
             if not prior:
                 raise NotMapped(
                     "ADT^A40 without MRG-1 (the prior patient identifier)",
                     code=faults.REQUIRED_FIELD_MISSING,
                     location=faults.ErrorLocation("MRG", 1, 1),
                 )
-            authority = str(mrg.value(1, component=4) or "").strip() or facility
+            authority = text_of(mrg.value(1, component=4)) or facility
             merge = Merge(authority_system(authority), prior)
     elif code == "ORU" and trigger == "R01":
         # HL7 v2.5.1 ORU_R01: every OBX belongs to an ORDER_OBSERVATION group begun by its OBR. An OBX before the
@@ -260,9 +262,8 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             obr = _first(group, "OBR")
             if obr is None:
                 continue
-            order = str(obr.value(3) or obr.value(2) or "")
-            section = str(obr.value(24) or "").upper()
-            category = "imaging" if section in ("RAD", "CT", "MR", "US", "NMR", "RX") else "laboratory"
+            order = text_of(obr.value(3)) or text_of(obr.value(2))
+            category = "imaging" if text_of(obr.value(24)).upper() in IMAGING_SECTIONS else "laboratory"
             results = []
             for m, obx in enumerate(s for s in group if s.name == "OBX"):
                 observation = observation_of(

@@ -92,7 +92,8 @@ def nm_value(text: str) -> int | float | None:
     return value if math.isfinite(value) else None  # "1" * 400 + ".0" is a float's infinity
 
 
-def _text(value) -> str:
+def text_of(value) -> str:
+    """A field's value as stripped text (an HL7 null ``""`` or an absent value: empty)."""
     return "" if value is NULL or value is None else str(value).strip()
 
 
@@ -106,7 +107,7 @@ def authority_system(authority: str) -> str:
 
 def hl7_date(value: str) -> str | None:
     """A DT / TS / DTM's date as FHIR ``date`` (YYYY, YYYY-MM or YYYY-MM-DD), None when it is not one."""
-    value = _text(value)
+    value = text_of(value)
     match = _TS.fullmatch(value)
     if not match:
         return None
@@ -123,7 +124,7 @@ def hl7_datetime(value: str) -> str | None:
     """A TS / DTM as FHIR ``dateTime``: to the second when given, with its offset, else only the date part
     (an HL7 time without an offset is the sender's local time, which FHIR cannot say without one: the date
     alone is the honest reading)."""
-    value = _text(value)
+    value = text_of(value)
     match = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?", value)
     if not match:
         return hl7_date(value)
@@ -156,26 +157,25 @@ def coded(
     alternate triple (CWE.4-6); a code of no known table in ``local_system`` (the sender's own code system,
     which the corridor translates through the registry's concept maps). Text alone (a free-text allergen,
     CWE.2 or CWE.9 without a code) is kept as ``text``."""
-    codings = []
+    codings, free_text = [], ""
     for start in (1, 4):
-        code = _text(segment.value(field, component=start, repetition=repetition))
-        display = _text(segment.value(field, component=start + 1, repetition=repetition))
-        system = _text(segment.value(field, component=start + 2, repetition=repetition))
+        code = text_of(segment.value(field, component=start, repetition=repetition))
+        display = text_of(segment.value(field, component=start + 1, repetition=repetition))
+        system = text_of(segment.value(field, component=start + 2, repetition=repetition))
         if not code:
             # A display without its code is text, not a coding (a free-text allergen, "青霉素").
-            if display and not codings:
-                codings.append({"display": display})
+            if display and not codings and not free_text:
+                free_text = display
             continue
-        coding = {"system": coding_system(system, local_system=local_system, systems=systems)}
-        if code:
-            coding["code"] = code
+        coding = {"system": coding_system(system, local_system=local_system, systems=systems), "code": code}
         if display:
             coding["display"] = display
         codings.append(coding)
-    text = _text(segment.value(field, component=9, repetition=repetition)) or next(
-        (c.get("display") for c in codings if c.get("display")), ""
+    text = (
+        text_of(segment.value(field, component=9, repetition=repetition))
+        or free_text
+        or next((c["display"] for c in codings if "display" in c), "")
     )
-    codings = [c for c in codings if "code" in c]
     if not codings and not text:
         return None
     concept: dict = {"coding": codings} if codings else {}
@@ -189,11 +189,11 @@ def patient_of(pid: Segment, *, sending_facility: str) -> dict:
     authority (CX.4) is the sending facility's (research notes §4.5: many HIS leave CX.4 empty)."""
     identifiers = []
     for repetition in pid.field(3).repetitions():
-        value = _text(repetition.value(1))
+        value = text_of(repetition.value(1))
         if not value:
             continue
-        kind = _text(repetition.value(5)).upper()
-        authority = _text(repetition.value(4)) or sending_facility
+        kind = text_of(repetition.value(5)).upper()
+        authority = text_of(repetition.value(4)) or sending_facility
         if kind in RESIDENT_ID_TYPES or (kind == "" and _RESIDENT_ID.fullmatch(value) and authority == "CHN"):
             identifiers.append({"system": RESIDENT_ID_SYSTEM, "value": value.upper()})
         elif kind in HEALTH_CARD_TYPES:
@@ -204,14 +204,14 @@ def patient_of(pid: Segment, *, sending_facility: str) -> dict:
             identifiers.append(identifier)
     # PID-19 (SSN number) and PID-20 (driver's licence) are where many Chinese HIS put the resident identity
     # number and the health card (research notes §5.2).
-    national = _text(pid.value(19))
+    national = text_of(pid.value(19))
     if _RESIDENT_ID.fullmatch(national) and not any(i["system"] == RESIDENT_ID_SYSTEM for i in identifiers):
         identifiers.append({"system": RESIDENT_ID_SYSTEM, "value": national.upper()})
-    card = _text(pid.value(20))
+    card = text_of(pid.value(20))
     if card and not any(i["system"] == HEALTH_CARD_SYSTEM for i in identifiers):
         identifiers.append({"system": HEALTH_CARD_SYSTEM, "value": card})
     patient: dict = {"resourceType": "Patient", "identifier": identifiers}
-    family, given = _text(pid.value(5, component=1)), _text(pid.value(5, component=2))
+    family, given = text_of(pid.value(5, component=1)), text_of(pid.value(5, component=2))
     if family or given:
         # A Chinese name is written family name first, without a space.
         joined = f"{family}{given}" if re.search(r"[\u4e00-\u9fff]", family + given) else f"{given} {family}".strip()
@@ -224,10 +224,10 @@ def patient_of(pid: Segment, *, sending_facility: str) -> dict:
     birth = hl7_date(pid.value(7))
     if birth:
         patient["birthDate"] = birth
-    sex = _text(pid.value(8)).upper()
+    sex = text_of(pid.value(8)).upper()
     if sex in GENDERS:
         patient["gender"] = GENDERS[sex]
-    address = [_text(pid.value(11, component=c)) for c in (1, 3, 4, 5, 6)]
+    address = [text_of(pid.value(11, component=c)) for c in (1, 3, 4, 5, 6)]
     if any(address):
         street, city, state, postal, country = address
         entry = {"text": "".join(p for p in (state, city, street) if p)}
@@ -237,7 +237,7 @@ def patient_of(pid: Segment, *, sending_facility: str) -> dict:
         if street:
             entry["line"] = [street]
         patient["address"] = [entry]
-    phones = [(_text(r.value(1)) or _text(r.value(12))) for r in pid.field(13).repetitions()]
+    phones = [(text_of(r.value(1)) or text_of(r.value(12))) for r in pid.field(13).repetitions()]
     if any(phones):
         patient["telecom"] = [{"system": "phone", "value": p} for p in phones if p]
     return patient
@@ -245,20 +245,20 @@ def patient_of(pid: Segment, *, sending_facility: str) -> dict:
 
 def encounter_of(pv1: Segment, *, patient_reference: str, sending_facility: str, status: str) -> dict:
     """PV1 → Encounter (class PV1-2, visit number PV1-19 as its identifier, period PV1-44 / PV1-45)."""
-    patient_class = _text(pv1.value(2)).upper()
+    patient_class = text_of(pv1.value(2)).upper()
     encounter: dict = {
         "resourceType": "Encounter",
         "status": status,
         "class": {"system": ACT_CODE, "code": ENCOUNTER_CLASSES.get(patient_class, "AMB")},
         "subject": {"reference": patient_reference},
     }
-    visit = _text(pv1.value(19))
+    visit = text_of(pv1.value(19))
     if visit:
         encounter["identifier"] = [{"system": authority_system(sending_facility) + ":visit", "value": visit}]
     start, end = hl7_datetime(pv1.value(44)), hl7_datetime(pv1.value(45))
     if start or end:
         encounter["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-    location = "^".join(p for p in (_text(pv1.value(3, component=c)) for c in (1, 2, 3)) if p)
+    location = "^".join(p for p in (text_of(pv1.value(3, component=c)) for c in (1, 2, 3)) if p)
     if location:
         encounter["location"] = [{"location": {"display": location}}]
     return encounter
@@ -280,20 +280,20 @@ def observation_of(
     code = coded(obx, 3, local_system=local_system, systems=systems) or {"text": "(not coded)"}
     observation: dict = {
         "resourceType": "Observation",
-        "status": OBSERVATION_STATUSES.get(_text(obx.value(11)).upper(), "final"),
+        "status": OBSERVATION_STATUSES.get(text_of(obx.value(11)).upper(), "final"),
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": category}]}],
         "code": code,
         "subject": {"reference": patient_reference},
     }
-    key = _text(obx.value(3, component=1)) or _text(obx.value(1))
-    sub_id = _text(obx.value(4))
+    key = text_of(obx.value(3, component=1)) or text_of(obx.value(1))
+    sub_id = text_of(obx.value(4))
     if sub_id:  # OBX-4 tells apart repeated results of one test within one order
         key = f"{key}|{sub_id}"
     if order_id and key:
         observation["identifier"] = [{"system": f"{local_system}:result", "value": f"{order_id}|{key}"}]
-    kind = _text(obx.value(2)).upper()
-    raw = _text(obx.value(5))
-    unit = _text(obx.value(6, component=1)) or _text(obx.value(6, component=2))
+    kind = text_of(obx.value(2)).upper()
+    raw = text_of(obx.value(5))
+    unit = text_of(obx.value(6, component=1)) or text_of(obx.value(6, component=2))
     if kind in ("NM", "SN") and raw:
         comparator, number = re.fullmatch(r"(<=|>=|<|>)?\s*(.*)", raw).groups()
         value = nm_value(number)
@@ -310,7 +310,7 @@ def observation_of(
         observation["valueCodeableConcept"] = coded(obx, 5, local_system=local_system, systems=systems)
     elif raw:
         observation["valueString"] = raw
-    reference = _text(obx.value(7))
+    reference = text_of(obx.value(7))
     bounds = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*[-~–]\s*([-+]?\d+(?:\.\d+)?)\s*", reference)
     if bounds:
         low, high = (float(b) for b in bounds.groups())
@@ -320,7 +320,7 @@ def observation_of(
         observation["referenceRange"] = [limits]
     elif reference:
         observation["referenceRange"] = [{"text": reference}]
-    flag = _text(obx.value(8)).upper()
+    flag = text_of(obx.value(8)).upper()
     if flag:
         observation["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": flag}]}]
     effective = hl7_datetime(obx.value(14))
@@ -431,9 +431,9 @@ def practitioner_of(segment: Segment, field: int, *, known: Callable[[str], bool
     """An XCN (ID number XCN.1, family XCN.2.1, given XCN.3) as a reference: to the directory's Practitioner by
     registration number when the registry knows it (``known``), else a logical reference (identifier and name)
     so that a message is never refused for want of a directory entry."""
-    number = _text(segment.value(field, component=1))
-    family = _text(segment.value(field, component=2))
-    given = _text(segment.value(field, component=3))
+    number = text_of(segment.value(field, component=1))
+    family = text_of(segment.value(field, component=2))
+    given = text_of(segment.value(field, component=3))
     name = f"{family}{given}" if re.search(r"[\u4e00-\u9fff]", family + given) else f"{given} {family}".strip()
     if not number and not name:
         return None
@@ -450,10 +450,10 @@ def practitioner_of(segment: Segment, field: int, *, known: Callable[[str], bool
 def entity_identifier(segment: Segment, field: int, *, default_authority: str, kind: str) -> dict | None:
     """An EI (entity identifier EI.1, namespace EI.2) as an Identifier of ``kind`` (placer, filler, document):
     its namespace, else the sending facility's."""
-    value = _text(segment.value(field, component=1))
+    value = text_of(segment.value(field, component=1))
     if not value:
         return None
-    namespace = _text(segment.value(field, component=2)) or default_authority
+    namespace = text_of(segment.value(field, component=2)) or default_authority
     return {"system": f"{authority_system(namespace)}:{kind}", "value": value}
 
 
@@ -475,8 +475,8 @@ def order_status(orc: Segment | None) -> str:
     """ORC-5 order status when sent, else what ORC-1 order control implies (active for a new order)."""
     if orc is None:
         return "active"
-    return ORDER_STATUS.get(_text(orc.value(5)).upper()) or ORDER_CONTROL_STATUS.get(
-        _text(orc.value(1)).upper(), "active"
+    return ORDER_STATUS.get(text_of(orc.value(5)).upper()) or ORDER_CONTROL_STATUS.get(
+        text_of(orc.value(1)).upper(), "active"
     )
 
 
@@ -494,7 +494,7 @@ def service_request_of(orc: Segment | None, obr: Segment, context: Context) -> d
     identifiers = _order_identifiers(orc, obr, facility=context.facility)
     if identifiers:
         request["identifier"] = identifiers
-    section = _text(obr.value(24)).upper()
+    section = text_of(obr.value(24)).upper()
     category = "363679005" if section in IMAGING_SECTIONS else "108252007"
     request["category"] = [
         {"coding": [{"system": "http://snomed.info/sct", "code": category}]} | ({"text": section} if section else {})
@@ -511,7 +511,7 @@ def service_request_of(orc: Segment | None, obr: Segment, context: Context) -> d
     reason = context.coded(obr, 31)
     if reason:
         request["reasonCode"] = [reason]
-    priority = _text(obr.value(27, component=6)).upper() or _text(obr.value(5)).upper()
+    priority = text_of(obr.value(27, component=6)).upper() or text_of(obr.value(5)).upper()
     if priority in ("S", "A"):
         request["priority"] = "stat" if priority == "S" else "asap"
     return request
@@ -523,7 +523,7 @@ def report_of(obr: Segment, context: Context, *, results: list[str]) -> dict:
     category OBR-24, effective OBR-7 (to OBR-8), the OBX Observations as its results."""
     report: dict = {
         "resourceType": "DiagnosticReport",
-        "status": REPORT_STATUSES.get(_text(obr.value(25)).upper(), "final"),
+        "status": REPORT_STATUSES.get(text_of(obr.value(25)).upper(), "final"),
         "code": context.coded(obr, 4) or {"text": "(not coded)"},
         "subject": {"reference": context.patient_reference},
     }
@@ -532,7 +532,7 @@ def report_of(obr: Segment, context: Context, *, results: list[str]) -> dict:
     )
     if identifier:
         report["identifier"] = [identifier]
-    section = _text(obr.value(24)).upper()
+    section = text_of(obr.value(24)).upper()
     report["category"] = [{"coding": [{"system": V2_0074, "code": section or "LAB"}]}]
     start, end = hl7_datetime(obr.value(7)), hl7_datetime(obr.value(8))
     if start and end and end != start:
@@ -589,7 +589,7 @@ def medication_request_of(
         "subject": {"reference": context.patient_reference},
     }
     if request["status"] == "revoked":
-        request["status"] = "cancelled" if _text(orc.value(1)).upper() in ("CA", "OC", "CR") else "stopped"
+        request["status"] = "cancelled" if text_of(orc.value(1)).upper() in ("CA", "OC", "CR") else "stopped"
     identifiers = _order_identifiers(orc, None, facility=context.facility)
     if identifiers:
         request["identifier"] = identifiers
@@ -600,10 +600,10 @@ def medication_request_of(
     if requester:
         request["requester"] = requester
     dosage: dict = {}
-    quantity = _dose(_text(give.value(amount_field)), _text(give.value(unit_field, component=1)))
+    quantity = _dose(text_of(give.value(amount_field)), text_of(give.value(unit_field, component=1)))
     if quantity:
         dosage["doseAndRate"] = [{"doseQuantity": quantity}]
-    pattern = _text(timing.value(3, component=1)) if timing is not None else _text(give.value(1, component=2))
+    pattern = text_of(timing.value(3, component=1)) if timing is not None else text_of(give.value(1, component=2))
     when = timing_of(pattern) if is_rxe or timing is not None else None
     if when:
         if pattern.upper() == "PRN":
@@ -613,7 +613,7 @@ def medication_request_of(
     route_code = context.route(route)
     if route_code:
         dosage["route"] = route_code
-    instructions = _text(give.value(21, component=2) or give.value(21, component=1)) if is_rxe else ""
+    instructions = text_of(give.value(21, component=2) or give.value(21, component=1)) if is_rxe else ""
     if instructions:
         dosage["text"] = instructions
     if dosage:
@@ -636,14 +636,14 @@ def allergy_of(segment: Segment, context: Context, *, patient_key: str) -> dict:
         "code": allergen,
         "patient": {"reference": context.patient_reference},
     }
-    kind = _text(segment.value(2, component=1)).upper()
+    kind = text_of(segment.value(2, component=1)).upper()
     if kind in ALLERGEN_CATEGORIES:
         allergy["category"] = [ALLERGEN_CATEGORIES[kind]]
     allergy["type"] = "intolerance" if kind in ("MC", "LA") or kind.endswith("I") else "allergy"
-    severity = _text(segment.value(4, component=1)).upper()
+    severity = text_of(segment.value(4, component=1)).upper()
     if severity in ALLERGY_CRITICALITY:
         allergy["criticality"] = ALLERGY_CRITICALITY[severity]
-    reactions = [_text(r.value(1)) or _text(r.value(2)) for r in segment.field(5).repetitions()]
+    reactions = [text_of(r.value(1)) or text_of(r.value(2)) for r in segment.field(5).repetitions()]
     reactions = [r for r in reactions if r]
     if reactions:
         reaction: dict = {"manifestation": [{"text": r} for r in reactions]}
@@ -657,10 +657,10 @@ def allergy_of(segment: Segment, context: Context, *, patient_key: str) -> dict:
         recorded = hl7_datetime(segment.value(13))
         if recorded:
             allergy["recordedDate"] = recorded
-        if _text(segment.value(6, component=1)).upper() == "D":
+        if text_of(segment.value(6, component=1)).upper() == "D":
             allergy["verificationStatus"]["coding"][0]["code"] = "entered-in-error"
             del allergy["clinicalStatus"]  # R4 ait-1: no clinical status when entered in error
-        unique = _text(segment.value(7, component=1))
+        unique = text_of(segment.value(7, component=1))
     else:
         onset = hl7_date(segment.value(6))
         if onset:
@@ -673,10 +673,10 @@ def allergy_of(segment: Segment, context: Context, *, patient_key: str) -> dict:
 
 def _ed_content(obx: Segment) -> tuple[str, bytes] | None:
     """An OBX-5 ED (source ^ type of data ^ subtype ^ encoding ^ data) as its MIME type and bytes."""
-    kind = _text(obx.value(5, component=2))
-    subtype = _text(obx.value(5, component=3))
-    encoding = _text(obx.value(5, component=4)).upper()
-    data = _text(obx.value(5, component=5))
+    kind = text_of(obx.value(5, component=2))
+    subtype = text_of(obx.value(5, component=3))
+    encoding = text_of(obx.value(5, component=4)).upper()
+    data = text_of(obx.value(5, component=5))
     if not data:
         return None
     if kind.lower() in ("application", "text", "image", "audio", "video", "multipart") and subtype:
@@ -704,14 +704,14 @@ def document_of(txa: Segment, content: list[Segment], context: Context) -> dict 
     data, content_type = b"", "text/plain; charset=utf-8"
     lines = []
     for obx in content:
-        kind = _text(obx.value(2)).upper()
+        kind = text_of(obx.value(2)).upper()
         if kind in ("ED", "RP"):
             found = _ed_content(obx) if kind == "ED" else None
             if found:
                 content_type, data = found
                 break
         else:
-            lines.extend(_text(r.value(1)) for r in obx.field(5).repetitions())
+            lines.extend(text_of(r.value(1)) for r in obx.field(5).repetitions())
     if not data and lines:
         data = "\n".join(lines).encode()
     if not data:
@@ -719,7 +719,7 @@ def document_of(txa: Segment, content: list[Segment], context: Context) -> dict 
     number = entity_identifier(txa, 12, default_authority=context.facility, kind="document")
     if number is None:
         return None
-    doc_type = _text(txa.value(2, component=1)).upper()
+    doc_type = text_of(txa.value(2, component=1)).upper()
     # The content's OBX-3, when LOINC, is the document's type (senders put 34133-9 "summary of episode note"
     # there for what TXA-2 only calls a progress note); else TXA-2 through table 0270.
     content_code = next((c for c in (context.coded(o, 3) for o in content) if c), None) or {}
@@ -737,14 +737,14 @@ def document_of(txa: Segment, content: list[Segment], context: Context) -> dict 
         "data": base64.b64encode(data).decode("ascii"),
         "size": len(data),
     }
-    title = _text(txa.value(16)) or type_concept.get("text", "")
+    title = text_of(txa.value(16)) or type_concept.get("text", "")
     if title:
         attachment["title"] = title
     document: dict = {
         "resourceType": "DocumentReference",
         "masterIdentifier": number,
         "status": "current",
-        "docStatus": DOCUMENT_COMPLETION.get(_text(txa.value(17)).upper(), "final"),
+        "docStatus": DOCUMENT_COMPLETION.get(text_of(txa.value(17)).upper(), "final"),
         "type": type_concept,
         "category": [{"coding": [{"system": DOCUMENT_CATEGORY, "code": "clinical-note"}]}],
         # The document store's class (WS/T 500 shared documents) where TXA-2 says it; else the store takes it
@@ -768,8 +768,8 @@ def immunization_of(orc: Segment | None, rxa: Segment, context: Context, *, rout
     RXA-10, lot RXA-15, manufacturer RXA-17, status RXA-20 (RXA-21 D: entered in error). Identified by the
     filler order number (ORC-3), else by the vaccine and the time given."""
     vaccine = context.coded(rxa, 5) or {"text": "(not coded)"}
-    status = IMMUNIZATION_STATUS.get(_text(rxa.value(20)).upper(), "completed")
-    if _text(rxa.value(21)).upper() == "D":
+    status = IMMUNIZATION_STATUS.get(text_of(rxa.value(20)).upper(), "completed")
+    if text_of(rxa.value(21)).upper() == "D":
         status = "entered-in-error"
     when = hl7_datetime(rxa.value(3))
     immunization: dict = {
@@ -785,23 +785,23 @@ def immunization_of(orc: Segment | None, rxa: Segment, context: Context, *, rout
         code = next((c["code"] for c in vaccine.get("coding", []) if c.get("code")), vaccine.get("text", ""))
         filler = {
             "system": f"{authority_system(context.facility)}:immunization",
-            "value": f"{code}|{_text(rxa.value(3))}",
+            "value": f"{code}|{text_of(rxa.value(3))}",
         }
     immunization["identifier"] = [filler]
-    notes = _text(rxa.value(9, component=1))
+    notes = text_of(rxa.value(9, component=1))
     immunization["primarySource"] = notes in ("", "00")
-    amount = _text(rxa.value(6))
+    amount = text_of(rxa.value(6))
     if amount and amount != "999":
-        dose = _dose(amount, _text(rxa.value(7, component=1)))
+        dose = _dose(amount, text_of(rxa.value(7, component=1)))
         if dose:
             immunization["doseQuantity"] = dose
     performer = context.practitioner(rxa, 10)
     if performer:
         immunization["performer"] = [{"actor": performer}]
-    lot = _text(rxa.value(15))
+    lot = text_of(rxa.value(15))
     if lot:
         immunization["lotNumber"] = lot
-    maker = _text(rxa.value(17, component=2)) or _text(rxa.value(17, component=1))
+    maker = text_of(rxa.value(17, component=2)) or text_of(rxa.value(17, component=1))
     if maker:
         immunization["manufacturer"] = {"display": maker}
     route_code = context.route(route)
