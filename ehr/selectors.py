@@ -379,7 +379,20 @@ def _included_bounded(found: dict, name: str) -> None:
 
 def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
     """The resource of that type and id (a deleted one too: the caller answers 410 Gone)."""
-    return Resource.objects.filter(resource_type=resource_type, fhir_id=fhir_id).first()
+    found = _resources_where("resource_type = %s AND fhir_id = %s", [resource_type, fhir_id])
+    return found[0] if found else None
+
+
+def _in_list(values: list) -> str:
+    """``(%s, %s, …)``: the placeholders of an ``IN`` list of these values."""
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def _resources_where(where: str, params: list, *, table: str = "ehr_resource") -> list[Resource]:
+    """Resources chosen by a condition written in this module, as model instances, without the ORM's query
+    compilation: the write corridor asks for single resources by key several times a message (an HL7 v2
+    message writes three or four resources), and compiling the query cost five times its execution."""
+    return list(Resource.objects.raw(f"SELECT * FROM {table} WHERE {where}", params))  # noqa: S608
 
 
 def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:
@@ -458,36 +471,35 @@ def identifier_matches_many(
 ) -> dict[tuple[str, str], list[Resource]]:
     """The resources each ``(system, value)`` business identifier of ``resource_type`` names (at most two, by
     id: more than one is the caller's error to report), for many at once — what a transaction of conditional
-    updates (an HL7 v2 result's OBX, a feed's Bundle) asks — in two or three statements whatever their
-    number: the column lookup, the token rows, and the live resources the tokens name. Separate statements,
-    not a join or ``IN (subquery)``: on a freshly filled archive the planner chose a scan of every resource
-    for the subquery form (6 ms a lookup, bench/hl7v2_process.py)."""
+    updates (an HL7 v2 result's OBX, a feed's Bundle) asks — in one statement whatever their number: the
+    first identifier is a column of the resource (the business identifier's index), later ones are token rows,
+    each followed to its resource by primary key. The token branch is a ``LATERAL`` subquery kept apart by
+    ``OFFSET 0``, so that it is always an index lookup per token row: as a join or ``IN (subquery)`` the planner
+    chose a scan of every resource on a freshly filled archive (6 ms a lookup, bench/hl7v2_process.py)."""
     if not pairs:
         return {}
-    scope = {"source_id": source_id} if source_id is not None else {}
-    live = Resource.objects.filter(resource_type=resource_type, deleted=False, **scope)
-    systems, values = {s for s, _ in pairs}, {v for _, v in pairs}
+    systems, values = sorted({s for s, _ in pairs}), sorted({v for _, v in pairs})
+    scope, scope_params = ("AND r.source_id = %s", [source_id]) if source_id is not None else ("", [])
+    in_systems, in_values = _in_list(systems), _in_list(values)
+    if connection.vendor == "postgresql":
+        tokens = f"""ehr_searchtoken t CROSS JOIN LATERAL (
+            SELECT * FROM ehr_resource r WHERE r.id = t.resource_id AND NOT r.deleted {scope} OFFSET 0) r"""  # noqa: S608
+    else:  # SQLite has no LATERAL; its planner follows the join by primary key
+        tokens = f"ehr_searchtoken t JOIN ehr_resource r ON r.id = t.resource_id AND NOT r.deleted {scope}"
+    sql = f"""
+        SELECT r.*, r.identifier_system AS matched_system, r.identifier_value AS matched_value FROM ehr_resource r
+        WHERE r.resource_type = %s AND NOT r.deleted AND r.identifier_value IN {in_values}
+          AND r.identifier_system IN {in_systems} {scope}
+        UNION ALL
+        SELECT r.*, t.system, t.code FROM {tokens}
+        WHERE t.resource_type = %s AND t.param = 'identifier' AND t.code IN {in_values} AND t.system IN {in_systems}
+    """  # noqa: S608 - only this module's text is formatted in; values are parameters
+    params = [resource_type, *values, *systems, *scope_params, *scope_params, resource_type, *values, *systems]
     found: dict[tuple[str, str], dict[int, Resource]] = {pair: {} for pair in pairs}
-    for row in live.filter(identifier_value__in=values, identifier_system__in=systems):
-        pair = (row.identifier_system, row.identifier_value)
+    for row in Resource.objects.raw(sql, params):
+        pair = (row.matched_system, row.matched_value)
         if pair in found:
-            found[pair][row.pk] = row
-    tokens = SearchToken.objects.filter(
-        resource_type=resource_type, param="identifier", system__in=systems, code__in=values
-    ).values_list("resource_id", "system", "code")
-    by_resource: dict[int, set[tuple[str, str]]] = {}
-    for resource_id, system, code in tokens:
-        if (system, code) in found:
-            by_resource.setdefault(resource_id, set()).add((system, code))
-    fetched = {pk: row for rows in found.values() for pk, row in rows.items()}
-    wanted = set(by_resource) - set(fetched)
-    if wanted:
-        fetched.update({r.pk: r for r in live.filter(pk__in=wanted)})
-    for resource_id, named in by_resource.items():
-        row = fetched.get(resource_id)
-        if row is not None:  # not deleted, and the writer's own
-            for pair in named:
-                found[pair][resource_id] = row
+            found[pair].setdefault(row.pk, row)
     return {pair: [rows[pk] for pk in sorted(rows)][:2] for pair, rows in found.items()}
 
 

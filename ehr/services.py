@@ -58,6 +58,8 @@ class WriteItem:
     # The stored body as the writer's corridor would write it now (a copy: its local codes translated by today's
     # code maps), for comparing a resend: the same fact sent again after a map changed is still the same fact.
     stored_as: Callable[[dict], dict] | None = None
+    # The request it came in, when not the batch's (several HL7 v2 messages written in one transaction).
+    submission: Submission | None = None
     # Results, filled in by resources_write.
     resource: Resource | None = None
     outcome: str = ""  # created, updated, unchanged, existing, deleted
@@ -78,6 +80,26 @@ def submission_record(
         body=raw,
         body_sha256=hashlib.sha256(raw.encode()).hexdigest(),
     )
+
+
+def submissions_record_many(*, source, actor: str, request_lines: list[str], kind: str) -> list[Submission]:
+    """One submission per request line, bodiless (the HL7 v2 inbox keeps each message's body), in one
+    insert: the provenance of several messages written in one transaction."""
+    empty, now = hashlib.sha256(b"").hexdigest(), timezone.now()
+    made = [
+        Submission(
+            kind=kind,
+            source=source,
+            actor=actor[:150],
+            request_line=line[:300],
+            body="",
+            body_sha256=empty,
+            received_at=now,  # auto_now_add is the ORM's save; the bulk insert takes the value as it is
+        )
+        for line in request_lines
+    ]
+    objects_insert(made)
+    return made
 
 
 def criteria_normalize(criteria: str) -> str:
@@ -332,7 +354,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
                 last_updated=now,
                 actor=actor,
                 body=body,
-                submission=submission,
+                submission=item.submission or submission,
             )
             _columns(resource, _extracted(item), tokens, references)
             creates.append(resource)
@@ -378,7 +400,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
             # A create whose business identifier names a deleted resource of the source brings it back.
             item.outcome = "created" if item.extra.get("resend") else "updated"
         resource.version_id += 1
-        resource.last_updated, resource.actor, resource.submission = now, actor, submission
+        resource.last_updated, resource.actor, resource.submission = now, actor, item.submission or submission
         resource.save()
         item.resource = resource
 

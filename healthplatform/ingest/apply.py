@@ -29,7 +29,7 @@ from ehr.errors import ResourceError, WriteRace
 from ehr.indexing import SPECS, business_identifier, values_at
 from ehr.models import Resource
 from ehr.selectors import identifier_criteria
-from ehr.services import WriteItem, items_resolve, resources_write, submission_record
+from ehr.services import WriteItem, items_resolve, resources_write, submission_record, submissions_record_many
 from healthplatform.access import Caller
 from healthplatform.alerts.evaluate import ORDER_TYPES
 from healthplatform.alerts.services import EVIDENCE_TYPES, alerts_recheck_after_commit, orders_raise_after_commit
@@ -93,6 +93,8 @@ class Run:
     # (type, criteria) -> the resources ``identifier=system|value`` criteria match, looked up for all the
     # entries at once (``_targets_prefetch``).
     targets: dict[tuple[str, str], list] = field(default_factory=dict)
+    # id(entry) -> its own submission, when the entries are several requests' (``transactions_apply``).
+    entry_submissions: dict[int, object] = field(default_factory=dict)
 
     @property
     def caller_source_id(self) -> int | None:
@@ -397,6 +399,10 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
         if item is not None and item.body is not None:
             references_rewrite(run, item.body, path=entries[i].resource_path)
     references_check(run)
+    if run.entry_submissions:
+        for i, item in state.items():
+            if item is not None:
+                item.submission = run.entry_submissions[id(entries[i])]
     resources_write(items=items, source=caller.source, actor=caller.actor, submission=run.submission)
     if run.codes is not None:
         # After the archive's writes, near the transaction's end: the counts' row locks, which a concurrent
@@ -565,6 +571,53 @@ def transaction_apply(
     return race_retried(_attempt(caller, entries, lambda: _submission(caller, received), then))
 
 
+def transactions_apply(*, caller: Caller, bundles: list[tuple[dict, Received]]) -> list[list[Written]]:
+    """Several transaction Bundles of one caller written in one database transaction, each keeping its own
+    submission (what it wrote points to it, ``Received.submission`` names it): what a feed's backlog of small
+    transactions costs once instead of once each — an HL7 v2 message is a Bundle of three or four resources,
+    and its savepoint, submission, lookups of conditional targets and inserts per table were most of its cost
+    (bench/hl7v2_process.py). Guarded exactly as each Bundle alone (the same ``_apply``).
+
+    All or none: any refusal refuses them all (the ``PlatformError`` of the first found), and the caller
+    applies each on its own to learn which was refused. Write entries only, no documents; the Bundles' fullUrls
+    must be distinct across them. Returns each Bundle's ``Written`` in its entries' order."""
+    groups: list[list[Entry]] = []
+    for bundle, _received in bundles:
+        kind, entries = bundle_entries(bundle)
+        if kind != "transaction":
+            raise ValueError("transactions_apply takes transaction Bundles")
+        for e in entries:
+            if isinstance(e, PlatformError):
+                raise e
+            if e.is_read or e.resource_type in DOCUMENT_TYPES:
+                raise ValueError("transactions_apply takes archive writes only")
+        groups.append(entries)
+    everything = [e for entries in groups for e in entries]
+    _full_urls_unique(everything)
+
+    def work() -> list[Written]:
+        made = submissions_record_many(
+            source=caller.source,
+            actor=caller.actor,
+            request_lines=[received.request_line for _, received in bundles],
+            kind=bundles[0][1].kind,
+        )
+        run = Run(caller, None)
+        for (_, received), entries, submission in zip(bundles, groups, made, strict=True):
+            received.submission = submission
+            run.entry_submissions.update({id(e): submission for e in entries})
+        try:
+            written = _apply(run, everything)
+            _orders_alerted(written)
+            return written
+        except BaseException:
+            run.undo()
+            raise
+
+    written = iter(race_retried(work))
+    return [[next(written) for _ in entries] for entries in groups]
+
+
 def _full_urls_unique(entries: list) -> None:
     """bdl-7: a fullUrl is unique within a Bundle (a transaction's references could not say which entry)."""
     seen: set[str] = set()
@@ -578,14 +631,19 @@ def _full_urls_unique(entries: list) -> None:
             seen.add(e.full_url)
 
 
-def bundle_apply(*, caller: Caller, bundle, received: Received, read: Reader | None = None) -> tuple[str, list]:
+def bundle_apply(
+    *, caller: Caller, bundle, received: Received, read: Reader | None = None, then: Callable[[], None] | None = None
+) -> tuple[str, list]:
     """A transaction or batch Bundle: its type and one ``EntryResult`` per entry, in the Bundle's order.
 
     A transaction is all or nothing (any refused entry refuses the Bundle: ``PlatformError``); its GET
     entries are read after its writes committed. A batch applies each entry on its own and answers a refused
     entry in its place. ``read`` answers a GET entry (the FHIR API reads it as the very GET it names); without
-    one, a GET entry is refused.
+    one, a GET entry is refused. ``then`` (a transaction only) runs after its writes, inside its database
+    transaction: its refusal (any exception) refuses the whole (an HL7 v2 ADT^A40's MPI merge).
     """
+    if then is not None and (bundle or {}).get("type") != "transaction":
+        raise ValueError("then runs inside a transaction Bundle's database transaction")
     kind, entries = bundle_entries(bundle)
     _full_urls_unique(entries)
     reads = [e for e in entries if isinstance(e, Entry) and e.is_read]
@@ -605,6 +663,8 @@ def bundle_apply(*, caller: Caller, bundle, received: Received, read: Reader | N
         answers: dict[int, dict] = {}
 
         def read_all() -> None:
+            if then is not None:
+                then()
             # After the writes and inside their transaction (R4 http.html#trules: GET last, seeing the writes); a
             # read that fails fails the transaction, as any of its interactions would.
             answers.clear()

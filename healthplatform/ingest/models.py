@@ -114,6 +114,8 @@ class InboxMessage(models.Model):
             models.Index(
                 fields=["patient_key", "id"], condition=Q(status="received"), name="ingest_inbox_patient_waiting"
             ),
+            # A claim takes one source's oldest (processing writes them together).
+            models.Index(fields=["source", "id"], condition=Q(status="received"), name="ingest_inbox_source_waiting"),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from fhir.resources.R4B.patient import Patient as FHIRPatient
 
 from ehr.indexing import reference_target
 from ehr.models import Resource
+from ehr.selectors import resource_get
 from ehr.services import WriteItem
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.validation import resource_validated
@@ -217,7 +218,7 @@ def patient_item(run, body: dict, *, path: str, target: Resource | None) -> Writ
     # A Patient just registered for the first time has no archived Patient yet; only a known one is looked up.
     existing = target
     if existing is None and not registration.created:
-        existing = Resource.objects.filter(resource_type="Patient", fhir_id=str(identity.uuid)).first()
+        existing = resource_get("Patient", str(identity.uuid))
     # The entries after it name this Patient by its id: the writer owns it, no need to look it up again.
     run.patients[f"Patient/{identity.uuid}"] = identity
     item = WriteItem(

@@ -24,6 +24,7 @@ next version, never a second fact.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -46,7 +47,14 @@ from healthplatform.ingest.v2tofhir import (
     text_of,
 )
 
-PATIENT = "urn:uuid:patient"
+
+def _full_url() -> str:
+    """A new ``urn:uuid:`` fullUrl (R4 bundle.html: a UUID): a message's entries name one another by these until
+    the corridor gives them their ids, and several messages' Bundles may be written as one transaction, so no
+    two messages may share one."""
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
 # ADT trigger → the Encounter status its PV1 is written with (None: the trigger writes no Encounter).
 ENCOUNTER_STATUS = {
     "A01": "in-progress",
@@ -215,8 +223,11 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
             code=faults.DATA_TYPE_ERROR,
             location=faults.ErrorLocation("PID", 1, 3),
         )
-    entries = [{"fullUrl": PATIENT, "resource": patient, "request": {"method": "PUT", "url": _conditional(patient)}}]
-    context = Context(PATIENT, facility, sender.local_system, sender.systems, sender.known_practitioner)
+    patient_url = _full_url()
+    entries = [
+        {"fullUrl": patient_url, "resource": patient, "request": {"method": "PUT", "url": _conditional(patient)}}
+    ]
+    context = Context(patient_url, facility, sender.local_system, sender.systems, sender.known_practitioner)
     merge = None
     if code == "ADT" and trigger in ADT_EVENTS:
         pv1 = message.segment("PV1")
@@ -224,7 +235,7 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
         if status and pv1 is not None and text_of(pv1.value(19)):
             if status == "in-progress" and trigger != "A13" and text_of(pv1.value(45)):
                 status = "finished"  # an A08 after the discharge keeps the encounter finished
-            encounter = encounter_of(pv1, patient_reference=PATIENT, sending_facility=facility, status=status)
+            encounter = encounter_of(pv1, patient_reference=patient_url, sending_facility=facility, status=status)
             if trigger == "A13":
                 encounter.get("period", {}).pop("end", None)  # the discharge is cancelled: the stay goes on
             entries.append(_put(encounter))
@@ -258,17 +269,17 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
                 location=faults.ErrorLocation("OBX" if stray else "OBR", 1),
             )
         repeats: dict[str, int] = {}
-        for n, group in enumerate(_groups(message, {"ORC", "OBR"})):
+        for group in _groups(message, {"ORC", "OBR"}):
             obr = _first(group, "OBR")
             if obr is None:
                 continue
             order = text_of(obr.value(3)) or text_of(obr.value(2))
             category = "imaging" if text_of(obr.value(24)).upper() in IMAGING_SECTIONS else "laboratory"
             results = []
-            for m, obx in enumerate(s for s in group if s.name == "OBX"):
+            for obx in (s for s in group if s.name == "OBX"):
                 observation = observation_of(
                     obx,
-                    patient_reference=PATIENT,
+                    patient_reference=patient_url,
                     order_id=order,
                     category=category,
                     local_system=sender.local_system,
@@ -283,7 +294,7 @@ def message_mapped(message: Message, *, sender: Sender) -> Mapped:
                     repeats[identifier["value"]] = seen = repeats.get(identifier["value"], 0) + 1
                     if seen > 1:
                         identifier["value"] = f"{identifier['value']}|#{seen}"
-                url = f"urn:uuid:obx-{n}-{m}"
+                url = _full_url()
                 entries.append(_put(observation, url))
                 results.append(url)
             entries.append(_put(report_of(obr, context, results=results)))

@@ -200,6 +200,76 @@ def conditionally_referring_to_theirs(world, t):
     return post(world.a.client, "", bundle("transaction", entry))
 
 
+class _Answer:
+    """What a route without an HTTP door answered, shaped as a response for ``refusal_status``."""
+
+    def __init__(self, status: int, body: dict):
+        self.status_code, self._body, self.content = status, body, orjson.dumps(body)
+
+    def json(self) -> dict:
+        return self._body
+
+
+def _together(world, t, attempt: dict) -> _Answer:
+    """``attempt`` written by ``transactions_apply`` as A's source system — how the HL7 v2 processing writes a
+    batch of messages — after a transaction of A's own that is fine alone: refused, neither is written."""
+    from django.db import transaction
+
+    from healthplatform.access import Caller
+    from healthplatform.errors import PlatformError
+    from healthplatform.ingest.apply import transactions_apply
+    from healthplatform.ingest.entries import Received
+
+    if t == "DocumentReference":
+        pytest.skip("documents are written one message at a time (transactions_apply takes archive writes)")
+    own = {
+        "resource": sample("Observation", f"Patient/{world.a.patient_id}", 71),
+        "request": {"method": "POST", "url": "Observation"},
+    }
+    bundles = [(bundle("transaction", own), Received("HL7 ORU^R01 T-1", "", kind="hl7v2"))]
+    bundles.append((attempt, Received("HL7 ORU^R01 T-2", "", kind="hl7v2")))
+    try:
+        with transaction.atomic():
+            transactions_apply(caller=Caller(world.a.source, world.a.source.client_id), bundles=bundles)
+    except PlatformError as error:
+        return _Answer(error.status, {"resourceType": "OperationOutcome", "issue": [i.as_fhir() for i in error.issues]})
+    return _Answer(200, {"resourceType": "Bundle", "type": "transaction-response"})
+
+
+def together_put(world, t):
+    return _together(world, t, bundle("transaction", _entry(world, t, "PUT")))
+
+
+def together_delete(world, t):
+    return _together(world, t, bundle("transaction", _entry(world, t, "DELETE")))
+
+
+def together_about_their_patient(world, t):
+    if t == "DocumentReference":
+        return _together(world, t, {})
+    if t == "Patient":
+        entry = {"resource": _their_patient(world), "request": {"method": "POST", "url": "Patient"}}
+    else:
+        entry = {"resource": sample(t, f"Patient/{world.b.patient_id}", 97), "request": {"method": "POST", "url": t}}
+    return _together(world, t, bundle("transaction", entry))
+
+
+def together_referring_to_theirs(world, t):
+    body = sample("Observation", f"Patient/{world.a.patient_id}", 74)
+    body["focus"] = [{"reference": f"{t}/{world.b.ids[t]}"}]
+    return _together(
+        world, t, bundle("transaction", {"resource": body, "request": {"method": "POST", "url": "Observation"}})
+    )
+
+
+def together_conditional_update(world, t):
+    entry = {
+        "resource": ours_with_their_identifier(world, t),
+        "request": {"method": "PUT", "url": f"{t}?{criteria(world, t)}"},
+    }
+    return _together(world, t, bundle("transaction", entry))
+
+
 REFUSED = [
     put_by_id,
     delete_by_id,
@@ -212,6 +282,10 @@ REFUSED = [
     referring_to_theirs,
     referring_to_theirs_in_a_batch,
     conditionally_referring_to_theirs,
+    together_put,
+    together_delete,
+    together_about_their_patient,
+    together_referring_to_theirs,
 ]
 # B's identifiers mean nothing in A's identifier space: these may succeed, on A's own resources only.
 OWN_SPACE = [
@@ -220,6 +294,7 @@ OWN_SPACE = [
     conditional_create,
     transaction_conditional_create,
     batch_conditional_delete,
+    together_conditional_update,
 ]
 
 

@@ -3,12 +3,13 @@ PostgreSQL, is stopped by SIGKILL while it is inside the claim's transaction; th
 next worker applies it, and its facts exist once. And: a message processed twice writes its facts once; two
 worker processes draining many patients keep each patient's messages in the order received.
 
-How the worker is made to be mid-message, deterministically and without a hook in the code: the test holds the
-patient's MPI identity row ``FOR UPDATE`` (what a manual merge or unmerge does, mpi/services/manual.py) from a
-connection of its own. The worker claims the message, writes its provenance row, registers the Patient, and
-waits for that lock in ``_identity_locked`` (mpi/services/registration.py) — inside the one transaction that
-holds the claim. The test sees that in ``pg_stat_activity`` (the worker's backend waiting on a lock the test's
-backend holds, its transaction open with an xid) before it kills the worker.
+How the worker is made to be mid-message, deterministically and without a hook in the code: the test holds
+the search index's token table in SHARE mode from a connection of its own (reads go on, writes wait). The
+worker claims the message, writes its provenance row, registers the Patient, writes the Observations' rows, and
+waits for that lock when it inserts their search tokens — inside the one transaction that holds the claim. The
+test sees that in ``pg_stat_activity`` (the worker's backend waiting on a lock the test's backend holds, its
+transaction open with an xid) before it kills the worker. (The MPI identity's row lock served until a patient
+sent again unchanged stopped taking it: mpi/services/registration.py ``_unchanged``.)
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def _waiting_backend(observer: psycopg.Connection, holder_pid: int):
     ).fetchone()
 
 
+def _hold_index_writes(holder: psycopg.Connection) -> None:
+    """In ``holder``'s open transaction: every insert of a search token waits until it ends."""
+    holder.execute("LOCK TABLE ehr_searchtoken IN SHARE MODE")
+
+
 def _backend_gone(observer: psycopg.Connection, pid: int) -> bool:
     return observer.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0]
 
@@ -96,12 +102,10 @@ def test_a_worker_killed_mid_message_leaves_it_received_and_the_next_worker_writ
     received(feed.source, adt("K-1"))
     assert inbox_process() == 1  # the patient is known: its identity row exists
     message = received(feed.source, oru("K-2"))
-    identity = Identity.objects.get(assigning_authority="HOSP-A", local_id="M-7")
-
     holder, observer = _other_connection(), _other_connection()
     try:
         holder.execute("BEGIN")
-        holder.execute("SELECT id FROM mpi_identity WHERE id = %s FOR UPDATE", [identity.pk])
+        _hold_index_writes(holder)
         holder_pid = holder.info.backend_pid
         # A queue named here outlives the first worker (a queue of its own is deleted when it stops): on RabbitMQ
         # the killed task waits in it for the next worker.
@@ -113,7 +117,7 @@ def test_a_worker_killed_mid_message_leaves_it_received_and_the_next_worker_writ
             )
             # Mid-message: the worker's statement waits on our lock, inside a transaction that has written.
             assert (state, wait_type, has_xid) == ("active", "Lock", True)
-            assert "mpi_identity" in query and "FOR UPDATE" in query
+            assert "ehr_searchtoken" in query
             # ... the claim's transaction: it holds the message's inbox row.
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 observer.execute("SELECT id FROM ingest_inboxmessage WHERE id = %s FOR UPDATE NOWAIT", [message.pk])
@@ -154,7 +158,7 @@ def test_a_worker_killed_mid_message_leaves_it_received_and_the_next_worker_writ
 @pytest.mark.django_db(transaction=True)
 def test_an_attempt_killed_mid_message_is_counted(tmp_path):
     """The same kill as above, in-process (no broker needed: the worker is a thread's connection that is
-    terminated by ``pg_terminate_backend`` while it waits on the identity lock, which is what the server sees of
+    terminated by ``pg_terminate_backend`` while it waits on the index's lock, which is what the server sees of
     a killed worker process)."""
     import threading
 
@@ -165,11 +169,10 @@ def test_an_attempt_killed_mid_message_is_counted(tmp_path):
     received(feed.source, adt("K-1"))
     inbox_process()
     message = received(feed.source, oru("K-2"))
-    identity = Identity.objects.get(assigning_authority="HOSP-A", local_id="M-7")
     holder, observer = _other_connection(), _other_connection()
     try:
         holder.execute("BEGIN")
-        holder.execute("SELECT id FROM mpi_identity WHERE id = %s FOR UPDATE", [identity.pk])
+        _hold_index_writes(holder)
 
         def worker():
             try:
@@ -306,7 +309,7 @@ def test_two_worker_processes_drain_many_patients_each_in_the_order_received(bro
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_timeout_or_deadlock_gives_the_batch_up_and_parks_nothing():
-    """A database refusal that is no fault of the message (here a lock timeout on the patient's MPI identity,
+    """A database refusal that is no fault of the message (here a lock timeout on the search index,
     as a deadlock between two workers' batches would be): the batch is given up and taken again; the message
     stays received and is processed once the lock is gone, never parked."""
     from django.db import OperationalError
@@ -316,11 +319,10 @@ def test_a_lock_timeout_or_deadlock_gives_the_batch_up_and_parks_nothing():
     received(feed.source, adt("K-1"))
     inbox_process()
     message = received(feed.source, oru("K-2"))
-    identity = Identity.objects.get(assigning_authority="HOSP-A", local_id="M-7")
     holder = _other_connection()
     try:
         holder.execute("BEGIN")
-        holder.execute("SELECT id FROM mpi_identity WHERE id = %s FOR UPDATE", [identity.pk])
+        _hold_index_writes(holder)
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
         with pytest.raises(OperationalError):

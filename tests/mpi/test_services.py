@@ -80,6 +80,39 @@ def test_resend_of_the_same_registration_changes_nothing():
     assert Identity.objects.count() == 1 and Person.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_unchanged_waits_for_no_lock_and_a_change_still_takes_it():
+    """Every HL7 v2 message carries its patient's PID, nearly always as registered: answered without the
+    X holding the row blocks no feed; a
+        changed registration still waits for the lock, as it must."""
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from tests.celery_worker import test_database_url
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks from a second connection need PostgreSQL")
+    first = reg("H1", "A1", **XIAOMING, resident_id=RID)
+    holder = psycopg.connect(test_database_url(), autocommit=True)
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT id FROM mpi_identity WHERE id = %s FOR UPDATE", [first.identity.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        try:
+            again = reg("H1", "A1", **XIAOMING, resident_id=RID)
+            assert again.decision == "unchanged" and again.identity.pk == first.identity.pk
+            with pytest.raises(OperationalError):
+                reg("H1", "A1", **{**XIAOMING, "phone": "13900139000"}, resident_id=RID)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert reg("H1", "A1", **{**XIAOMING, "phone": "13900139000"}, resident_id=RID).decision != "unchanged"
+
+
 def test_corrected_identity_number_keeps_identifier_history():
     wrong = make_resident_id("440106", dt.date(1980, 5, 3), 125)
     reg("H1", "A1", resident_id=wrong, **XIAOMING)
