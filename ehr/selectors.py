@@ -383,6 +383,14 @@ def resource_get(resource_type: str, fhir_id: str) -> Resource | None:
     return found[0] if found else None
 
 
+def resources_by_ids(resource_type: str, fhir_ids: list[str]) -> dict[str, Resource]:
+    """The resources of that type with these ids (deleted ones too), by id, in one statement."""
+    if not fhir_ids:
+        return {}
+    found = _resources_where(f"resource_type = %s AND fhir_id IN {_in_list(fhir_ids)}", [resource_type, *fhir_ids])
+    return {r.fhir_id: r for r in found}
+
+
 def _in_list(values: list) -> str:
     """``(%s, %s, …)``: the placeholders of an ``IN`` list of these values."""
     return "(" + ", ".join(["%s"] * len(values)) + ")"

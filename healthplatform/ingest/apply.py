@@ -36,7 +36,7 @@ from healthplatform.alerts.services import EVIDENCE_TYPES, alerts_recheck_after_
 from healthplatform.errors import Issue, PlatformError
 from healthplatform.ingest.documents import binary_content, document_write
 from healthplatform.ingest.entries import DOCUMENT_TYPES, Entry, Received, bundle_entries
-from healthplatform.ingest.patients import patient_identity, patient_item
+from healthplatform.ingest.patients import patient_identity, patient_item, patients_archived
 from healthplatform.ingest.references import references_check, references_rewrite
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.ingest.validation import resource_validated
@@ -321,6 +321,7 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
                 run.local[e.full_url] = f"Patient/{item.fhir_id}"
             state[i] = item
             items.append(item)
+    patients_archived(items)
     clinical: list[int] = []
     binaries: dict[str, bytes] = {}
     for i in order:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qsl
 
+from django.db import IntegrityError
 from fhir.resources.R4B.patient import Patient as FHIRPatient
 
+from ehr.errors import WriteRace
 from ehr.indexing import reference_target
 from ehr.models import Resource
-from ehr.selectors import resource_get
+from ehr.selectors import resources_by_ids
 from ehr.services import WriteItem
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.validation import resource_validated
@@ -205,30 +207,45 @@ def patient_item(run, body: dict, *, path: str, target: Resource | None) -> Writ
                 expression=f"{path}.identifier",
             )
     try:
+        # Without a savepoint of its own: a concurrent registration that wins the insert is a lost race, and the
+        # corridor runs the whole request again (race_retried), which then finds the identity.
         registration = identity_register(
             assigning_authority=authority,
             local_id=mrn,
             demographics=patient_demographics(model, path=path),
             source=caller.source,
             actor=caller.actor,
+            savepoint=False,
         )
     except DemographicsError as exc:
         raise PlatformError.one(400, "invalid", f"{path}: {exc}", expression=path) from None
+    except IntegrityError:
+        raise WriteRace() from None
     identity = registration.identity
-    # A Patient just registered for the first time has no archived Patient yet; only a known one is looked up.
-    existing = target
-    if existing is None and not registration.created:
-        existing = resource_get("Patient", str(identity.uuid))
     # The entries after it name this Patient by its id: the writer owns it, no need to look it up again.
     run.patients[f"Patient/{identity.uuid}"] = identity
     item = WriteItem(
         "Patient",
         body,
-        method="update" if existing is not None else "create",
+        method="update" if target is not None else "create",
         identity_id=identity.pk,
-        target=existing,
+        target=target,
         fhir_id=str(identity.uuid),
         path=path,
     )
+    # A Patient just registered for the first time has no archived Patient yet; a known one's is looked up with
+    # the request's other Patients (``patients_archived``).
     item.extra.update(resolved=True, decision=registration.decision, identity=identity)
+    item.extra["archived_unknown"] = target is None and not registration.created
     return item
+
+
+def patients_archived(items: list[WriteItem]) -> None:
+    """The archived Patient of each known identity among ``patient_item``'s items, looked up in one statement
+    (a feed's transaction of several messages holds a Patient each): found, the item updates it."""
+    wanted = [item for item in items if item.extra.pop("archived_unknown", False)]
+    found = resources_by_ids("Patient", [item.fhir_id for item in wanted])
+    for item in wanted:
+        existing = found.get(item.fhir_id)
+        if existing is not None:
+            item.method, item.target = "update", existing

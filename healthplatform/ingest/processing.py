@@ -51,8 +51,9 @@ from registry.models import CodeSystem, SourceSystem
 
 log = logging.getLogger("healthplatform.ingest.processing")
 
-# What a source's maps need (its local code systems, the coding-system names): read once per source and
-# process, for at most this long — a concept map or code system registered meanwhile is taken within it.
+# What a source's maps need (its local code systems, the coding-system names, its practitioners' numbers): read
+# once per source and process, for at most this long — a concept map, code system or practitioner registered
+# meanwhile is taken within it.
 SENDER_TTL = 60.0
 _senders: dict[tuple[int, str], tuple[float, Sender]] = {}
 
@@ -72,11 +73,17 @@ def _sender(source: SourceSystem) -> Sender:
     systems |= {name.upper(): url for url, name in siblings.values_list("url", "hl7_v2_name")}
     systems |= {name.upper(): url for url, name in own if name}  # the sender's own names win
     local = own[0][0] if own else authority_system(source.sending_facility) + ":codes"
+    # The directory's answers for practitioners' numbers (XCN-1), kept as long as the rest: a practitioner
+    # registered meanwhile is referred to by the directory within SENDER_TTL (a logical reference until then).
+    known: dict[str, bool] = {}
+
+    def known_practitioner(number: str) -> bool:
+        if number not in known:
+            known[number] = registry.practitioner_id_by_licence(number) is not None
+        return known[number]
+
     sender = Sender(
-        facility=source.sending_facility,
-        local_system=local,
-        systems=systems,
-        known_practitioner=lambda number: registry.practitioner_id_by_licence(number) is not None,
+        facility=source.sending_facility, local_system=local, systems=systems, known_practitioner=known_practitioner
     )
     _senders[key] = (now, sender)
     return sender

@@ -148,6 +148,7 @@ def identity_register(
     source=None,
     actor: str = SYSTEM_ACTOR,
     today: dt.date | None = None,
+    savepoint: bool = True,
 ) -> Registration:
     """Registers (or updates) how ``assigning_authority`` knows a resident and links it to a person.
 
@@ -156,9 +157,23 @@ def identity_register(
     auto-link band; a score in the review band makes a new person and review
     items; anything else makes a new person. An update re-checks an automatic
     link and leaves a manual one alone.
+
+    A concurrent registration of the same local id that wins the insert makes ours an update, run again in
+    a savepoint of its own; ``savepoint=False`` is for a caller that runs its whole transaction again after
+    an ``IntegrityError`` (the write corridor: the pair of statements was a tenth of an HL7 v2 message's).
     """
     authority, local_id, profile = _checked(assigning_authority, local_id, demographics, today)
-    return _register_retrying(authority, local_id, demographics, profile, source, actor)
+    return _register_one(authority, local_id, demographics, profile, source, actor, savepoint=savepoint)
+
+
+def _register_one(authority, local_id, demographics, profile, source, actor, *, savepoint=True) -> Registration:
+    known = _known(authority, local_id)
+    if known is not None and (unchanged := _unchanged(known, demographics, profile)) is not None:
+        return unchanged
+    if not savepoint:
+        with transaction.atomic(savepoint=False):
+            return _register(authority, local_id, demographics, profile, source, actor, absent=known is None)
+    return _register_retrying(authority, local_id, demographics, profile, source, actor, absent=known is None)
 
 
 def _checked(authority: str, local_id: str, demographics: Demographics, today) -> tuple[str, str, Profile]:
@@ -176,13 +191,10 @@ def _checked(authority: str, local_id: str, demographics: Demographics, today) -
     return authority, local_id, profile
 
 
-def _register_retrying(authority, local_id, demographics, profile, source, actor) -> Registration:
-    unchanged = _unchanged(authority, local_id, demographics, profile)
-    if unchanged is not None:
-        return unchanged
+def _register_retrying(authority, local_id, demographics, profile, source, actor, *, absent=False) -> Registration:
     try:
         with transaction.atomic():
-            return _register(authority, local_id, demographics, profile, source, actor)
+            return _register(authority, local_id, demographics, profile, source, actor, absent=absent)
     except IntegrityError:
         # A concurrent registration of the same local id won the insert: ours is now an update.
         with transaction.atomic():
@@ -237,7 +249,7 @@ def _register_batch(requests: list[RegistrationRequest], actor: str) -> list[Reg
             if isinstance(c, DemographicsError):
                 results.append(c)
             else:
-                results.append(_register_retrying(*c[:2], r.demographics, c[2], r.source, actor))
+                results.append(_register_one(*c[:2], r.demographics, c[2], r.source, actor))
     return results
 
 
@@ -253,26 +265,32 @@ def _identity_locked(authority: str, local_id: str) -> Identity | None:
     return Identity.objects.get(pk=row[0]) if row else None
 
 
-def _unchanged(authority: str, local_id: str, demographics: Demographics, profile: Profile) -> Registration | None:
+def _known(authority: str, local_id: str) -> Identity | None:
+    """The identity of this local id as committed now, read without a lock (one indexed statement)."""
+    sql = f"SELECT * FROM {Identity._meta.db_table} WHERE assigning_authority = %s AND local_id = %s"  # noqa: S608
+    return next(iter(Identity.objects.raw(sql, [authority, local_id])), None)
+
+
+def _unchanged(identity: Identity, demographics: Demographics, profile: Profile) -> Registration | None:
     """The registration of a known identity sent again as it is registered, answered without a lock or a write:
     most of a hospital feed's messages carry their patient (every HL7 v2 message has its PID), unchanged since
     the first. Locks and the advisory locks on identifiers serialise *changes*; an unchanged identity changes
     nothing, so nothing needs them (a concurrent change by another transaction is that change, as it would
-    be had it committed a moment later). None when the identity is new or differs: the full registration."""
-    sql = f"SELECT * FROM {Identity._meta.db_table} WHERE assigning_authority = %s AND local_id = %s"  # noqa: S608
-    for identity in Identity.objects.raw(sql, [authority, local_id]):
-        if identity.received == demographics.as_json() and identity.profile == profile.as_json():
-            return Registration(identity, "unchanged", False, identity.link_score, identity.link_evidence)
+    be had it committed a moment later). None when it differs: the full registration."""
+    if identity.received == demographics.as_json() and identity.profile == profile.as_json():
+        return Registration(identity, "unchanged", False, identity.link_score, identity.link_evidence)
     return None
 
 
-def _register(authority, local_id, demographics, profile, source, actor) -> Registration:
+def _register(authority, local_id, demographics, profile, source, actor, *, absent: bool = False) -> Registration:
+    """``absent``: the identity was not there a moment ago (``_known``): it is inserted without being looked for
+    again — if a concurrent registration inserted it meanwhile, the insert's IntegrityError says so."""
     _serialize_lock([profile])
     now = timezone.now()
     received = demographics.as_json()
     fields = identity_fields(profile, demographics)
     flags = [f.as_json() for f in profile.flags]
-    identity = _identity_locked(authority, local_id)
+    identity = None if absent else _identity_locked(authority, local_id)
     if identity is not None:
         return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
 
