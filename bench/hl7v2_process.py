@@ -305,16 +305,31 @@ class Workers:
 
 def process_rate(count: int, args, log_dir: Path) -> dict:
     """One run of ``count`` workers over the pre-filled inbox; its figures."""
+    import threading
+
+    import fhir_speed
     from django.db import connection
 
     workers = Workers(count, args.broker_url, log_dir)
+    with connection.cursor() as cur:
+        cur.execute("SHOW autovacuum")
+        autovacuum = cur.fetchone()[0] == "on"
+    # As for the FHIR run beside it: on a server without autovacuum the planner would keep the empty tables'
+    # statistics for the whole run.
+    stop = threading.Event()
+    analyzer = None if autovacuum else threading.Thread(target=fhir_speed._analyzer, args=(stop,), daemon=True)
     try:
         before = _writes()
         connection.close()
         began = time.perf_counter()
+        if analyzer:
+            analyzer.start()
         done = [r.get(timeout=36000) for r in workers.drain(count, args.messages)]
         seconds = time.perf_counter() - began
     finally:
+        stop.set()
+        if analyzer:
+            analyzer.join()
         workers.stop()
     written = _writes() - before
     statuses = _statuses()
