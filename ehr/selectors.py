@@ -437,6 +437,10 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not pairs:
         raise ResourceError("conditional criteria are empty", expression="If-None-Exist")
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        # A Bundle entry's URL, an If-None-Exist or a conditional reference decoded (%00): no FHIR string holds
+        # U+0000, and PostgreSQL cannot compare a text with it (a 500).
+        raise ResourceError("conditional criteria may not contain the NUL character (U+0000)", expression="criteria")
     results = sorted({name for name, _ in pairs if name in RESULT_PARAMETERS and name != "_format"})
     if results:
         # _summary=count or _count=1 would change what "matches" means (no match, or only the first).
@@ -460,7 +464,7 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
 def identifier_criteria(criteria: str) -> tuple[str, str] | None:
     """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
-    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1] and "\x00" not in pairs[0][1]:
         system, _, value = pairs[0][1].partition("|")
         if system and value and "," not in value:
             return system, value

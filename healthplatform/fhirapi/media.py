@@ -12,7 +12,7 @@ import io
 import re
 
 import orjson
-from rest_framework.exceptions import NotAcceptable
+from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.renderers import JSONRenderer
@@ -50,6 +50,41 @@ def may_hold_long_integer(raw: bytes) -> bool:
     return _LONG_NUMBER_FIRST.match(raw) is not None or _LONG_NUMBER.search(raw) is not None
 
 
+def holds_nul(data) -> bool:
+    """Whether a parsed JSON value holds U+0000 in a string or a member name (no FHIR string may: R4
+    datatypes.html#string; PostgreSQL stores it neither in text nor in jsonb)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if "\x00" in key:
+                    return True
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _no_nul(raw: bytes, data):
+    """``data`` parsed from ``raw``, refused when a string or name of it holds U+0000: JSON carries it only
+    escaped, so a body without ``\\u0000`` is not walked."""
+    if b"\\u0000" in raw and holds_nul(data):
+        raise ParseError("a string of the body holds the NUL character (U+0000), which no FHIR string may")
+    return data
+
+
+class PlainJSONParser(JSONParser):
+    """``application/json`` bodies (DRF's parser), with U+0000 refused as in FHIR JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read()
+        return _no_nul(raw, super().parse(io.BytesIO(raw), media_type, parser_context))
+
+
 class FHIRJSONParser(JSONParser):
     """Parses ``application/fhir+json`` request bodies: orjson (less than half of json's CPU on a
     hospital's Bundle, measured), and DRF's own parser for a body orjson refuses (so that malformed JSON
@@ -64,17 +99,17 @@ class FHIRJSONParser(JSONParser):
         raw = stream.read()
         if not may_hold_long_integer(raw):
             try:
-                return orjson.loads(raw)
+                return _no_nul(raw, orjson.loads(raw))
             except orjson.JSONDecodeError:
                 pass
-        return super().parse(io.BytesIO(raw), media_type, parser_context)
+        return _no_nul(raw, super().parse(io.BytesIO(raw), media_type, parser_context))
 
 
 class LegacyFHIRJSONParser(FHIRJSONParser):
     media_type = "application/json+fhir"
 
 
-PARSERS = [FHIRJSONParser, JSONParser, LegacyFHIRJSONParser]
+PARSERS = [FHIRJSONParser, PlainJSONParser, LegacyFHIRJSONParser]
 
 
 def _accepts_json(accept: str) -> bool:

@@ -41,6 +41,7 @@ from healthplatform.ingest.references import references_check, references_rewrit
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.ingest.validation import resource_validated
 from mpi import selectors as mpi
+from mpi.services import registration_confirmed
 from registry.models import SourceSystem
 
 T = TypeVar("T")
@@ -405,6 +406,7 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
             if item is not None:
                 item.submission = run.entry_submissions[id(entries[i])]
     resources_write(items=items, source=caller.source, actor=caller.actor, submission=run.submission)
+    _unchanged_registrations_confirmed(items)
     if run.codes is not None:
         # After the archive's writes, near the transaction's end: the counts' row locks, which a concurrent
         # writer of the same codes waits on, are then held only until the commit.
@@ -424,6 +426,20 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
             raise WriteRace()
         written.append(Written(e, item.outcome, resource=item.resource))
     return written
+
+
+def _unchanged_registrations_confirmed(items: list[WriteItem]) -> None:
+    """A Patient the MPI answered "unchanged" from its unlocked read, whose archived Patient this request changed
+    nonetheless: the identity is read again under its lock. Another request's change committed meanwhile (new
+    demographics, which that request also wrote to the archived Patient) would otherwise be overwritten in the
+    archive by this request's older Patient while the MPI kept the newer: the request runs again instead, and
+    then registers its demographics as the change they are. (Rare: an unchanged registration usually leaves its
+    Patient unchanged, and takes no lock.)"""
+    for item in items:
+        if item.resource_type != "Patient" or item.outcome != "updated" or item.extra.get("decision") != "unchanged":
+            continue
+        if not registration_confirmed(item.extra["identity"]):
+            raise WriteRace()
 
 
 def _plain_creates_distinct(entries: list[Entry], state: dict, clinical: list[int]) -> None:

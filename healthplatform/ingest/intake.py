@@ -20,6 +20,7 @@ from healthplatform.ingest.hl7v2.faults import ErrorLocation, Fault
 from healthplatform.ingest.hl7v2.message import Message, message_parse
 from healthplatform.ingest.inbox import Arrival
 from healthplatform.ingest.models import InboxMessage
+from healthplatform.ingest.v2tofhir import mrn_of
 
 # The message types and trigger events the platform maps (issue 17); anything else is refused before the
 # commit (AR, ERR-3 200 / 201), so a sender learns at once rather than from a parked message.
@@ -118,12 +119,17 @@ def sender_refused(intake: Intake, why: str) -> None:
 
 
 def patient_key(message: Message, source_id: int | None) -> str:
-    """The sender and the first identifier of PID-3 (CX.1 and its assigning authority CX.4): messages with one
-    key are applied in the order they were received."""
+    """The sender and the MRN processing registers the patient by (``mrn_of``: the MRN and its assigning
+    authority, CX.4 or else MSH-4): messages with one key are applied in the order they were received, and never
+    two in one batch. PID-3's *first* repetition was the key: a sender that lists the resident id first in some
+    messages gave one patient two keys, and an A08 could be applied beside, or before, its A01."""
     pid = message.segment("PID")
     if pid is None or source_id is None:
         return ""
-    return f"{source_id}|{pid.value(3, component=1)}^{pid.value(3, component=4)}"
+    found = mrn_of(pid, sending_facility=message.header().sending_facility.namespace_id)
+    if found is None:
+        return f"{source_id}|{pid.value(3, component=1)}^{pid.value(3, component=4)}"
+    return f"{source_id}|{found[0]}^{found[1]}"
 
 
 def arrival_of(intake: Intake, *, door: str, peer: str, source_id: int | None) -> Arrival:

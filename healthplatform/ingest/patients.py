@@ -126,7 +126,7 @@ def patient_by_criteria(criteria: str, *, path: str) -> Identity | None:
     """The identity ``Patient?identifier=<system>|<mrn>`` names (an MRN names one identity region-wide: the
     assigning authority is in the system)."""
     pairs = parse_qsl(criteria, keep_blank_values=True)
-    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1]:
+    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1] or "\x00" in pairs[0][1]:
         raise PlatformError.one(
             400,
             "not-supported",

@@ -184,19 +184,40 @@ def coded(
     return concept
 
 
-def patient_of(pid: Segment, *, sending_facility: str) -> dict:
-    """PID → Patient (the IG's PID[Patient] map, the parts the MPI reads). An MRN without its assigning
-    authority (CX.4) is the sending facility's (research notes §4.5: many HIS leave CX.4 empty)."""
-    identifiers = []
+def _pid_3(pid: Segment, sending_facility: str) -> list[tuple[str, str, str, str]]:
+    """PID-3's identifiers as (value, what, CX.5 type, authority): what is "resident" (a resident identity
+    number), "card" (a health card) or "own" (one of the sender's numbers); the authority is CX.4, else the
+    sending facility."""
+    found = []
     for repetition in pid.field(3).repetitions():
         value = text_of(repetition.value(1))
         if not value:
             continue
         kind = text_of(repetition.value(5)).upper()
         authority = text_of(repetition.value(4)) or sending_facility
+        what = "own"
         if kind in RESIDENT_ID_TYPES or (kind == "" and _RESIDENT_ID.fullmatch(value) and authority == "CHN"):
-            identifiers.append({"system": RESIDENT_ID_SYSTEM, "value": value.upper()})
+            what = "resident"
         elif kind in HEALTH_CARD_TYPES:
+            what = "card"
+        found.append((value, what, kind, authority))
+    return found
+
+
+def mrn_of(pid: Segment, *, sending_facility: str) -> tuple[str, str] | None:
+    """The (MRN, assigning authority) ``patient_of`` makes the Patient's key: the first of PID-3's identifiers that
+    is the sender's own number (not a resident id or health card, whichever repetition it is)."""
+    return next(((v, a) for v, what, _kind, a in _pid_3(pid, sending_facility) if what == "own"), None)
+
+
+def patient_of(pid: Segment, *, sending_facility: str) -> dict:
+    """PID → Patient (the IG's PID[Patient] map, the parts the MPI reads). An MRN without its assigning
+    authority (CX.4) is the sending facility's (research notes §4.5: many HIS leave CX.4 empty)."""
+    identifiers = []
+    for value, what, kind, authority in _pid_3(pid, sending_facility):
+        if what == "resident":
+            identifiers.append({"system": RESIDENT_ID_SYSTEM, "value": value.upper()})
+        elif what == "card":
             identifiers.append({"system": HEALTH_CARD_SYSTEM, "value": value})
         else:
             identifier = {"system": authority_system(authority), "value": value}

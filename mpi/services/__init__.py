@@ -31,6 +31,7 @@ from mpi.services.registration import (
     identity_fields,
     identity_register,
     identity_register_batch,
+    registration_confirmed,
 )
 from mpi.services.rematch import rematch_start, rematch_step
 
@@ -48,6 +49,7 @@ __all__ = [
     "person_merge",
     "person_refresh",
     "person_unmerge",
+    "registration_confirmed",
     "rematch_start",
     "rematch_step",
     "review_accept",

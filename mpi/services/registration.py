@@ -282,6 +282,15 @@ def _unchanged(identity: Identity, demographics: Demographics, profile: Profile)
     return None
 
 
+def registration_confirmed(identity: Identity) -> bool:
+    """Does the identity still hold what an "unchanged" registration (the unlocked read, ``_unchanged``) found?
+    Read again under its row lock, for a caller about to write something derived from that registration (the
+    write corridor changing the archived source Patient): a change another transaction committed since the
+    read would otherwise be overwritten in the archive while the MPI kept it."""
+    found = Identity.objects.select_for_update().filter(pk=identity.pk).values_list("received", "profile").first()
+    return found is not None and found == (identity.received, identity.profile)
+
+
 def _register(authority, local_id, demographics, profile, source, actor, *, absent: bool = False) -> Registration:
     """``absent``: the identity was not there a moment ago (``_known``): it is inserted without being looked for
     again — if a concurrent registration inserted it meanwhile, the insert's IntegrityError says so."""
