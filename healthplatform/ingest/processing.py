@@ -197,10 +197,9 @@ def _claim_ids(size: int) -> list[int]:
     """Phase one (PostgreSQL): up to ``size`` messages claimed and their attempt counted, in a transaction of its
     own (committed: a worker killed in phase two has its attempt counted). Two messages of one patient are
     never in one batch: only the oldest waiting of each is claimable."""
+    # A durable commit, unlike the processing's (_commit_relaxed): a message that crashes the database server
+    # itself must still have its attempts counted, or it would crash it again for ever.
     with transaction.atomic(), connection.cursor() as cursor:
-        # Not waiting for the disk either (see _commit_relaxed): a claim lost with a crashed server leaves its
-        # messages received, an attempt uncounted.
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute(_CLAIM_SQL, [size])
         ids = [pk for (pk,) in cursor.fetchall()]
         if not ids:
