@@ -69,12 +69,45 @@ def holds_nul(data) -> bool:
     return False
 
 
-def _no_nul(raw: bytes, data):
-    """``data`` parsed from ``raw``, refused when a string or name of it holds U+0000: JSON carries it only
-    escaped, so a body without ``\\u0000`` is not walked."""
+# The deepest nesting of objects and arrays a body may have. FHIR's deepest real structures (a Bundle entry's
+# QuestionnaireResponse with nested items, extensions in extensions) stay well under it; past about 1,000 the
+# parsers' and the corridor's recursion failed with a RecursionError (a 500).
+MAX_DEPTH = 100
+
+
+def _too_deep(data) -> bool:
+    """Whether objects and arrays nest in ``data`` deeper than MAX_DEPTH (an iterative walk: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _checked(raw: bytes, data):
+    """``data`` parsed from ``raw``, refused when a string or name of it holds U+0000 (JSON carries it only
+    escaped, so a body without ``\\u0000`` is not walked) or when it nests deeper than MAX_DEPTH."""
     if b"\\u0000" in raw and holds_nul(data):
         raise ParseError("a string of the body holds the NUL character (U+0000), which no FHIR string may")
+    if _too_deep(data):
+        raise ParseError(f"the body nests objects and arrays deeper than {MAX_DEPTH} levels")
     return data
+
+
+def _json_parsed(parse):
+    """DRF's JSON parse, with a body nested past Python's recursion limit refused as a 400 like any other."""
+    try:
+        return parse()
+    except RecursionError:
+        raise ParseError(f"the body nests objects and arrays deeper than {MAX_DEPTH} levels") from None
 
 
 class PlainJSONParser(JSONParser):
@@ -82,7 +115,9 @@ class PlainJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read()
-        return _no_nul(raw, super().parse(io.BytesIO(raw), media_type, parser_context))
+        return _checked(
+            raw, _json_parsed(lambda: super(PlainJSONParser, self).parse(io.BytesIO(raw), media_type, parser_context))
+        )
 
 
 class FHIRJSONParser(JSONParser):
@@ -95,14 +130,21 @@ class FHIRJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         if get_encoding(parser_context or {}).lower().replace("-", "") != "utf8":
-            return super().parse(stream, media_type, parser_context)  # FHIR is UTF-8; orjson reads nothing else
+            # FHIR is UTF-8; orjson reads nothing else
+            raw = stream.read()
+            return _checked(
+                b"",
+                _json_parsed(lambda: super(FHIRJSONParser, self).parse(io.BytesIO(raw), media_type, parser_context)),
+            )
         raw = stream.read()
         if not may_hold_long_integer(raw):
             try:
-                return _no_nul(raw, orjson.loads(raw))
+                return _checked(raw, orjson.loads(raw))
             except orjson.JSONDecodeError:
                 pass
-        return _no_nul(raw, super().parse(io.BytesIO(raw), media_type, parser_context))
+        return _checked(
+            raw, _json_parsed(lambda: super(FHIRJSONParser, self).parse(io.BytesIO(raw), media_type, parser_context))
+        )
 
 
 class LegacyFHIRJSONParser(FHIRJSONParser):

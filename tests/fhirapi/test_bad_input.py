@@ -161,3 +161,19 @@ def test_an_integer_beyond_64_bits_is_kept_exactly_as_sent(feed):
 )
 def test_only_a_long_number_where_a_value_starts_takes_the_exact_parser(text, long):
     assert may_hold_long_integer(text) is long
+
+
+@pytest.mark.parametrize("depth", [150, 1_100, 5_000], ids=["past-the-limit", "past-orjson", "past-python"])
+@pytest.mark.parametrize(
+    "content_type, long_integer",
+    [(FHIR_JSON, False), (FHIR_JSON, True), ("application/json", False), (f"{FHIR_JSON}; charset=latin-1", False)],
+    ids=["fhir-json", "fhir-json-exact-path", "plain-json", "declared-charset"],
+)
+def test_a_body_nested_too_deep_is_a_400_not_a_recursion_error(feed, depth, content_type, long_integer):
+    """Issue 18: JSON nested deeper than about 1,000 levels raised RecursionError (a 500). Every parser path —
+    orjson, the exact path a 19-digit number takes, plain JSON, a declared charset — answers 400."""
+    nested = "[" * depth + "]" * depth
+    number = ', "valueInteger": 12345678901234567890' if long_integer else ""
+    body = f'{{"resourceType": "Observation", "status": "final", "note": {nested}{number}}}'.encode()
+    response = feed.client.post("/fhir/Observation", body, content_type=content_type)
+    refused(response, "deeper than 100 levels")
