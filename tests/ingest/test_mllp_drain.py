@@ -103,12 +103,13 @@ def test_commits_while_a_publish_is_pending_are_coalesced_and_their_acks_are_not
         assert codes == ["AA"] * 15 and not release.is_set()
         assert InboxMessage.objects.filter(status="received").count() == 15
         release.set()
-        # Fifteen messages in several commit batches while it hung: one more round, not one per batch or message.
-        # (30 s, not 10: it once missed 10 s on CI's loaded SQLite run, cause not established; a lost wake-up
-        # would still fail here.)
-        assert wait_until(lambda: len(calls) == 2, 30), calls
+        # Fifteen messages in several commit batches while it hung: one more round, not one per batch or message —
+        # or two: the last commit wakes the trigger after its ACK is written, so under load that wake-up can come
+        # after the second round has begun, which rightly starts a third (the round must not miss that commit).
+        # On CI, polling for exactly two missed the moment calls went from 1 to 3.
+        assert wait_until(lambda: len(calls) >= 2, 30), calls
         time.sleep(0.5)
-        assert len(calls) == 2 and set(calls) == {"inbox-drain-trigger"}
+        assert 2 <= len(calls) <= 3 and set(calls) == {"inbox-drain-trigger"}, calls
         assert listener.inbox.commits >= 2
 
 
