@@ -387,20 +387,20 @@ def resources_by_ids(resource_type: str, fhir_ids: list[str]) -> dict[str, Resou
     """The resources of that type with these ids (deleted ones too), by id, in one statement."""
     if not fhir_ids:
         return {}
-    found = _resources_where(f"resource_type = %s AND fhir_id IN {_in_list(fhir_ids)}", [resource_type, *fhir_ids])
+    found = _resources_where(f"resource_type = %s AND fhir_id IN {in_list(fhir_ids)}", [resource_type, *fhir_ids])
     return {r.fhir_id: r for r in found}
 
 
-def _in_list(values: list) -> str:
+def in_list(values) -> str:
     """``(%s, %s, …)``: the placeholders of an ``IN`` list of these values."""
     return "(" + ", ".join(["%s"] * len(values)) + ")"
 
 
-def _resources_where(where: str, params: list, *, table: str = "ehr_resource") -> list[Resource]:
+def _resources_where(where: str, params: list) -> list[Resource]:
     """Resources chosen by a condition written in this module, as model instances, without the ORM's query
     compilation: the write corridor asks for single resources by key several times a message (an HL7 v2
     message writes three or four resources), and compiling the query cost five times its execution."""
-    return list(Resource.objects.raw(f"SELECT * FROM {table} WHERE {where}", params))  # noqa: S608
+    return list(Resource.objects.raw(f"SELECT * FROM ehr_resource WHERE {where}", params))  # noqa: S608
 
 
 def resource_version(resource: Resource, version_id: int) -> ResourceVersion | None:
@@ -434,13 +434,9 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     match, at most two (more is an error): only those the source system ``source_id`` wrote — business
     identifiers are scoped to the writer's own source — or any source's when ``source_id`` is None (a staff
     writer)."""
-    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    pairs = criteria_pairs(criteria)
     if not pairs:
         raise ResourceError("conditional criteria are empty", expression="If-None-Exist")
-    if any("\x00" in name or "\x00" in value for name, value in pairs):
-        # A Bundle entry's URL, an If-None-Exist or a conditional reference decoded (%00): no FHIR string holds
-        # U+0000, and PostgreSQL cannot compare a text with it (a 500).
-        raise ResourceError("conditional criteria may not contain the NUL character (U+0000)", expression="criteria")
     results = sorted({name for name, _ in pairs if name in RESULT_PARAMETERS and name != "_format"})
     if results:
         # _summary=count or _count=1 would change what "matches" means (no match, or only the first).
@@ -461,10 +457,24 @@ def conditional_matches(resource_type: str, criteria: str, *, source_id: int | N
     return resources_search(q).matches
 
 
-def identifier_criteria(criteria: str) -> tuple[str, str] | None:
-    """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form."""
+def criteria_pairs(criteria: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of conditional criteria — an ``If-None-Exist``, a conditional update's or
+    delete's URL, a conditional reference — decoded; every reading of criteria goes through here. A decoded
+    ``%00`` is refused: no FHIR string holds U+0000, and PostgreSQL cannot compare a text with it (a 500)."""
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
-    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1] and "\x00" not in pairs[0][1]:
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise ResourceError("conditional criteria may not contain the NUL character (U+0000)", expression="criteria")
+    return pairs
+
+
+def identifier_criteria(criteria: str) -> tuple[str, str] | None:
+    """(system, value) when conditional criteria are exactly ``identifier=system|value``, the usual form (None
+    for any other, a refused one too: the caller's general path then says why)."""
+    try:
+        pairs = criteria_pairs(criteria)
+    except ResourceError:
+        return None
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
         system, _, value = pairs[0][1].partition("|")
         if system and value and "," not in value:
             return system, value
@@ -492,7 +502,7 @@ def identifier_matches_many(
         return {}
     systems, values = sorted({s for s, _ in pairs}), sorted({v for _, v in pairs})
     scope, scope_params = ("AND r.source_id = %s", [source_id]) if source_id is not None else ("", [])
-    in_systems, in_values = _in_list(systems), _in_list(values)
+    in_systems, in_values = in_list(systems), in_list(values)
     if connection.vendor == "postgresql":
         tokens = f"""ehr_searchtoken t CROSS JOIN LATERAL (
             SELECT * FROM ehr_resource r WHERE r.id = t.resource_id AND NOT r.deleted {scope} OFFSET 0) r"""  # noqa: S608

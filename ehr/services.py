@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -38,7 +38,7 @@ from ehr.models import (
     Submission,
     new_fhir_id,
 )
-from ehr.selectors import conditional_matches, identifier_criteria
+from ehr.selectors import conditional_matches, criteria_pairs, identifier_criteria, in_list
 from mpi.selectors import same_person
 
 
@@ -104,7 +104,7 @@ def submissions_record_many(*, source, actor: str, request_lines: list[str], kin
 
 def criteria_normalize(criteria: str) -> str:
     """A conditional create's criteria in one canonical spelling (parameters sorted), for its unique key."""
-    pairs = sorted(parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
+    pairs = sorted(criteria_pairs(criteria))
     return urlencode(pairs)
 
 
@@ -277,7 +277,7 @@ def _rows_where(model, columns: str, **values: set) -> list[tuple]:
     """``SELECT columns FROM model's table WHERE column IN values AND …`` as plain tuples."""
     where, params = [], []
     for column, wanted in values.items():
-        where.append(f"{column} IN ({', '.join(['%s'] * len(wanted))})")
+        where.append(f"{column} IN {in_list(wanted)}")
         params += sorted(wanted)
     # Only column names written in this module and the model's table are formatted in; values are parameters.
     sql = f"SELECT {columns} FROM {model._meta.db_table} WHERE {' AND '.join(where)}"  # noqa: S608

@@ -10,7 +10,6 @@ Patient of the writer (``Patient/<id>``, the id the platform gave it), the Patie
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import parse_qsl
 
 from django.db import IntegrityError
 from fhir.resources.R4B.patient import Patient as FHIRPatient
@@ -18,7 +17,7 @@ from fhir.resources.R4B.patient import Patient as FHIRPatient
 from ehr.errors import WriteRace
 from ehr.indexing import reference_target
 from ehr.models import Resource
-from ehr.selectors import resources_by_ids
+from ehr.selectors import identifier_criteria, resources_by_ids
 from ehr.services import WriteItem
 from healthplatform.errors import PlatformError
 from healthplatform.ingest.validation import resource_validated
@@ -125,15 +124,15 @@ def patient_demographics(patient: FHIRPatient, *, path: str) -> Demographics:
 def patient_by_criteria(criteria: str, *, path: str) -> Identity | None:
     """The identity ``Patient?identifier=<system>|<mrn>`` names (an MRN names one identity region-wide: the
     assigning authority is in the system)."""
-    pairs = parse_qsl(criteria, keep_blank_values=True)
-    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1] or "\x00" in pairs[0][1]:
+    found = identifier_criteria(criteria)
+    if found is None:
         raise PlatformError.one(
             400,
             "not-supported",
             f"{path}: a conditional Patient reference is Patient?identifier=<system>|<mrn>",
             expression=path,
         )
-    system, _, value = pairs[0][1].partition("|")
+    system, value = found
     return mpi.identity_by_local_id(mpi.authority_of_system(system), value)
 
 

@@ -292,18 +292,28 @@ def inbox_process_one() -> InboxMessage | None:
 # The refusals that are a race between workers, not a fault of the message or of the database.
 _RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable, psycopg.errors.SerializationFailure)
 
-_OUTCOME_FIELDS = ["status", "error", "attempts", "processed_at", "submission", "produced"]
+# The columns an outcome sets, with their types (the casts of the VALUES rows below).
+_OUTCOME_COLUMNS = {
+    "status": "varchar",
+    "error": "text",
+    "attempts": "smallint",
+    "processed_at": "timestamptz",
+    "submission_id": "bigint",
+    "produced": "jsonb",
+}
+_OUTCOME_FIELDS = [column.removesuffix("_id") for column in _OUTCOME_COLUMNS]
 
 # PostgreSQL: the outcomes of a batch in one UPDATE from a VALUES list. Django's bulk_update builds a CASE per
 # field and row in Python, which cost more than the statement itself (45 ms a batch of 16, bench/hl7v2_process.py
-# --profile); the casts name each column's type for the VALUES rows.
-_OUTCOMES_SQL = """
-UPDATE ingest_inboxmessage AS m SET status = v.status, error = v.error, attempts = v.attempts,
-    processed_at = v.processed_at, submission_id = v.submission_id, produced = v.produced
-FROM (VALUES {rows}) AS v(id, status, error, attempts, processed_at, submission_id, produced)
-WHERE m.id = v.id
-"""
-_OUTCOME_ROW = "(%s::bigint, %s::varchar, %s::text, %s::smallint, %s::timestamptz, %s::bigint, %s::jsonb)"
+# --profile).
+_OUTCOMES_SQL = (
+    "UPDATE ingest_inboxmessage AS m SET "  # noqa: S608 - this module's column names only
+    + ", ".join(f"{column} = v.{column}" for column in _OUTCOME_COLUMNS)
+    + " FROM (VALUES {rows}) AS v(id, "
+    + ", ".join(_OUTCOME_COLUMNS)
+    + ") WHERE m.id = v.id"
+)
+_OUTCOME_ROW = "(%s::bigint, " + ", ".join(f"%s::{kind}" for kind in _OUTCOME_COLUMNS.values()) + ")"
 
 
 def _outcomes_save(rows: list[InboxMessage]) -> None:
@@ -316,7 +326,7 @@ def _outcomes_save(rows: list[InboxMessage]) -> None:
     params: list = []
     for row in rows:
         produced = None if row.produced is None else json.dumps(row.produced, ensure_ascii=False)
-        params += [row.pk, row.status, row.error, row.attempts, row.processed_at, row.submission_id, produced]
+        params += [row.pk, *(getattr(row, column) for column in _OUTCOME_COLUMNS if column != "produced"), produced]
     sql = _OUTCOMES_SQL.format(rows=", ".join([_OUTCOME_ROW] * len(rows)))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
