@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees a view's exception first: a lost database connection is a 503, not a 500.
+    "healthplatform.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 if PRODUCTION:
@@ -261,6 +263,8 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "healthplatform.fhirapi.oauth.SourceSystemOAuth2Validator",
     # oauthlib's server of the client credentials grant alone: any other grant_type is unsupported_grant_type.
     "OAUTH2_SERVER_CLASS": "oauthlib.oauth2.BackendApplicationServer",
+    # Parameters from form-encoded bodies only: DOT parsed any body (a FHIR one, a broken multipart) for them.
+    "OAUTH2_BACKEND_CLASS": "healthplatform.fhirapi.oauth_core.FormBodyOAuthLibCore",
     "SCOPES": FHIR_SCOPES,
     # A client that asks for no scope gets read and write of everything (RFC 6749 §3.3 lets the server choose).
     "DEFAULT_SCOPES": ["system/*.read", "system/*.write"],

@@ -17,6 +17,8 @@ from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNeg
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.renderers import JSONRenderer
 
+from healthplatform.ingest.validation import UNSTORABLE_TEXT, unstorable_outside_entries
+
 FHIR_JSON = "application/fhir+json"
 # What every response says it is (FHIR R4 http.html#version-parameter).
 FHIR_JSON_CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion=4.0"
@@ -50,23 +52,10 @@ def may_hold_long_integer(raw: bytes) -> bool:
     return _LONG_NUMBER_FIRST.match(raw) is not None or _LONG_NUMBER.search(raw) is not None
 
 
-def holds_nul(data) -> bool:
-    """Whether a parsed JSON value holds U+0000 in a string or a member name (no FHIR string may: R4
-    datatypes.html#string; PostgreSQL stores it neither in text nor in jsonb)."""
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if "\x00" in node:
-                return True
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if "\x00" in key:
-                    return True
-                stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+# The escapes in a UTF-8 body that may decode to what no FHIR string holds (U+0000, a lone surrogate: JSON
+# carries both only escaped; healthplatform.ingest.validation.unstorable_at): a body without any is
+# not walked.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 # The deepest nesting of objects and arrays a body may have. FHIR's deepest real structures (a Bundle entry's
@@ -94,11 +83,14 @@ def _too_deep(data) -> bool:
 
 
 def _checked(raw: bytes | None, data):
-    """``data`` parsed from ``raw``, refused when a string or name of it holds U+0000 (JSON carries it only
-    escaped, so a body without ``\\u0000`` is not walked) or when it nests deeper than MAX_DEPTH (a body with
-    fewer brackets cannot). ``raw`` None: a body in another charset, whose bytes say neither, is walked."""
-    if (raw is None or b"\\u0000" in raw) and holds_nul(data):
-        raise ParseError("a string of the body holds the NUL character (U+0000), which no FHIR string may")
+    """``data`` parsed from ``raw``, refused when a string or name of it holds U+0000 or a lone surrogate (JSON
+    carries them only escaped, so a body without such an escape is not walked) or when it nests deeper than
+    MAX_DEPTH (a body with fewer brackets cannot). ``raw`` None: a body in another charset, whose bytes say
+    neither, is walked."""
+    if raw is None or _UNSTORABLE_ESCAPE.search(raw):
+        where = unstorable_outside_entries(data)
+        if where is not None:
+            raise ParseError(f"{where}: {UNSTORABLE_TEXT}")
     if (raw is None or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and _too_deep(data):
         raise ParseError(f"the body nests objects and arrays deeper than {MAX_DEPTH} levels")
     return data

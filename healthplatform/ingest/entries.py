@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ehr.indexing import SPECS, reference_target
 from healthplatform.errors import PlatformError
-from healthplatform.ingest.validation import FHIR_ID
+from healthplatform.ingest.validation import FHIR_ID, UNSTORABLE_TEXT, unstorable_at
 
 # Written to the document store (emr), not the archive: MHD ITI-65 content.
 DOCUMENT_TYPES = ("DocumentReference", "Binary")
@@ -111,6 +111,9 @@ def bundle_entry(index: int, raw) -> Entry:
     path = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict):
         raise _refuse(400, "structure", "expected an object", path)
+    where = unstorable_at(raw, path)
+    if where is not None:
+        raise _refuse(400, "invalid", UNSTORABLE_TEXT, where)
     req = raw.get("request")
     if not isinstance(req, dict) or not req.get("method") or not req.get("url"):
         raise _refuse(400, "required", "method and url are required", f"{path}.request")

@@ -12,6 +12,11 @@ from healthplatform.fhirvalidation import element_path
 
 # FHIR ids (R4 datatypes.html#id).
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# What no FHIR string may hold (R4 datatypes.html#string: Unicode characters, no NUL) and what PostgreSQL stores
+# neither in text nor in jsonb: U+0000, and a lone surrogate (a JSON escape such as "\\ud800" decodes to one; it
+# is no Unicode character, and a body read in UTF-16 let it through to the database: a 500).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = "holds the NUL character (U+0000) or a lone surrogate (U+D800-U+DFFF), which no FHIR string may"
 # At most this many issues per refusal: a body with a thousand errors gets the first ones.
 MAX_ISSUES = 20
 
@@ -63,3 +68,33 @@ def resource_validated(resource_type: str, body, *, path: str):
             f"{path}: a value of the wrong JSON type (a number or an object where text belongs), or nested too deep",
             expression=path,
         ) from None
+
+
+def unstorable_at(data, root: str = "") -> str | None:
+    """Where a parsed JSON value first holds U+0000 or a lone surrogate in a string or a member name
+    (``Patient.name[0].text``, a FHIRPath-like path from ``root``), else None."""
+    stack = [(data, root or "$")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _UNSTORABLE.search(node):
+                return path
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if _UNSTORABLE.search(key):
+                    return f"{path} (a member name)"
+                stack.append((value, f"{path}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
+    return None
+
+
+def unstorable_outside_entries(data) -> str | None:
+    """``unstorable_at`` for a request body, a Bundle's entries left out: each entry is checked on its own
+    (``entries.bundle_entry``), so that a batch answers a bad entry in its place and applies the others."""
+    if not isinstance(data, dict):
+        return unstorable_at(data)
+    root = data.get("resourceType") if isinstance(data.get("resourceType"), str) else ""
+    if root == "Bundle":
+        data = {key: value for key, value in data.items() if key != "entry"}
+    return unstorable_at(data, root[:64])

@@ -78,8 +78,14 @@ def with_version_headers(response: Response, resource: Resource) -> Response:
 
 
 def received(request) -> Received:
-    """The request as received, for the provenance of what it writes."""
-    return Received(request_line=f"{request.method} {request.path}", body=request.body)
+    """The request as received, for the provenance of what it writes: its body as text in the charset it
+    declared, as the parser read it (kept as bytes, a UTF-16 body was stored with its NUL bytes: a 500)."""
+    charset = request.content_params.get("charset") or "utf-8"
+    try:
+        body = request.body.decode(charset, errors="replace")
+    except LookupError:  # the parser read it as UTF-8 too
+        body = request.body.decode("utf-8", errors="replace")
+    return Received(request_line=f"{request.method} {request.path}", body=body)
 
 
 def shown(request, resource_type: str) -> bool:
