@@ -330,6 +330,9 @@ MPI_MATCH_THRESHOLDS = {
     "review": env.float("MPI_REVIEW_THRESHOLD", 7.0),
 }
 MPI_MATCH_WEIGHTS: dict = {}
+# Assigning authorities whose name, sex, birth date and identity numbers win the golden record over any
+# institution's (mpi/services/links.py, survivorship); contact details go to the most recent report anyway.
+MPI_TRUSTED_AUTHORITIES = tuple(env.list("MPI_TRUSTED_AUTHORITIES") or ["REGION-POPULATION-REGISTER"])
 # An exact name and birth date link without any contact field only if at most this many identities
 # sound like the name (0: never). See mpi/matching.py RARE_NAME_MAX.
 MPI_RARE_NAME_MAX = env.int("MPI_RARE_NAME_MAX", 30, minimum=0)

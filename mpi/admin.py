@@ -306,6 +306,31 @@ class MergeForm(forms.Form):
     reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
+def _reporter(held: dict) -> str:
+    return held.get("institution_name") or held.get("institution") or held.get("authority") or "—"
+
+
+def _reported(value: str, held: dict | None) -> str:
+    """A golden contact detail with who reported it and when, and the value it replaced (survivorship:
+    mpi/services/links.py): an administrator sees that one institution changed it, not only what it is."""
+    if not value:
+        return "—"
+    if not held:
+        return value
+    text = _("%(value)s (reported by %(who)s on %(date)s)") % {
+        "value": value,
+        "who": _reporter(held),
+        "date": (held.get("since") or "")[:10],
+    }
+    previous = held.get("previous")
+    if previous and previous.get("value"):
+        text += "; " + _("before: %(value)s, reported by %(who)s") % {
+            "value": previous["value"],
+            "who": _reporter(previous),
+        }
+    return text
+
+
 @admin.register(Person)
 class PersonAdmin(admin.ModelAdmin):
     record_kind = "person"
@@ -313,8 +338,8 @@ class PersonAdmin(admin.ModelAdmin):
     list_filter = ["status", "sex"]
     search_fields = ["name", "=resident_id", "=health_card", "identities__local_id", "identities__name_latin"]
     readonly_fields = [
-        "uuid", "status", "merged_into", "name", "sex", "birth_date", "resident_id", "health_card", "phone",
-        "address", "created_at", "updated_at",
+        "uuid", "status", "merged_into", "name", "sex", "birth_date", "resident_id", "health_card",
+        "phone_reported", "address_reported", "created_at", "updated_at",
     ]  # fmt: skip
     inlines = [IdentityInline]
     actions = ["merge_selected"]
@@ -327,6 +352,14 @@ class PersonAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(identity_total=Count("identities"))
+
+    @admin.display(description=_("phone"))
+    def phone_reported(self, obj):
+        return _reported(obj.phone, (obj.provenance or {}).get("phone"))
+
+    @admin.display(description=_("address"))
+    def address_reported(self, obj):
+        return _reported(obj.address, (obj.provenance or {}).get("address"))
 
     @admin.display(description=_("identities"), ordering="identity_total")
     def identity_count(self, obj):

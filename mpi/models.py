@@ -48,6 +48,9 @@ class Person(models.Model):
     health_card = models.CharField(_("health card number"), max_length=24, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     address = models.CharField(_("address"), max_length=300, blank=True)
+    # Per golden field, who reported its value and since when ({"authority", "institution", "institution_name",
+    # "since"}); a contact field also keeps the value it replaced ("previous"). See mpi/services/links.py.
+    provenance = models.JSONField(_("provenance of the golden record"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -168,6 +171,7 @@ class LinkEvent(models.Model):
         UNMERGE = "unmerge", _("unmerged")
         REVIEW = "review", _("review decided")
         REMATCH = "rematch", _("re-matched")
+        CONTACT = "contact", _("contact details changed")
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     identity = models.ForeignKey(

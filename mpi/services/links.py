@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.utils import timezone
+
 from mpi.demographics import Demographics, Profile
 from mpi.linkage import Candidate
 from mpi.matching import Comparison
@@ -18,6 +21,22 @@ SYSTEM_ACTOR = "mpi"
 
 
 # --- golden record ----------------------------------------------------------------
+#
+# Survivorship (which identity's value the golden record shows, field by field):
+# - name, sex, birth date, resident identity number, health card: a trusted authority's value — the population
+#   register's (``MPI_TRUSTED_AUTHORITIES``) — wins over any institution's; among equals the most recently
+#   updated identity's. A hospital's misspelt name or transposed birth date does not rename the resident for
+#   every other institution once the register has spoken.
+# - phone, address: the most recently reported, whoever reported it: people move and change numbers, and the
+#   last institution that saw the resident is the likeliest to be right. But a change is never silent: the
+#   golden record says who reported each value and since when (``Person.provenance``), keeps the value it
+#   replaced and who had reported that, and the history gets a "contact details changed" entry naming the
+#   institution (``LinkEvent.Kind.CONTACT``). The FHIR golden Patient carries both (patient.html: a
+#   ContactPoint's and an Address's ``period``).
+# Every identity keeps what its source sent (``Identity.received``), so nothing reported is lost either way.
+
+IDENTITY_FIELDS = ("name", "sex", "birth_date", "resident_id", "health_card")
+CONTACT_FIELDS = ("phone", "address")
 
 
 def golden_values(profile: Profile, name: str, received: Demographics) -> dict:
@@ -34,22 +53,110 @@ def golden_values(profile: Profile, name: str, received: Demographics) -> dict:
     }
 
 
-def person_refresh(person: Person) -> Person:
-    """Recomputes the golden demographics: per field, the most recently updated identity that has it."""
-    values: dict = {}
-    for ident in person.identities.order_by("-updated_at", "-id").only("received", "profile", "name"):
-        contributed = golden_values(
-            Profile.from_json(ident.profile), ident.name, Demographics.from_json(ident.received)
-        )
-        for key, value in contributed.items():
-            if key not in values and value:
-                values[key] = value
-    values = {key: values.get(key, None if key == "birth_date" else "") for key in golden(person)}
-    changed = [k for k, v in values.items() if getattr(person, k) != v]
-    if changed:
-        for k in changed:
-            setattr(person, k, values[k])
-        person.save(update_fields=[*changed, "updated_at"])
+def trusted_authority(authority: str) -> bool:
+    return authority in settings.MPI_TRUSTED_AUTHORITIES
+
+
+def reporter(authority: str, source) -> dict:
+    """Who reports a value, as the provenance keeps it: the assigning authority, and the institution of the
+    source system that sent it (its code and name then: what a reader is shown)."""
+    institution = source.institution if source is not None else None
+    return {
+        "authority": authority,
+        "institution": institution.code if institution else "",
+        "institution_name": institution.name if institution else "",
+    }
+
+
+def golden_absorbed(before: dict, contributed: dict, by: dict, now) -> tuple[dict, dict, dict]:
+    """An identity's values applied to a golden record ``before`` (its fields and ``provenance``) by the rules
+    above: the fields that change, the provenance after, and the contact fields whose value was replaced
+    (``{field: (old, new)}``)."""
+    provenance = dict(before.get("provenance") or {})
+    values, replaced = {}, {}
+    for key, value in contributed.items():
+        held, had = provenance.get(key) or {}, before.get(key)
+        if not value or value == had:
+            continue
+        register_spoke = key in IDENTITY_FIELDS and had and trusted_authority(held.get("authority", ""))
+        if register_spoke and not trusted_authority(by["authority"]):
+            continue  # the register's word stands
+        values[key] = value
+        provenance[key] = _provenance_entry(key, had, held, by, now)
+        if key in CONTACT_FIELDS and had:
+            replaced[key] = (had, value)
+    return values, provenance, replaced
+
+
+def _provenance_entry(key: str, had, held: dict, by: dict, now) -> dict:
+    """Who reports the field's new value and since when; for a contact field, also the value it replaced and
+    who had reported that."""
+    entry = {**by, "since": now.isoformat()}
+    if key in CONTACT_FIELDS and had:
+        previous = {k: held.get(k, "") for k in ("authority", "institution", "institution_name")}
+        entry["previous"] = {"value": had, **previous, "until": now.isoformat()}
+    return entry
+
+
+def contact_change_record(person_id: int, identity, replaced: dict, by: dict, *, actor: str) -> None:
+    """The history entry of a change of contact details: which fields, reported by whom (the values are in
+    the golden record's provenance and the identities, for the MPI's staff)."""
+    if not replaced:
+        return
+    who = by.get("institution_name") or by.get("institution") or by["authority"]
+    LinkEvent.objects.create(
+        kind=LinkEvent.Kind.CONTACT,
+        identity=identity,
+        person_id=person_id,
+        actor=actor,
+        reason=f"{', '.join(sorted(replaced))} changed as reported by {who}",
+        detail={"fields": sorted(replaced), "reported_by": by},
+    )
+
+
+def person_refresh(person: Person, *, actor: str = "mpi") -> Person:
+    """Recomputes the golden demographics from every linked identity, by the survivorship rules above (after
+    a link, an unlink, a merge or an update that changed what an identity holds)."""
+    identities = list(
+        person.identities.select_related("source__institution")
+        .order_by("-updated_at", "-id")
+        .only("received", "profile", "name", "assigning_authority", "updated_at", "source__institution")
+    )
+    contributions = [
+        (ident, golden_values(Profile.from_json(ident.profile), ident.name, Demographics.from_json(ident.received)))
+        for ident in identities
+    ]
+    # Trusted authorities first for the identity fields (a stable sort keeps the most recent first within each).
+    ranked = sorted(contributions, key=lambda c: not trusted_authority(c[0].assigning_authority))
+    chosen: dict = {}
+    for key in (*IDENTITY_FIELDS, *CONTACT_FIELDS):
+        for ident, values in ranked if key in IDENTITY_FIELDS else contributions:
+            if values[key]:
+                chosen[key] = (values[key], ident)
+                break
+    provenance = dict(person.provenance or {})
+    now = timezone.now()
+    replaced_by: dict = {}
+    values = {}
+    for key in (*IDENTITY_FIELDS, *CONTACT_FIELDS):
+        value, ident = chosen.get(key, (None if key == "birth_date" else "", None))
+        if value == getattr(person, key):
+            continue
+        values[key] = value
+        if ident is None:
+            provenance.pop(key, None)
+            continue
+        had, by = getattr(person, key), reporter(ident.assigning_authority, ident.source)
+        provenance[key] = _provenance_entry(key, had, provenance.get(key) or {}, by, now)
+        if key in CONTACT_FIELDS and had:
+            replaced_by.setdefault(ident.pk, (ident, by, {}))[2][key] = (had, value)
+    if values:
+        for key, value in values.items():
+            setattr(person, key, value)
+        person.provenance = provenance
+        person.save(update_fields=[*values, "provenance", "updated_at"])
+    for ident, by, replaced in replaced_by.values():
+        contact_change_record(person.pk, ident, replaced, by, actor=actor)
     return person
 
 

@@ -24,12 +24,17 @@ from mpi.inserts import Rows, rows_insert_chain
 from mpi.linkage import Candidate, decide, person_verdict, second_links
 from mpi.models import Identifier, Identity, LinkEvent, MatchKey, Person, ReviewItem
 from mpi.services.links import (
+    CONTACT_FIELDS,
+    IDENTITY_FIELDS,
     SYSTEM_ACTOR,
     active_locked,
+    contact_change_record,
+    golden_absorbed,
     golden_values,
     move,
     person_for,
     person_refresh,
+    reporter,
     retire_if_empty,
     review_open,
 )
@@ -303,6 +308,8 @@ def _register(authority, local_id, demographics, profile, source, actor, *, abse
     if identity is not None:
         return _update(identity, demographics, profile, received, fields, flags, source, actor, now)
 
+    by = reporter(authority, source)
+    replaced: dict | None = {}
     for _ in range(3):
         chosen, review = decide(None, profile, authority=authority)
         bridges: list[Candidate] = []
@@ -312,8 +319,11 @@ def _register(authority, local_id, demographics, profile, source, actor, *, abse
                 chosen, review = None, [chosen, *review]
             bridged = {c.person_id for c in bridges}
             review = [c for c in review if c.person_id not in bridged]
-        # The UPDATE locks the person; if a merge took it meanwhile (0 rows), decide again on what is now.
-        if chosen is None or _person_absorb(chosen.person_id, profile, fields, demographics, now):
+        # The person is locked; if a merge took it meanwhile (no row), decide again on what is now.
+        if chosen is None:
+            break
+        replaced = _person_absorb(chosen.person_id, by, profile, fields, demographics, now)
+        if replaced is not None:
             break
     else:
         chosen = None
@@ -322,7 +332,8 @@ def _register(authority, local_id, demographics, profile, source, actor, *, abse
         kind = Identity.LinkKind.IDENTIFIER if chosen.comparison.identifier_agrees else Identity.LinkKind.AUTO
         score, evidence = chosen.comparison.score, chosen.comparison.evidence
     else:
-        person = Person(**golden_values(profile, fields["name"], demographics))
+        contributed = golden_values(profile, fields["name"], demographics)
+        person = Person(**contributed, provenance=golden_absorbed({}, contributed, by, now)[1])
         kind = Identity.LinkKind.NEW
         score, evidence = (review[0].comparison.score, review[0].comparison.evidence) if review else (None, {})
     identity = Identity(
@@ -368,6 +379,8 @@ def _register(authority, local_id, demographics, profile, source, actor, *, abse
     rows_insert_chain(groups)
     if person is not None:
         identity.person = person
+    if replaced:
+        contact_change_record(identity.person_id, identity, replaced, by, actor=actor)
     if bridges or review:
         _bridge(identity, bridges, actor)
         items = review_open(identity, review) if review else []
@@ -384,15 +397,25 @@ def _register(authority, local_id, demographics, profile, source, actor, *, abse
     return Registration(identity, decision, True, score, evidence, items)
 
 
-def _person_absorb(person_id: int, profile: Profile, fields: dict, received: Demographics, now) -> bool:
-    """Updates the golden record for a newly registered identity that joins it: that identity is now the
-    most recent, so each field it carries wins (``person_refresh`` without reading the other identities,
-    in one UPDATE). False if the person is no longer active (merged meanwhile)."""
-    values = golden_values(profile, fields["name"], received)
-    updated = Person.objects.filter(pk=person_id, status=Person.Status.ACTIVE).update(
-        **{k: v for k, v in values.items() if v}, updated_at=now
+def _person_absorb(
+    person_id: int, by: dict, profile: Profile, fields: dict, received: Demographics, now
+) -> dict | None:
+    """Updates the golden record for a newly registered identity that joins it, by the survivorship rules
+    (``links.golden_absorbed``: that identity is now the most recent, so its contact details win; a trusted
+    authority's name and birth date stand) without reading the other identities. The person is locked first.
+    Returns the contact fields it replaced, or None if the person is no longer active (merged meanwhile)."""
+    before = (
+        Person.objects.select_for_update()
+        .filter(pk=person_id, status=Person.Status.ACTIVE)
+        .values(*IDENTITY_FIELDS, *CONTACT_FIELDS, "provenance")
+        .first()
     )
-    return updated == 1
+    if before is None:
+        return None
+    values, provenance, replaced = golden_absorbed(before, golden_values(profile, fields["name"], received), by, now)
+    if values:
+        Person.objects.filter(pk=person_id).update(**values, provenance=provenance, updated_at=now)
+    return replaced
 
 
 def _bridge(identity: Identity, bridges: list[Candidate], actor: str) -> None:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from fhir.resources.R4B.parameters import Parameters
 
+from healthplatform.fhirapi.resources.patient import REPORTED_BY
 from mpi.demographics import Demographics
 from mpi.identifiers import make_resident_id
 from mpi.selectors import identifier_systems, system_of_authority
@@ -106,7 +107,8 @@ def test_search_by_resident_id_returns_one_golden_patient_with_every_mrn(staff, 
     assert patient["gender"] == "male"
     assert patient["birthDate"] == "1985-03-12"
     assert patient["telecom"][0]["value"] == "13812345678"
-    assert patient["address"] == [{"text": "广东省广州市天河区五山路1号"}]
+    assert [a["text"] for a in patient["address"]] == ["广东省广州市天河区五山路1号"]
+    assert patient["address"][0]["extension"][0]["url"] == REPORTED_BY  # who reported it (survivorship)
     assert patient["active"] is True
 
 

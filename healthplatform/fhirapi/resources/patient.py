@@ -52,6 +52,48 @@ def _mrn_identifiers(person: Person) -> list[dict]:
     ]
 
 
+# Who reported a golden contact detail (mpi/services/links.py, survivorship): the institution (the directory's
+# Organization, whose id is its unified social credit code), or the assigning authority when no institution's
+# system sent it (the population register).
+REPORTED_BY = "urn:platform:fhir:StructureDefinition/reported-by"
+
+
+def _phone(value: str) -> dict:
+    phone = {"system": "phone", "value": value}
+    if _MOBILE_RE.match(re.sub(r"[\s\-]", "", value)):
+        phone["use"] = "mobile"
+    return phone
+
+
+def _reported(current: str, held: dict | None) -> list[tuple[str, dict | None]]:
+    """The golden value with who reported it, then the value it replaced (a change by one institution is
+    visible to every other as such, not silent)."""
+    out: list[tuple[str, dict | None]] = [(current, held)]
+    previous = (held or {}).get("previous")
+    if previous and previous.get("value") and previous["value"] != current:
+        out.append((previous["value"], {**previous, "since": None}))
+    return out
+
+
+def _with_provenance(element: dict, reported: dict | None) -> dict:
+    """A ContactPoint or Address with its ``period`` (R4: when it was in use: since the report made it the
+    golden value, until it was replaced) and the reporter as an extension."""
+    if not reported:
+        return element
+    period = {k: reported[v] for k, v in (("start", "since"), ("end", "until")) if reported.get(v)}
+    if period:
+        element["period"] = period
+    if reported.get("institution"):
+        reporter = {
+            "reference": f"Organization/{reported['institution']}",
+            "display": reported.get("institution_name") or reported["institution"],
+        }
+        element["extension"] = [{"url": REPORTED_BY, "valueReference": reporter}]
+    elif reported.get("authority"):
+        element["extension"] = [{"url": REPORTED_BY, "valueReference": {"display": reported["authority"]}}]
+    return element
+
+
 def _human_name(person: Person) -> dict | None:
     """The golden name; family and given only when a source sent them split (never guessed)."""
     if not person.name:
@@ -89,17 +131,21 @@ def patient_resource(person: Person, *, replaced_by: Person | None = None) -> di
     name = _human_name(person)
     if name:
         resource["name"] = [name]
+    provenance = person.provenance or {}
     if person.phone:
-        phone = {"system": "phone", "value": person.phone}
-        if _MOBILE_RE.match(re.sub(r"[\s\-]", "", person.phone)):
-            phone["use"] = "mobile"
-        resource["telecom"] = [phone]
+        resource["telecom"] = [
+            _with_provenance(_phone(value), reported)
+            for value, reported in _reported(person.phone, provenance.get("phone"))
+        ]
     if person.sex in FHIR_GENDERS:
         resource["gender"] = person.sex
     if person.birth_date:
         resource["birthDate"] = person.birth_date.isoformat()
     if person.address:
-        resource["address"] = [{"text": person.address}]
+        resource["address"] = [
+            _with_provenance({"text": value}, reported)
+            for value, reported in _reported(person.address, provenance.get("address"))
+        ]
     links = []
     if replaced_by is not None:
         links.append({"other": {"reference": f"Patient/{replaced_by.uuid}"}, "type": "replaced-by"})
