@@ -46,7 +46,7 @@ def resource_too_large(resource_type: str | None, size: int, *, expression: str)
     return PlatformError.one(
         413,
         "too-costly",
-        f"{expression}: a {resource_type or 'resource'} is at most {limit:,} bytes (this one is {size:,})",
+        f"{expression}: a resource of type {resource_type} is at most {limit:,} bytes here (this one is {size:,})",
         expression=expression,
     )
 
