@@ -22,3 +22,26 @@ class WriteRace(ResourceError):
             status=409,
             code="conflict",
         )
+
+
+# SQLSTATEs (PostgreSQL Appendix A) that mean a concurrent writer got there first, not a fault of the request:
+# unique_violation (the winner's row holds the key), serialization_failure and deadlock_detected (the server
+# cancelled one of two transactions waiting on each other). Run again, the request sees the winner's commit.
+RACE_SQLSTATES = frozenset({"23505", "40001", "40P01"})
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lost race between concurrent writers, by whichever path it came: Django's wrapped
+    errors (``IntegrityError``, ``OperationalError``, the psycopg error as their cause), a raw psycopg error (a
+    ``COPY`` or another statement on the driver's own cursor, which Django's wrapping never saw), or SQLite's
+    unique constraint (SQLite serialises writers; its unique failure is a lost race all the same)."""
+    if isinstance(exc, WriteRace):
+        return True
+    seen = 0
+    while exc is not None and seen < 4:  # Django's error, the driver's below it
+        if getattr(exc, "sqlstate", None) in RACE_SQLSTATES:
+            return True
+        if type(exc).__name__ == "IntegrityError" and str(exc).startswith("UNIQUE constraint failed"):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False

@@ -27,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ehr.bulk import objects_insert, rows_insert
-from ehr.errors import ResourceError, WriteRace
+from ehr.errors import ResourceError, WriteRace, lost_race
 from ehr.indexing import business_identifier, extract
 from ehr.models import (
     ConditionalKey,
@@ -169,8 +169,14 @@ def resources_write(*, items: list[WriteItem], source, actor: str, submission: S
         # SAVEPOINT/RELEASE pair cost two statements on every write).
         with transaction.atomic(savepoint=False):
             return _write(items, source, actor, submission)
-    except IntegrityError:
-        raise WriteRace() from None
+    except WriteRace:
+        raise
+    except Exception as exc:
+        # Whichever statement lost (a COPY, a bulk insert, an update waiting on another writer's row): a key a
+        # concurrent writer took, or a deadlock the server broke, is a lost race; anything else is not hidden.
+        if isinstance(exc, IntegrityError) or lost_race(exc):
+            raise WriteRace() from None
+        raise
 
 
 def items_resolve(items: list[WriteItem], *, source) -> None:
@@ -324,6 +330,7 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     now = timezone.now()
     source_id = source.pk if source is not None else None
     items_resolve(items, source=source)
+    _targets_locked(items)
 
     creates: list[Resource] = []
     archived: list[ResourceVersion] = []
@@ -425,6 +432,18 @@ def _write(items: list[WriteItem], source, actor: str, submission: Submission | 
     _index_insert(SearchToken, TOKEN_COLUMNS, tokens)
     _index_insert(SearchReference, REFERENCE_COLUMNS, references)
     return items
+
+
+def _targets_locked(items: list[WriteItem]) -> None:
+    """The resources the batch changes, locked in key order and read again under the lock: the version If-Match
+    is compared with, and the one an update builds on, is then the latest committed, and concurrent writers of
+    the same resources queue on their rows instead of each updating the version it read (a lost update, caught
+    only by the history's unique key) or locking them in their own orders (a deadlock)."""
+    changing = {item.target.pk: item for item in items if item.target is not None and item.method != "create"}
+    if not changing:
+        return
+    for row in resources_lock(pks=list(changing)):
+        changing[row.pk].target = row
 
 
 def _stale_keys_drop(keyed: dict[str, WriteItem], source_id: int | None) -> None:

@@ -89,6 +89,19 @@ class Env:
             return list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
 
+    def sizes(self, name: str, default: dict[str, int] | None = None) -> dict[str, int]:
+        """``Name=bytes`` pairs, comma-separated (``Binary=67108864,Observation=1048576``), over ``default``."""
+        value = self.raw(name)
+        sizes = dict(default or {})
+        for item in (value or "").split(","):
+            if not item.strip():
+                continue
+            key, sep, number = item.partition("=")
+            if not sep or not key.strip() or not number.strip().isdigit():
+                raise ImproperlyConfigured(f"{name}: expected Name=bytes pairs separated by commas, got {item!r}")
+            sizes[key.strip()] = int(number)
+        return sizes
+
     def path(self, name: str, default: Path) -> Path:
         value = self.raw(name)
         return Path(value).expanduser().resolve() if value else default

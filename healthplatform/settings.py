@@ -221,6 +221,23 @@ AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", 300, minimu
 # The largest request body (a hospital's whole history of one person as one transaction Bundle is a few
 # MB); larger ones get 413 with an OperationOutcome.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024)
+# The largest single resource, as a request body or as a Bundle entry's resource (its compact JSON): a clinical
+# resource is a few kB (a 60 MB Observation grew a worker by ~470 MB, never returned); Binary and
+# DocumentReference carry documents inline (base64) and are bounded by the body limit alone.
+FHIR_MAX_RESOURCE_BYTES = env.int("FHIR_MAX_RESOURCE_BYTES", 512 * 1024, minimum=1024)
+FHIR_MAX_RESOURCE_BYTES_BY_TYPE = env.sizes(
+    "FHIR_MAX_RESOURCE_BYTES_BY_TYPE",
+    {"Binary": DATA_UPLOAD_MAX_MEMORY_SIZE, "DocumentReference": DATA_UPLOAD_MAX_MEMORY_SIZE},
+)
+# Bundles (healthplatform/ingest/apply.py). Measured on the 2-core bench machine through gunicorn (issue 18): a
+# transaction writes ~3,500 Observations/s (20,000 in 5.6 s), a batch — each entry its own database transaction
+# — 100 to 220 entries/s. The entry limits keep a Bundle at the limit well inside the time budget; the budget
+# stops a batch that is slower still: the entries after it are answered "not processed" (503, timeout), a
+# transaction past it is rolled back whole and answered 503. The budget must stay well below the web worker's
+# timeout (gunicorn's ``timeout``: at least twice the budget), or the worker is killed before it answers.
+FHIR_TRANSACTION_MAX_ENTRIES = env.int("FHIR_TRANSACTION_MAX_ENTRIES", 20_000, minimum=1)
+FHIR_BATCH_MAX_ENTRIES = env.int("FHIR_BATCH_MAX_ENTRIES", 2_000, minimum=1)
+FHIR_BUNDLE_TIME_BUDGET_SECONDS = env.float("FHIR_BUNDLE_TIME_BUDGET_SECONDS", 25.0)
 
 # HL7 v2 intake (healthplatform/ingest/listener.py): the character set of a message whose MSH-18 is empty (most
 # Chinese HIS leave it so; UTF-8 is what the region's new systems send, "GB18030" for a region of older ones).

@@ -18,14 +18,16 @@ may refer to (``references``).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from django.conf import settings
 from django.db import transaction
 
 from ehr import selectors as archive
-from ehr.errors import ResourceError, WriteRace
+from ehr.errors import ResourceError, WriteRace, lost_race
 from ehr.indexing import SPECS, business_identifier, values_at
 from ehr.models import Resource
 from ehr.selectors import identifier_criteria
@@ -96,6 +98,14 @@ class Run:
     targets: dict[tuple[str, str], list] = field(default_factory=dict)
     # id(entry) -> its own submission, when the entries are several requests' (``transactions_apply``).
     entry_submissions: dict[int, object] = field(default_factory=dict)
+    # time.monotonic() past which a transaction Bundle stops and is rolled back (None: no budget).
+    deadline: float | None = None
+
+    def in_time(self) -> None:
+        """Refuses the transaction once its time budget is spent: rolled back whole, answered 503 (the web
+        worker's timeout would otherwise kill it with no answer at all)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _past_budget("Bundle", "the transaction was rolled back: nothing of it is written")
 
     @property
     def caller_source_id(self) -> int | None:
@@ -342,6 +352,7 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
                 )
                 items.append(state[i])
             continue
+        run.in_time()
         item = _clinical_item(run, e)
         if e.method == "POST":
             item.if_none_exist = e.if_none_exist
@@ -401,6 +412,7 @@ def _apply(run: Run, entries: list[Entry]) -> list[Written]:
         if item is not None and item.body is not None:
             references_rewrite(run, item.body, path=entries[i].resource_path)
     references_check(run)
+    run.in_time()
     if run.entry_submissions:
         for i, item in state.items():
             if item is not None:
@@ -507,28 +519,50 @@ def _refusal(exc: ResourceError) -> PlatformError:
     return PlatformError.one(exc.status, exc.code, exc.message, expression=exc.expression)
 
 
+# How many times a request that lost a race runs in all. The second run sees the winner's commit (its resource
+# found, its version the one If-Match is compared with); a third covers a deadlock broken twice in a crowd.
+RACE_ATTEMPTS = 3
+
+
 def race_retried(work: Callable[[], T]) -> T:
-    """Runs ``work`` in one database transaction. A concurrent writer that won a race on a business identifier
-    or a conditional key rolls it back; it runs once more, and then finds the winner's resources."""
-    for attempt in (1, 2):
+    """Runs ``work`` in one database transaction. A concurrent writer that won a race rolls it back, and it runs
+    again, then finding the winner's resources: so the loser gets the answer R4 gives it against the winner's
+    commit (200 for a conditional create that finds it, 412 for an update on a stale If-Match), never a 500.
+
+    Every write route passes here (single requests, Bundle entries, HL7 v2 messages), so a lost race is
+    recognised here whichever statement lost it (``ehr.errors.lost_race``: a unique key another writer took, by
+    COPY, bulk insert or the MPI's insert; a deadlock or serialization failure the server broke), not only as
+    the ``WriteRace`` the archive raises."""
+    for attempt in range(1, RACE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 return work()
-        except WriteRace as exc:
-            if attempt == 2:
-                raise _refusal(exc) from None
         except ResourceError as exc:
-            raise _refusal(exc) from None
+            if not isinstance(exc, WriteRace):
+                raise _refusal(exc) from None
+            if attempt == RACE_ATTEMPTS:
+                raise _refusal(exc) from None
+        except PlatformError:
+            raise
+        except Exception as exc:
+            if not lost_race(exc):
+                raise
+            if attempt == RACE_ATTEMPTS:
+                raise _refusal(WriteRace()) from None
     raise AssertionError("unreachable")
 
 
 def _attempt(
-    caller: Caller, entries: list[Entry], submission_of: Callable[[], object], then: Callable[[], None] | None = None
+    caller: Caller,
+    entries: list[Entry],
+    submission_of: Callable[[], object],
+    then: Callable[[], None] | None = None,
+    deadline: float | None = None,
 ) -> Callable[[], list]:
     """One attempt at applying ``entries`` (and then ``then``, inside the same transaction)."""
 
     def work() -> list[Written]:
-        run = Run(caller, submission_of())
+        run = Run(caller, submission_of(), deadline=deadline)
         try:
             written = _apply(run, entries) if entries else []
             if then is not None:
@@ -581,11 +615,33 @@ def _submission(caller: Caller, received: Received):
 
 
 def transaction_apply(
-    *, caller: Caller, entries: list[Entry], received: Received, then: Callable[[], None] | None = None
+    *,
+    caller: Caller,
+    entries: list[Entry],
+    received: Received,
+    then: Callable[[], None] | None = None,
+    deadline: float | None = None,
 ) -> list[Written]:
     """All entries or none, in one database transaction with the request kept as received; ``then`` runs last
-    inside it (a transaction's reads), and its refusal refuses everything."""
-    return race_retried(_attempt(caller, entries, lambda: _submission(caller, received), then))
+    inside it (a transaction's reads), and its refusal refuses everything. Past ``deadline`` (time.monotonic())
+    it stops, rolled back, with a 503."""
+    return race_retried(_attempt(caller, entries, lambda: _submission(caller, received), then, deadline))
+
+
+def _deadline() -> float:
+    """When a Bundle received now has spent its time budget (``FHIR_BUNDLE_TIME_BUDGET_SECONDS``)."""
+    return time.monotonic() + settings.FHIR_BUNDLE_TIME_BUDGET_SECONDS
+
+
+def _past_budget(where: str, what: str) -> PlatformError:
+    budget = settings.FHIR_BUNDLE_TIME_BUDGET_SECONDS
+    return PlatformError.one(
+        503,
+        "timeout",
+        f"{where}: not processed, the Bundle ran past the server's time budget of {budget:g} s ({what}); "
+        "send it again, in smaller Bundles",
+        expression=where,
+    )
 
 
 def transactions_apply(*, caller: Caller, bundles: list[tuple[dict, Received]]) -> list[list[Written]]:
@@ -661,6 +717,7 @@ def bundle_apply(
     """
     if then is not None and (bundle or {}).get("type") != "transaction":
         raise ValueError("then runs inside a transaction Bundle's database transaction")
+    deadline = _deadline()
     kind, entries = bundle_entries(bundle)
     _full_urls_unique(entries)
     reads = [e for e in entries if isinstance(e, Entry) and e.is_read]
@@ -690,12 +747,14 @@ def bundle_apply(
                 _read_succeeded(e, answer)
 
         writes = [e for e in entries if not e.is_read]
-        written = iter(transaction_apply(caller=caller, entries=writes, received=received, then=read_all))
+        written = iter(
+            transaction_apply(caller=caller, entries=writes, received=received, then=read_all, deadline=deadline)
+        )
         return kind, [
             EntryResult(e, read=answers[e.index]) if e.is_read else EntryResult(e, written=next(written))
             for e in entries
         ]
-    return kind, batch_apply(caller=caller, entries=entries, received=received, read=read)
+    return kind, batch_apply(caller=caller, entries=entries, received=received, read=read, deadline=deadline)
 
 
 def _read_succeeded(e: Entry, answer: dict) -> None:
@@ -721,10 +780,16 @@ def _no_reads(e: Entry) -> PlatformError:
     return PlatformError.one(400, "not-supported", f"{where}: this route takes writes only", expression=where)
 
 
-def batch_apply(*, caller: Caller, entries: list, received: Received, read: Reader | None = None) -> list:
+def batch_apply(
+    *, caller: Caller, entries: list, received: Received, read: Reader | None = None, deadline: float | None = None
+) -> list:
     """Each entry on its own (its own transaction): a refused one answers its refusal, the others still happen.
     The request is kept once, as the provenance of every entry it wrote: stored before the first entry, in a
-    transaction of its own (an entry's transaction that rolls back must not take it along)."""
+    transaction of its own (an entry's transaction that rolls back must not take it along).
+
+    Past ``deadline`` (time.monotonic()) no further entry is started: each one left is answered in its place
+    as not processed (503, issue type timeout), so the batch-response still says of every entry whether it was
+    written — R4 http.html#brules leaves each entry's outcome to the server, and the client resends those."""
     submission = None
     if any(isinstance(e, Entry) and not e.is_read for e in entries):
         with transaction.atomic():
@@ -737,6 +802,9 @@ def batch_apply(*, caller: Caller, entries: list, received: Received, read: Read
     for e in entries:
         if isinstance(e, PlatformError):
             results.append(EntryResult(None, error=e))
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            results.append(EntryResult(e, error=_past_budget(e.path, "the batch stopped before this entry")))
             continue
         try:
             if e.is_read:

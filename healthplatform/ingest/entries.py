@@ -8,7 +8,11 @@ paths an entry carries say where an error points: ``Observation.subject`` for a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+import orjson
+from django.conf import settings
 
 from ehr.indexing import SPECS, reference_target
 from healthplatform.errors import PlatformError
@@ -19,8 +23,39 @@ DOCUMENT_TYPES = ("DocumentReference", "Binary")
 # The types an entry may write: the archive's (source Patients included) and the documents.
 WRITABLE_TYPES = frozenset(SPECS) | frozenset(DOCUMENT_TYPES)
 METHODS = ("DELETE", "POST", "PUT", "GET", "HEAD")
-# The most entries one Bundle may carry (a person's whole history from one hospital fits easily).
-MAX_ENTRIES = 20_000
+
+
+def max_entries(kind: str) -> int:
+    """The most entries a Bundle of ``kind`` may carry (settings ``FHIR_TRANSACTION_MAX_ENTRIES``,
+    ``FHIR_BATCH_MAX_ENTRIES``: chosen so that one at the limit is answered well inside the time budget)."""
+    return settings.FHIR_BATCH_MAX_ENTRIES if kind == "batch" else settings.FHIR_TRANSACTION_MAX_ENTRIES
+
+
+def max_resource_bytes(resource_type: str | None) -> int:
+    """The largest resource of this type, in bytes of its JSON (settings ``FHIR_MAX_RESOURCE_BYTES`` and
+    ``FHIR_MAX_RESOURCE_BYTES_BY_TYPE``)."""
+    return settings.FHIR_MAX_RESOURCE_BYTES_BY_TYPE.get(resource_type or "", settings.FHIR_MAX_RESOURCE_BYTES)
+
+
+def resource_too_large(resource_type: str | None, size: int, *, expression: str) -> PlatformError | None:
+    """The 413 for a resource of ``size`` bytes past its type's limit (None when it fits): R4 has no status of
+    its own for it; HTTP's 413 Content Too Large (RFC 9110 §15.5.14) with issue type too-costly says what to do."""
+    limit = max_resource_bytes(resource_type)
+    if size <= limit:
+        return None
+    return PlatformError.one(
+        413,
+        "too-costly",
+        f"{expression}: a resource of type {resource_type} is at most {limit:,} bytes here (this one is {size:,})",
+        expression=expression,
+    )
+
+
+def _json_size(resource) -> int:
+    try:
+        return len(orjson.dumps(resource))
+    except TypeError:  # an integer beyond 64 bits (orjson.JSONEncodeError is a TypeError)
+        return len(json.dumps(resource, ensure_ascii=False).encode())
 
 
 @dataclass
@@ -92,9 +127,13 @@ def bundle_entries(bundle) -> tuple[str, list]:
     raw = bundle.get("entry") or []
     if not isinstance(raw, list):
         raise PlatformError.one(400, "structure", "Bundle.entry: expected an array", expression="Bundle.entry")
-    if len(raw) > MAX_ENTRIES:
+    # Before any entry is looked at: a Bundle too large to be answered inside the time budget is refused whole.
+    if len(raw) > (limit := max_entries(kind)):
         raise PlatformError.one(
-            413, "too-costly", f"Bundle.entry: at most {MAX_ENTRIES} entries per Bundle", expression="Bundle.entry"
+            413,
+            "too-costly",
+            f"Bundle.entry: at most {limit:,} entries per {kind} Bundle (this one has {len(raw):,}); split it",
+            expression="Bundle.entry",
         )
     entries: list = []
     for index, item in enumerate(raw):
@@ -161,4 +200,7 @@ def bundle_entry(index: int, raw) -> Entry:
             raise _refuse(400, "required", f"{method} needs a resource", f"{path}.resource")
         if entry.resource.get("resourceType") != entry.resource_type:
             raise _refuse(400, "invalid", "does not match request.url", f"{path}.resource.resourceType")
+        too_large = resource_too_large(entry.resource_type, _json_size(entry.resource), expression=f"{path}.resource")
+        if too_large is not None:
+            raise too_large
     return entry

@@ -22,6 +22,18 @@ def test_booleans_integers_and_lists_are_typed():
     assert env.list("L") == ["a.example", "b.example"]
 
 
+def test_sizes_per_name_are_read_over_their_defaults_and_a_bad_pair_names_its_variable():
+    env = Env({"SIZES": "Observation=1048576, DiagnosticReport=2097152", "BAD": "Observation=big"})
+    assert env.sizes("SIZES", {"Binary": 9, "Observation": 1}) == {
+        "Binary": 9,
+        "Observation": 1048576,
+        "DiagnosticReport": 2097152,
+    }
+    assert env.sizes("MISSING", {"Binary": 9}) == {"Binary": 9}
+    with pytest.raises(ImproperlyConfigured, match="BAD"):
+        env.sizes("BAD")
+
+
 @pytest.mark.parametrize(("name", "value", "getter"), [("DEBUG", "maybe", "bool"), ("WORKERS", "four", "int")])
 def test_a_wrong_value_names_its_variable(name, value, getter):
     env = Env({name: value})
