@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The site's Content-Security-Policy on every response (healthplatform/content_security.py; issue 18).
+    "healthplatform.content_security.ContentSecurityPolicyMiddleware",
 ]
 
 if PRODUCTION:
