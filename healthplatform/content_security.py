@@ -32,7 +32,7 @@ SITE_POLICY = "; ".join(
     ]
 )
 # A stored document opened on its own: nothing of it runs, loads or submits (CSP3 §6.3.2 sandbox, no tokens).
-DOCUMENT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+DOCUMENT_POLICY = "sandbox; default-src 'none'"
 
 # Shown by browsers without running any of their content. SVG is an image type that carries script; it is not here.
 INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"})
