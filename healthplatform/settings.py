@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The site's Content-Security-Policy on every response (healthplatform/content_security.py; issue 18).
+    "healthplatform.content_security.ContentSecurityPolicyMiddleware",
     # Last, so that it sees a view's exception first: a lost database connection is a 503, not a 500.
     "healthplatform.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -322,13 +324,22 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in logging.getLevelNamesMapping():
     raise ImproperlyConfigured(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+# Every handler passes healthplatform.log_redaction.PatientDataFilter: exception messages (a database error's
+# DETAIL and CONTEXT quote the data), query strings and client-typed paths never reach a line. The development
+# server's request lines (django.server) go through it too, instead of Django's own handler.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"no_patient_data": {"()": "healthplatform.log_redaction.PatientDataFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["no_patient_data"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- The region -------------------------------------------------------------

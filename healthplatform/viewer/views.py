@@ -12,7 +12,7 @@ import json
 
 from django.contrib.auth import logout
 from django.contrib.auth.views import LoginView
-from django.http import FileResponse, Http404, HttpResponseForbidden
+from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -26,6 +26,7 @@ from ehr import selectors as archive
 from emr import selectors as documents_store
 from healthplatform.audit.selectors import person_accesses
 from healthplatform.audit.services import reads_record
+from healthplatform.content_security import document_response
 from healthplatform.record import person_record
 from healthplatform.viewer import alerts_panel
 from healthplatform.viewer.clinicians import clinician_required, today
@@ -299,19 +300,15 @@ def document_content(request, person_uuid, document_id):
     kind = content_kind(entry.content_type)
     handle, content_type, size = documents_store.document_content(entry)
     _read(request, resident, access, f"viewer document content DocumentReference/{entry.uuid}")
-    response = FileResponse(
+    # The hospital's bytes, never a page of ours: inline only what runs nothing (healthplatform.content_security).
+    response = document_response(
         handle,
-        content_type=content_type,
-        as_attachment=kind not in ("pdf", "text") or request.GET.get("download") == "1",
+        content_type,
+        size,
         filename=f"{entry.uuid}{_EXTENSIONS.get(kind, '')}",
+        download=request.GET.get("download") == "1",
     )
-    response["Content-Length"] = str(size)
-    response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
-    if kind != "pdf":
-        # Not a page of ours: no script, no style, no form of the content may run (Chromium's PDF viewer
-        # does not open in a sandboxed document, so a PDF goes without).
-        response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
 
 

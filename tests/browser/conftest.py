@@ -101,7 +101,23 @@ def page(browser, request, tmp_path):
     """
     context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    # Every page must work under the site's Content-Security-Policy (issue 18): a violation in any frame is
+    # reported to the console, by Chromium itself and by this listener (an init script, which the page's policy
+    # does not govern), and fails the test.
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') + ' in ' + e.documentURI))"
+    )
+    violations: list[str] = []
     page = context.new_page()
+    page.on(
+        "console",
+        lambda m: (
+            violations.append(m.text)
+            if m.type == "error" and ("Content Security Policy" in m.text or m.text.startswith("CSP violation"))
+            else None
+        ),
+    )
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -109,6 +125,8 @@ def page(browser, request, tmp_path):
         page.screenshot(path=shot, full_page=True)
         print(f"screenshot of the page at failure ({page.url}): {shot}")
     context.close()
+    if violations:
+        pytest.fail("the page broke the site's Content-Security-Policy:\n" + "\n".join(violations), pytrace=False)
 
 
 @pytest.fixture

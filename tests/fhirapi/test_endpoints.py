@@ -556,4 +556,4 @@ def test_binary_answers_the_documents_own_bytes_unless_fhir_json_is_asked_for(wo
     response = world.a.client.get(f"/fhir/Binary/{world.a.document_id}")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
     as_fhir = resource_of(fhir_get(world.a.client, f"Binary/{world.a.document_id}"), "Binary")
-    assert base64.b64decode(as_fhir["data"]) == response.content
+    assert base64.b64decode(as_fhir["data"]) == b"".join(response.streaming_content)
