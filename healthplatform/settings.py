@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from /static/ (no CDN on a hospital network)
     # OAuth2 token endpoint and bearer tokens of source systems (the FHIR API); see OAUTH2_PROVIDER below.
     "oauth2_provider",
     # Lockout of people's password logins per (username, address): healthplatform/login_throttle.py.
@@ -219,11 +220,18 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Regional health information platform",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "healthplatform.fhirapi.openapi.operation_outcomes",
     ],
 }
+
+# /api/schema/ and /api/docs/ for anyone (true), or only for the API's authenticated callers: source systems and
+# staff sessions (healthplatform.fhirapi.openapi.SchemaReadable).
+API_SCHEMA_PUBLIC = env.bool("API_SCHEMA_PUBLIC", default=not PRODUCTION)
 
 # --- OAuth2 for source systems (FHIR API) -----------------------------------
 # Client credentials grant (RFC 6749 §4.4) at /oauth/token, the registered source
