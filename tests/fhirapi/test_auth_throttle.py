@@ -148,19 +148,40 @@ def test_behind_a_trusted_proxy_clients_are_counted_by_the_address_it_forwards(f
     assert other.status_code == 200
 
 
-def test_the_audit_records_the_forwarded_client_address_behind_a_trusted_proxy(feed, settings):
+@pytest.fixture
+def resident(db):
     resident_id = make_resident_id("440106", dt.date(1985, 3, 12), 123)
     identity_register(
         assigning_authority="1.2.156.999.1",
         local_id="A-1001",
         demographics=Demographics(name="王小明", sex="male", birth_date="1985-03-12", resident_id=resident_id),
     )
+    return f"{identifier_systems()['resident_id']}|{resident_id}"
+
+
+def test_the_audit_records_the_forwarded_client_address_behind_a_trusted_proxy(feed, resident, settings):
     settings.TRUSTED_PROXIES = trusted_proxies_parse(["10.0.0.2"])
     found = feed.client.get(
         "/fhir/Patient",
-        {"identifier": f"{identifier_systems()['resident_id']}|{resident_id}"},
+        {"identifier": resident},
         REMOTE_ADDR="10.0.0.2",
         HTTP_X_FORWARDED_FOR="bogus, 198.51.100.7",  # a malformed hop left of the client's: not reached
     )
     assert found.status_code == 200 and len(found.json()["entry"]) == 1
+    assert set(AccessEvent.objects.values_list("client_address", flat=True)) == {"198.51.100.7"}
+
+
+def test_a_batch_entry_read_is_audited_with_the_same_forwarded_client_address(feed, resident, settings):
+    settings.TRUSTED_PROXIES = trusted_proxies_parse(["10.0.0.2"])
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": f"Patient?identifier={resident}"}}],
+    }
+    answer = feed.client.post(
+        "/fhir/", batch, content_type="application/fhir+json", REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="198.51.100.7",
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["entry"][0]["response"]["status"].startswith("200")
     assert set(AccessEvent.objects.values_list("client_address", flat=True)) == {"198.51.100.7"}
