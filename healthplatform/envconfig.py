@@ -24,6 +24,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 # CockroachDB ...), but the platform is built and tested on these two.
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql", "postgis"}
 BROKER_SCHEMES = {"redis", "rediss", "amqp", "amqps", "pyamqp"}
+CACHE_SCHEMES = {"redis", "rediss", "unix", "locmem"}
 
 
 class Env:
@@ -166,3 +167,25 @@ class Env:
                 f"got a value with scheme {scheme or 'none'!r}"
             )
         return value
+
+    def cache(self, name: str) -> dict[str, Any]:
+        """A Django ``CACHES`` entry from a URL: ``redis://host:6379/1`` (``rediss://``, ``unix://``) is Django's
+        Redis cache; unset, or ``locmem://``, the memory of this process (a laptop's one process)."""
+        value = self.str(name)
+        if not value or value == "locmem://":
+            return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "healthplatform"}
+        try:
+            scheme = urlsplit(value).scheme.lower()
+        except ValueError:
+            scheme = ""
+        if "://" not in value or scheme not in CACHE_SCHEMES - {"locmem"}:
+            # Never echoes the URL: it may carry a password.
+            raise ImproperlyConfigured(
+                f"{name}: expected redis://host:6379/db (or rediss://, unix://, locmem://), "
+                f"got a value with scheme {scheme or 'none'!r}"
+            )
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": value,
+            "KEY_PREFIX": "healthplatform",
+        }

@@ -8,6 +8,7 @@ run in-process (eagerly), documents on the local filesystem. Production is
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from healthplatform.client_address import trusted_proxies_parse
 from healthplatform.envconfig import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +77,18 @@ else:
     SECRET_KEY = SECRET_KEY or _development_secret_key()
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
+# The load balancers and reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated):
+# healthplatform/client_address.py. Unset: the TCP peer is the client, whatever the header says.
+TRUSTED_PROXIES = trusted_proxies_parse(env.list("TRUSTED_PROXIES"))
+
+# --- Cache ----------------------------------------------------------------
+# What every web process must share: the counts of failed authentications and the remembered credentials
+# (healthplatform.fhirapi.throttle). Production needs Redis (counted per process, 4 workers would allow 4 times
+# the failures); a laptop runs one process and keeps them in its memory.
+CACHES = {"default": env.cache("CACHE_URL")}
+if PRODUCTION and CACHES["default"]["BACKEND"] != "django.core.cache.backends.redis.RedisCache":
+    raise ImproperlyConfigured("CACHE_URL: production shares its cache between processes: redis://host:6379/1")
+
 # --- Applications ---------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -86,8 +100,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from /static/ (no CDN on a hospital network)
     # OAuth2 token endpoint and bearer tokens of source systems (the FHIR API); see OAUTH2_PROVIDER below.
     "oauth2_provider",
+    # Lockout of people's password logins per (username, address): healthplatform/login_throttle.py.
+    "axes",
     # The stores (see DESIGN.md): services depend on them, never the reverse.
     "registry",
     "mpi",
@@ -113,6 +130,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The site's Content-Security-Policy on every response (healthplatform/content_security.py; issue 18).
     "healthplatform.content_security.ContentSecurityPolicyMiddleware",
+    # Turns a locked-out login's page into a 429 (healthplatform.login_throttle.lockout_response).
+    "axes.middleware.AxesMiddleware",
     # Last, so that it sees a view's exception first: a lost database connection is a 503, not a 500.
     "healthplatform.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -205,11 +224,18 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Regional health information platform",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "healthplatform.fhirapi.openapi.operation_outcomes",
     ],
 }
+
+# /api/schema/ and /api/docs/ for anyone (true), or only for the API's authenticated callers: source systems and
+# staff sessions (healthplatform.fhirapi.openapi.SchemaReadable).
+API_SCHEMA_PUBLIC = env.bool("API_SCHEMA_PUBLIC", default=not PRODUCTION)
 
 # --- OAuth2 for source systems (FHIR API) -----------------------------------
 # Client credentials grant (RFC 6749 §4.4) at /oauth/token, the registered source
@@ -217,9 +243,14 @@ SPECTACULAR_SETTINGS = {
 # ``system/<ResourceType|*>.<read|write|*>`` (SMART App Launch v1 scopes). The
 # validator checks the secret the registry keeps; DOT only keeps the tokens.
 FHIR_TOKEN_SECONDS = env.int("FHIR_TOKEN_SECONDS", 3600, minimum=60)
-# Failed client authentications from one address before it is refused for the window (healthplatform.fhirapi.throttle).
+# Source systems' client authentication (healthplatform.fhirapi.throttle): failures from one address, or against
+# one client id, before credentials not remembered are refused for the window; how long a credential that
+# authenticated is remembered (accepted without the hasher, and whatever the failure counts); how often a
+# refused registered client id still gets one real check.
 AUTH_FAILURES_MAX = env.int("AUTH_FAILURES_MAX", 20, minimum=1)
 AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+AUTH_REMEMBER_SECONDS = env.int("AUTH_REMEMBER_SECONDS", 24 * 3600, minimum=60)
+AUTH_BLOCKED_CHECK_SECONDS = env.int("AUTH_BLOCKED_CHECK_SECONDS", 1, minimum=1)
 # The largest request body (a hospital's whole history of one person as one transaction Bundle is a few
 # MB); larger ones get 413 with an OperationOutcome.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024)
@@ -306,8 +337,27 @@ OAUTH2_PROVIDER = {
 }
 
 # --- Auth -------------------------------------------------------------------
-# Password logins (viewer, admin) share the FHIR API's throttle of failed authentications per address.
-AUTHENTICATION_BACKENDS = ["healthplatform.login_throttle.ThrottledModelBackend"]
+# Password logins of people (viewer, admin): django-axes locks a (username, client address) pair out after
+# LOGIN_FAILURES_MAX failures for LOGIN_LOCKOUT_SECONDS (healthplatform/login_throttle.py). Axes first: it
+# refuses a locked-out pair before the password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "healthplatform.login_throttle.PlatformModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURES_MAX", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(seconds=env.int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "healthplatform.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "healthplatform.login_throttle.lockout_response"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# A right password after a few typos starts the count again (the count is per username, so this helps no one
+# guess another's password).
+AXES_RESET_ON_SUCCESS = True
+# Never in the attempts' rows or logs: the password (always cleansed), and the login page's "next" URL.
+AXES_SENSITIVE_PARAMETERS = ["next", "csrfmiddlewaretoken"]
+# A working day, then log in again; and the session cookie dies with the browser (a shared ward computer).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 10 * 3600, minimum=300)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,12 +1,18 @@
 """Root URLs: the admin, health check, the FHIR API and its OAuth2 token endpoint, the CDS Hooks services, and the
-API description."""
+API description with its page."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from healthplatform.fhirapi.authentication import (
+    SourceSystemBasicAuthentication,
+    SourceSystemBearerAuthentication,
+    StaffSessionAuthentication,
+)
 from healthplatform.fhirapi.oauth import SourceSystemTokenView
+from healthplatform.fhirapi.openapi import SchemaReadable
 from healthplatform.fhirapi.views.hl7v2 import HL7v2AcksView, HL7v2View
 from healthplatform.views import healthz
 
@@ -16,6 +22,15 @@ admin.site.index_title = "平台管理 · Administration"
 
 # A request Django refuses before routing it (e.g. DisallowedHost) is answered in FHIR under /fhir/.
 handler400 = "healthplatform.views.bad_request"
+
+_SCHEMA_ACCESS = {
+    "authentication_classes": [
+        SourceSystemBearerAuthentication,
+        SourceSystemBasicAuthentication,
+        StaffSessionAuthentication,
+    ],
+    "permission_classes": [SchemaReadable],
+}
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -29,5 +44,8 @@ urlpatterns = [
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application
     # management or introspection pages; source systems are registered in the admin's registry.
     path("oauth/token", SourceSystemTokenView.as_view(), name="oauth2-token"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    # The API's description and its page (Swagger UI, its assets from drf-spectacular-sidecar under /static/:
+    # hospital networks reach no CDN), for the API's own callers unless API_SCHEMA_PUBLIC.
+    path("api/schema/", SpectacularAPIView.as_view(**_SCHEMA_ACCESS), name="openapi-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema", **_SCHEMA_ACCESS), name="api-docs"),
 ]

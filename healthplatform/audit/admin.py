@@ -40,6 +40,7 @@ from healthplatform.access import Caller
 from healthplatform.audit.balp import audit_bundle
 from healthplatform.audit.models import AccessEvent
 from healthplatform.audit.services import reads_record
+from healthplatform.client_address import client_address
 from mpi.models import Identity, Person
 
 # The admin's reads go to the same access log as the FHIR API's (who, what kind of record, which id; never
@@ -86,10 +87,6 @@ def persons_shown(model_admin, object_ids) -> set[int]:
     return {pk for row in rows for pk in row if pk is not None}
 
 
-def _client_address(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _page_rows(request, response, *, listing: bool, object_id) -> list | None:
     """The primary keys of the rows a page showed, or None when it showed no record (a redirect, an error)."""
     if getattr(response, "status_code", None) != 200:
@@ -118,7 +115,7 @@ def _recorded(view, model_admin, kind: str, *, listing: bool):
                 door=AccessEvent.Door.ADMIN,
                 what=f"admin {kind} list" if listing else f"admin {kind}",
                 action="search" if listing else "read",
-                client_address=_client_address(request),
+                client_address=client_address(request),
                 query=f"{request.method} {request.get_full_path()}",
             )
         return response

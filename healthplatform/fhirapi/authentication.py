@@ -7,12 +7,9 @@ Basic with the same client id and secret is the legacy path and stays.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.urls import reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.models import get_access_token_model
@@ -27,16 +24,12 @@ from rest_framework.authentication import (
 )
 
 from healthplatform.access import Caller
+from healthplatform.client_address import client_address
 from healthplatform.fhirapi.oauth import UNKNOWN_DESCRIPTION
-from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
+from healthplatform.fhirapi.throttle import ClientAuthThrottled, client_authenticate
 from registry.models import SourceSystem
-from registry.selectors import source_system_by_client_id
-from registry.services import SourceSystemAuthError, source_system_authenticate
+from registry.services import SourceSystemAuthError
 
-# check_password runs the slow password hasher (hundreds of ms by design); a
-# source system sends many requests a minute, so a successful check is
-# remembered this long. Revocation is still immediate: see _cached_source.
-CREDENTIALS_CACHE_SECONDS = 60
 REALM = "fhir"
 
 AccessToken = get_access_token_model()
@@ -84,57 +77,19 @@ def caller_of(request) -> Caller:
     return caller
 
 
-def _cache_key(client_id: str, secret: str) -> str:
-    # Keyed by the secret's digest, never the secret; HMAC with SECRET_KEY so a
-    # dump of a shared cache does not even give a fast oracle for guesses.
-    digest = hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
-    client = hashlib.sha256(client_id.encode()).hexdigest()[:32]
-    return f"fhirapi:source-auth:{client}:{digest}"
-
-
-def _stamp(source: SourceSystem) -> str:
-    return source.secret_rotated_at.isoformat() if source.secret_rotated_at else ""
-
-
-def _cached_source(key: str, client_id: str) -> SourceSystem | None:
-    """The source system a cached successful check names, if it still holds.
-
-    Reloaded on every request (one indexed query): a feed deactivated, or its
-    secret rotated, stops working at once rather than after the cache expires.
-    """
-    cached = cache.get(key)
-    if not cached:
-        return None
-    source = source_system_by_client_id(client_id)
-    if (
-        source is None
-        or source.pk != cached["id"]
-        or not (source.active and source.institution.active)
-        or _stamp(source) != cached["stamp"]
-    ):
-        cache.delete(key)
-        return None
-    return source
-
-
 class SourceSystemBasicAuthentication(BasicAuthentication):
     """HTTP Basic with a registered source system's client id and secret (``registry.SourceSystem``)."""
 
     www_authenticate_realm = REALM
 
     def authenticate_credentials(self, userid, password, request=None):
-        key = _cache_key(userid, password)
-        source = _cached_source(key, userid)
-        if source is None:
-            if request is not None and (wait := auth_blocked_for(request)):
-                raise exceptions.Throttled(wait, "too many failed authentications from this address")
-            try:
-                source = source_system_authenticate(client_id=userid, secret=password)
-            except SourceSystemAuthError as exc:
-                if request is not None:
-                    auth_failure_record(request)
-                raise exceptions.AuthenticationFailed(f"HTTP Basic: {exc}") from None
-            cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, CREDENTIALS_CACHE_SECONDS)
+        address = client_address(request) if request is not None else None
+        try:
+            source = client_authenticate(address=address, client_id=userid, secret=password)
+        except ClientAuthThrottled as exc:
+            raise exceptions.Throttled(exc.wait, "too many failed authentications: try later") from None
+        except SourceSystemAuthError as exc:
+            raise exceptions.AuthenticationFailed(f"HTTP Basic: {exc}") from None
         return SourceSystemClient(source), source
 
 

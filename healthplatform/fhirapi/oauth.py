@@ -19,16 +19,17 @@ import logging
 import secrets
 from urllib.parse import unquote_plus
 
-from django.http import JsonResponse
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.views import TokenView
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from healthplatform.access import ACTIONS, scopes_granting, source_scopes
-from healthplatform.fhirapi.throttle import auth_blocked_for, auth_failure_record
+from healthplatform.client_address import client_address_of
+from healthplatform.fhirapi.throttle import ClientAuthThrottled, client_authenticate
 from registry.models import SourceSystem
 from registry.selectors import source_system_by_client_id
-from registry.services import SourceSystemAuthError, source_system_authenticate
+from registry.services import SourceSystemAuthError
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,10 @@ class SourceSystemOAuth2Validator(OAuth2Validator):
             return False
         client_id, secret = credentials
         try:
-            source = source_system_authenticate(client_id=client_id, secret=secret)
+            # oauthlib's headers are a copy of the Django request's META: the same client address.
+            source = client_authenticate(address=client_address_of(request.headers), client_id=client_id, secret=secret)
+        except ClientAuthThrottled as exc:
+            raise ClientThrottledError(exc.wait) from None
         except SourceSystemAuthError:
             # The reason (unknown, wrong secret, deactivated) is not told to the caller: invalid_client.
             return False
@@ -184,23 +188,29 @@ class SourceSystemOAuth2Validator(OAuth2Validator):
         return True
 
 
-class SourceSystemTokenView(TokenView):
-    """``POST /oauth/token`` (RFC 6749 §4.4), with failed client authentications counted per address
-    (``throttle``): an address that failed too often gets 429 and ``Retry-After`` before any secret is checked."""
+class ClientThrottledError(OAuth2Error):
+    """429 at the token endpoint: too many failed client authentications (``throttle``). RFC 6749 §5.2 has no
+    error code for it; ``temporarily_unavailable`` is the registered code that says "try later" (§4.1.2.1),
+    and ``Retry-After`` (RFC 9110 §10.2.3) says when."""
 
-    def post(self, request, *args, **kwargs):
-        if wait := auth_blocked_for(request):
-            response = JsonResponse(
-                {
-                    "error": "temporarily_unavailable",
-                    "error_description": "too many failed client authentications from this address; try later",
-                },
-                status=429,
-            )
-            response["Retry-After"] = str(wait)
-            response["Cache-Control"] = "no-store"
-            return response
-        response = super().post(request, *args, **kwargs)
-        if response.status_code == 401:  # invalid_client (RFC 6749 §5.2)
-            auth_failure_record(request)
-        return response
+    error = "temporarily_unavailable"
+    status_code = 429
+    description = "too many failed client authentications; try later"
+
+    def __init__(self, wait: int):
+        super().__init__()
+        self.wait = wait
+
+    @property
+    def headers(self):
+        return {
+            "Content-Type": "application/json",
+            "Retry-After": str(self.wait),
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        }
+
+
+class SourceSystemTokenView(TokenView):
+    """``POST /oauth/token`` (RFC 6749 §4.4); the validator authenticates the client through the throttle
+    (``throttle.client_authenticate``), whose refusal is a 429 ``ClientThrottledError``."""

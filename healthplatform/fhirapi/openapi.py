@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from rest_framework.permissions import BasePermission
+
 # Every FHIR endpoint may answer an error with an OperationOutcome (R4 http.html#Status): 4xx for what the
 # client can fix (bad parameter, unknown id, wrong version, missing scope, oversized body), 5xx otherwise.
 _OUTCOME = {
@@ -31,3 +34,13 @@ def operation_outcomes(result, generator, request, public):
             responses.setdefault("4XX", _OUTCOME)
             responses.setdefault("5XX", _OUTCOME)
     return result
+
+
+class SchemaReadable(BasePermission):
+    """Who may read ``/api/schema/`` and ``/api/docs/``: anyone when ``API_SCHEMA_PUBLIC`` (the laptop's
+    default), else an authenticated caller of the API (a source system or a staff session). The description
+    lists every operation and parameter of a region's clinical API; a production region need not hand it to
+    any passer-by."""
+
+    def has_permission(self, request, view) -> bool:
+        return settings.API_SCHEMA_PUBLIC or bool(request.user and request.user.is_authenticated)

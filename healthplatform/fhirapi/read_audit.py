@@ -13,11 +13,11 @@ Bundle's own answer is a write's and is not recorded again. HEAD answers carry n
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 
 from healthplatform.audit.models import AccessEvent
 from healthplatform.audit.services import resources_read
+from healthplatform.client_address import client_address
 from healthplatform.fhirapi.authentication import caller_of
 from healthplatform.fhirapi.permissions import interaction_action, view_resource_type
 
@@ -72,16 +72,6 @@ def resources_in(data) -> list[tuple[str, str]]:
     return found
 
 
-def _client_address(request) -> str | None:
-    """The peer address, if it is one (the column is an address type on PostgreSQL: garbage would fail the
-    insert, and with it the read)."""
-    value = request.META.get("REMOTE_ADDR") or ""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
 def read_recorded(request, view, response) -> list[uuid.UUID]:
     """Records the read ``response`` answers to ``request`` (see the module's docstring) and returns the golden
     Patient ids of the residents it recorded. Raises when the audit cannot be written: the caller must then not
@@ -104,6 +94,6 @@ def read_recorded(request, view, response) -> list[uuid.UUID]:
         door=AccessEvent.Door.FHIR,
         what=what,
         action=action,
-        client_address=_client_address(request),
+        client_address=client_address(request),
         query=f"{request.method} {request.get_full_path()}"[:MAX_REQUEST],
     )

@@ -1,49 +1,151 @@
-"""Failed client authentications per remote address: secrets are not guessed at line speed.
+"""Source systems' client authentication (HTTP Basic on the FHIR API and HL7 v2 over HTTP, the client
+credentials at ``/oauth/token``), throttled so that secrets are not guessed at line speed and yet an attacker
+cannot lock a genuine feed out.
 
-After ``AUTH_FAILURES_MAX`` failed authentications (wrong or unknown client id or secret, by HTTP Basic on
-the FHIR API or at the token endpoint; a wrong password at the viewer's or the admin's login,
-``healthplatform.login_throttle``) from one address within ``AUTH_FAILURE_WINDOW_SECONDS``, that address
-gets 429 with ``Retry-After`` for the rest of the window, before any secret is hashed (so a flood of guesses
-does not burn the CPU on the deliberately slow hasher either). Counted per address, not per client id: a
-lockout by client id would let anyone lock a hospital's feed out. A success does not reset the count (an
-attacker holding one valid credential could otherwise interleave it). The count lives in Django's cache: per
-process with the default local-memory cache, shared by every process when CACHES points at Redis.
+Every client authentication goes through ``client_authenticate``, which decides in this order:
+
+1. **A remembered credential is accepted.** A client id and secret that authenticated before are remembered
+   (keyed by an HMAC of the pair with ``SECRET_KEY``, never the secret) for ``AUTH_REMEMBER_SECONDS``, and are
+   accepted again without the slow password hasher and *whatever the failure counts are*: a feed that
+   authenticated in the last day is never locked out by someone else's failures from its address (a hospital's
+   NAT, the region's load balancer) or against its client id. The source system is reloaded on every use
+   (one indexed query), so a deactivation or a rotated secret ends it at once.
+2. **Failures are counted per client address and per claimed client id** (``AUTH_FAILURES_MAX`` within
+   ``AUTH_FAILURE_WINDOW_SECONDS``, in the shared cache: Redis in production, so every worker process counts
+   together). An address over the limit (an attacker spraying client ids) or a client id over the limit (a
+   distributed attack on one feed) refuses a credential it does not remember with 429 and ``Retry-After``,
+   before any secret is hashed.
+3. **While refused, a registered client id still gets one real check per** ``AUTH_BLOCKED_CHECK_SECONDS``
+   (a slot shared by every process): a genuine feed with a credential not remembered yet (first contact, a
+   secret just rotated, a flushed cache) gets through within a few retries of a careless neighbour's
+   failures, while an attacker is held to one guess a second per client id instead of line speed. A flood
+   from one determined attacker can take most of those slots: such a feed then waits the window out, which
+   is the residual risk of this design (README, "Client authentication throttling").
+
+Why not per address alone (the previous design): one attacker behind a NAT locked out every feed behind it.
+Why not a lockout per client id: anyone could lock a hospital's feed out by naming it. Why remember a success
+rather than reset the counts on it: an attacker holding one valid credential could otherwise interleave it
+to keep guessing. Addresses come from ``healthplatform.client_address`` (``X-Forwarded-For`` only behind
+``TRUSTED_PROXIES``). Logs name the address and a registered client id, never a secret or an unregistered id
+(which may be a mistyped secret).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 from django.conf import settings
 from django.core.cache import cache
 
+from registry.models import SourceSystem
+from registry.selectors import source_system_by_client_id
+from registry.services import SourceSystemAuthError, source_system_authenticate
+
 logger = logging.getLogger(__name__)
 
 
-def _key(request) -> str:
-    return f"fhirapi:auth-failures:{request.META.get('REMOTE_ADDR') or '-'}"
+class ClientAuthThrottled(Exception):
+    """Too many failed authentications from this address or against this client id: try after ``wait`` s."""
+
+    def __init__(self, wait: int):
+        super().__init__(f"too many failed client authentications: retry after {wait}s")
+        self.wait = wait
 
 
-def auth_blocked_for(request) -> int | None:
-    """Seconds to wait when this address has failed too often, else None."""
-    if (cache.get(_key(request)) or 0) >= settings.AUTH_FAILURES_MAX:
-        return settings.AUTH_FAILURE_WINDOW_SECONDS
-    return None
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def auth_failure_record(request) -> None:
-    key = _key(request)
+def _remembered_key(client_id: str, secret: str) -> str:
+    # HMAC with SECRET_KEY: a dump of the shared cache gives no fast oracle for guesses.
+    mac = hmac.new(settings.SECRET_KEY.encode(), secret.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return f"fhirapi:source-auth:{_digest(client_id)}:{mac.hexdigest()}"
+
+
+def _stamp(source: SourceSystem) -> str:
+    return source.secret_rotated_at.isoformat() if source.secret_rotated_at else ""
+
+
+def _remembered_source(key: str, client_id: str) -> SourceSystem | None:
+    """The source system a remembered success names, if it still holds (active, same secret)."""
+    remembered = cache.get(key)
+    if not remembered:
+        return None
+    source = source_system_by_client_id(client_id)
+    if (
+        source is None
+        or source.pk != remembered["id"]
+        or not (source.active and source.institution.active)
+        or _stamp(source) != remembered["stamp"]
+    ):
+        cache.delete(key)
+        return None
+    return source
+
+
+def _failure_keys(address: str | None, client_id: str) -> dict[str, str]:
+    return {
+        "address": f"fhirapi:auth-failures:address:{address or '-'}",
+        "client": f"fhirapi:auth-failures:client:{_digest(client_id)}",
+    }
+
+
+def _over_limit(keys: dict[str, str]) -> bool:
+    counts = cache.get_many(list(keys.values()))
+    return any((counts.get(key) or 0) >= settings.AUTH_FAILURES_MAX for key in keys.values())
+
+
+def _count(key: str) -> int:
     cache.add(key, 0, settings.AUTH_FAILURE_WINDOW_SECONDS)
     try:
-        failures = cache.incr(key)
+        return cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, settings.AUTH_FAILURE_WINDOW_SECONDS)
-        failures = 1
-    if failures == settings.AUTH_FAILURES_MAX:
-        # The address only: never the client id tried or the secret.
+        return 1
+
+
+def _failure_record(keys: dict[str, str], address: str | None, client_id: str) -> None:
+    for kind, key in keys.items():
+        if _count(key) != settings.AUTH_FAILURES_MAX:
+            continue
+        if kind == "address":
+            named = f"address={address or '-'}"
+        else:
+            named = f"client={client_id if source_system_by_client_id(client_id) else '(unregistered)'}"
         logger.warning(
-            "authentication failures address=%s reached %d: refused for %ds",
-            request.META.get("REMOTE_ADDR") or "-",
-            failures,
+            "authentication failures %s reached %d: credentials not remembered are refused for %ds",
+            named,
+            settings.AUTH_FAILURES_MAX,
             settings.AUTH_FAILURE_WINDOW_SECONDS,
         )
+
+
+def _check_slot_taken(client_id: str) -> bool:
+    """Take this client id's one real check of the interval while it is refused (False: taken already, or an
+    unregistered id, which would only burn the hasher)."""
+    if source_system_by_client_id(client_id) is None:
+        return False
+    return cache.add(f"fhirapi:auth-slot:{_digest(client_id)}", 1, settings.AUTH_BLOCKED_CHECK_SECONDS)
+
+
+def client_authenticate(*, address: str | None, client_id: str, secret: str) -> SourceSystem:
+    """The source system these credentials belong to, throttled as the module's docstring says.
+
+    Raises ``ClientAuthThrottled`` (answer 429 with ``Retry-After``) or ``SourceSystemAuthError`` (401).
+    """
+    key = _remembered_key(client_id, secret)
+    source = _remembered_source(key, client_id)
+    if source is not None:
+        return source
+    keys = _failure_keys(address, client_id)
+    if _over_limit(keys) and not _check_slot_taken(client_id):
+        raise ClientAuthThrottled(settings.AUTH_FAILURE_WINDOW_SECONDS)
+    try:
+        source = source_system_authenticate(client_id=client_id, secret=secret)
+    except SourceSystemAuthError:
+        _failure_record(keys, address, client_id)
+        raise
+    cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, settings.AUTH_REMEMBER_SECONDS)
+    return source

@@ -7,26 +7,20 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from healthplatform.audit.models import AccessEvent
-from healthplatform.login_throttle import login_blocked
+from healthplatform.login_throttle import LockoutMessageMixin
 from healthplatform.viewer.clinicians import clinician_refusal, today
 from healthplatform.viewer.reasons import REASON_TEXT_MAX
 from mpi.identifiers import ResidentIdError, normalize_resident_id, parse_resident_id
 
 
-class ClinicianLoginForm(AuthenticationForm):
-    """Django's login, refused to anyone who is not a clinician today (``clinician_refusal`` says why)."""
+class ClinicianLoginForm(LockoutMessageMixin, AuthenticationForm):
+    """Django's login, refused to anyone who is not a clinician today (``clinician_refusal`` says why), or
+    locked out (``healthplatform.login_throttle``)."""
 
     def confirm_login_allowed(self, user):
         refusal = clinician_refusal(user)
         if refusal is not None:
             raise forms.ValidationError(refusal, code="not_clinician")
-
-    def get_invalid_login_error(self):
-        if login_blocked(self.request):  # healthplatform.login_throttle refused it before the password was read
-            return forms.ValidationError(
-                _("Too many failed logins from this address: try again in a few minutes."), code="throttled"
-            )
-        return super().get_invalid_login_error()
 
 
 class ResidentSearchForm(forms.Form):

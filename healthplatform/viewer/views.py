@@ -26,6 +26,7 @@ from ehr import selectors as archive
 from emr import selectors as documents_store
 from healthplatform.audit.selectors import person_accesses
 from healthplatform.audit.services import reads_record
+from healthplatform.client_address import client_address
 from healthplatform.content_security import document_response
 from healthplatform.record import person_record
 from healthplatform.viewer import alerts_panel
@@ -61,10 +62,6 @@ def logout_view(request):
     return redirect("viewer:login")
 
 
-def _client_address(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _read(request, resident, access, what: str) -> None:
     reads_record(
         caller=request.caller,
@@ -74,7 +71,7 @@ def _read(request, resident, access, what: str) -> None:
         reason=access.reason,
         reason_text=access.reason_text,
         break_glass=access.break_glass,
-        client_address=_client_address(request),
+        client_address=client_address(request),
     )
 
 
@@ -130,7 +127,7 @@ def search(request):
                 door="viewer",
                 action="search-type",
                 what="viewer search result",
-                client_address=_client_address(request),
+                client_address=client_address(request),
             )
     return render(request, "viewer/search.html", {"form": form, "results": results, "too_many": too_many})
 
@@ -204,7 +201,7 @@ def reason(request, person_uuid):
         door="viewer",
         action="search-type",
         what="viewer reason page",
-        client_address=_client_address(request),
+        client_address=client_address(request),
     )
     return render(request, "viewer/reason.html", {"resident": resident, "form": form, "next": target})
 

@@ -396,42 +396,7 @@ def test_has_fhir_scope_asks_a_callable_resource_type_and_lets_none_through(feed
     assert HasFHIRScope().has_permission(request, SimpleNamespace(kwargs={}))  # no type at all: /metadata
 
 
-# --- failed authentications per address (healthplatform.fhirapi.throttle) ------------------------------------
-
-
-@pytest.fixture
-def three_failures_allowed(settings):
-    settings.AUTH_FAILURES_MAX = 3
-
-
-def test_an_address_that_keeps_failing_at_the_token_endpoint_is_refused_for_a_while(feed, three_failures_allowed):
-    for _ in range(3):
-        assert oauth_error(request_token(headers=basic(feed.source.client_id, "guess")), 401) == "invalid_client"
-
-    refused = request_token(headers=basic(feed.source.client_id, feed.secret))  # even the right secret
-
-    assert oauth_error(refused, 429) == "temporarily_unavailable"
-    assert refused["Retry-After"] == "300"
-    # Counted per address: the hospital's own feed elsewhere still gets its token.
-    elsewhere = Client(REMOTE_ADDR="10.1.2.3").post(
-        "/oauth/token", urlencode({"grant_type": "client_credentials"}), content_type=FORM,
-        headers=basic(feed.source.client_id, feed.secret),
-    )  # fmt: skip
-    assert elsewhere.status_code == 200, elsewhere.content
-
-
-def test_an_address_that_keeps_failing_http_basic_gets_429_as_an_operation_outcome(region, feed, caplog):
-    guesses = Client(headers=basic(feed.source.client_id, "guess"))
-    with caplog.at_level(logging.WARNING, logger="healthplatform.fhirapi.throttle"):
-        for _ in range(20):  # the default AUTH_FAILURES_MAX
-            assert guesses.get("/fhir/Patient?family=王").status_code == 401
-    assert [r.getMessage() for r in caplog.records if r.name == "healthplatform.fhirapi.throttle"] == [
-        "authentication failures address=127.0.0.1 reached 20: refused for 300s"
-    ]
-    refused = Client(headers=basic(feed.source.client_id, feed.secret)).get("/fhir/Patient?family=王")
-
-    assert refused.status_code == 429 and refused["Retry-After"] == "300"
-    assert issues(refused, 429)[0]["code"] == "throttled"
+# Failed client authentications (healthplatform.fhirapi.throttle): tests/fhirapi/test_auth_throttle.py.
 
 
 # --- the source system's allow-list (SourceSystem.fhir_scopes) -------------------------------------------

@@ -95,6 +95,16 @@ def test_no_broker_means_in_process_tasks_and_a_wrong_one_is_refused():
         Env({"CELERY_BROKER_URL": "kafka://somewhere"}).broker_url("CELERY_BROKER_URL")
 
 
+def test_the_cache_is_redis_from_its_url_and_this_process_memory_without_one():
+    redis = Env({"CACHE_URL": "redis://:pw@cache.internal:6379/1"}).cache("CACHE_URL")
+    assert redis["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert redis["LOCATION"] == "redis://:pw@cache.internal:6379/1"
+    assert Env({}).cache("CACHE_URL")["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    with pytest.raises(ImproperlyConfigured, match="CACHE_URL") as err:
+        Env({"CACHE_URL": "memcached://:pw@cache.internal"}).cache("CACHE_URL")
+    assert "pw" not in str(err.value)
+
+
 def test_an_empty_variable_counts_as_unset(tmp_path):
     secret = tmp_path / "key"
     secret.write_text("from-the-file")
@@ -104,7 +114,10 @@ def test_an_empty_variable_counts_as_unset(tmp_path):
 
 
 def _manage_check(tmp_path, **overrides):
-    ignored = {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "CELERY_BROKER_URL", "PLATFORM_ENV", "LOG_LEVEL"}
+    ignored = {
+        "DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "CELERY_BROKER_URL", "PLATFORM_ENV", "LOG_LEVEL", "CACHE_URL",
+        "TRUSTED_PROXIES",
+    }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ignored}
     env.update({"PLATFORM_DATA_DIR": str(tmp_path), **overrides})
     return subprocess.run(
@@ -124,6 +137,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "hip.example",
     "DATABASE_URL": "postgresql://hp@db.internal:5432/region",
     "CELERY_BROKER_URL": "redis://broker.internal:6379/0",
+    "CACHE_URL": "redis://broker.internal:6379/1",
 }
 
 
@@ -135,6 +149,11 @@ PRODUCTION = {
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS"),
         ("DATABASE_URL", "", "DATABASE_URL"),
         ("CELERY_BROKER_URL", "", "CELERY_BROKER_URL"),
+        # Failed authentications counted per process would multiply the limit by the workers (issue 18).
+        ("CACHE_URL", "", "CACHE_URL"),
+        ("CACHE_URL", "locmem://", "CACHE_URL"),
+        ("CACHE_URL", "memcached://cache.internal:11211", "CACHE_URL"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,balancer.internal", "TRUSTED_PROXIES"),
         ("LOG_LEVEL", "chatty", "LOG_LEVEL"),
     ],
 )

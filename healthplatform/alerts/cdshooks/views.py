@@ -10,7 +10,6 @@ only the codes). Each hook call is a read of the resident's record, recorded in 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 
@@ -29,6 +28,7 @@ from rest_framework.views import APIView, set_rollback
 from healthplatform.alerts.cdshooks import hooks
 from healthplatform.alerts.cdshooks.feedback import feedback_parse, feedback_record
 from healthplatform.audit.services import reads_record
+from healthplatform.client_address import client_address
 from healthplatform.fhirapi.authentication import (
     SourceSystemBasicAuthentication,
     SourceSystemBearerAuthentication,
@@ -118,13 +118,6 @@ def _json_body(request):
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
     return body
-
-
-def _client_address(request) -> str | None:
-    try:
-        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR") or ""))
-    except ValueError:
-        return None
 
 
 def _service(service_id: str) -> hooks.Service:
@@ -220,7 +213,7 @@ class ServiceView(CDSView):
             person_ids=[person.person_id],
             door="cds-hooks",
             what=f"CDS Hooks {service.hook}",
-            client_address=_client_address(request),
+            client_address=client_address(request),
         )
         return Response(answer)
 

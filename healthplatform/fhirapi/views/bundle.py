@@ -26,8 +26,17 @@ from healthplatform.fhirapi.views.resources import etag, received, shown
 from healthplatform.ingest.apply import EntryResult, bundle_apply
 from healthplatform.ingest.entries import Entry
 
-# Headers a GET entry's read inherits from the Bundle's request (who asks, where, in which language).
-_INHERITED = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "HTTP_ACCEPT_LANGUAGE", "HTTP_PREFER")
+# Headers a GET entry's read inherits from the Bundle's request (who asks, from where, in which language);
+# X-Forwarded-For with REMOTE_ADDR, so that its audit names the same client (healthplatform.client_address).
+_INHERITED = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_PREFER",
+)
 _REASONS = {200: "OK", 201: "Created", 204: "No Content"}
 
 

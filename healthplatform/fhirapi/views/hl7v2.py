@@ -27,6 +27,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf
 from rest_framework.views import APIView
 
+from healthplatform.client_address import client_address
 from healthplatform.fhirapi.authentication import (
     SourceSystemBasicAuthentication,
     SourceSystemBearerAuthentication,
@@ -94,7 +95,7 @@ class HL7v2View(APIView):
         arrival = arrival_of(
             intake,
             door=InboxMessage.Door.HTTP,
-            peer=request.META.get("REMOTE_ADDR", "")[:64],
+            peer=(client_address(request) or "")[:64],
             source_id=source.pk if not intake.rejected else None,
         )
         try:
