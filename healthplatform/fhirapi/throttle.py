@@ -22,6 +22,11 @@ Every client authentication goes through ``client_authenticate``, which decides 
    from one determined attacker can take most of those slots: such a feed then waits the window out, which
    is the residual risk of this design (README, "Client authentication throttling").
 
+**When the shared cache is down** (Redis restarting, unreachable), authentication goes on without it: every
+credential is checked against its stored hash (no remembered successes), no failure is counted and nobody is
+refused for failures — a warning says so, once a minute per process. Guessing is then bound by the slow
+hasher alone until the cache is back; refusing every feed in the region (a 500 on every request) would be worse.
+
 Why not per address alone (the previous design): one attacker behind a NAT locked out every feed behind it.
 Why not a lockout per client id: anyone could lock a hospital's feed out by naming it. Why remember a success
 rather than reset the counts on it: an attacker holding one valid credential could otherwise interleave it
@@ -35,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -52,6 +58,29 @@ class ClientAuthThrottled(Exception):
     def __init__(self, wait: int):
         super().__init__(f"too many failed client authentications: retry after {wait}s")
         self.wait = wait
+
+
+# What a cache backend raises when its server cannot be reached (Django's Redis backend passes redis-py's
+# errors through; a socket error may come bare).
+try:
+    from redis.exceptions import RedisError as _CacheError
+except ImportError:  # pragma: no cover - redis-py is a dependency; kept so that a laptop without it still runs
+    _CacheError = OSError
+CACHE_DOWN = (_CacheError, OSError)
+_CACHE_DOWN_WARN_SECONDS = 60
+_cache_down_warned_at = 0.0
+
+
+def _cache_down(operation: str, exc: BaseException) -> None:
+    global _cache_down_warned_at
+    now = time.monotonic()
+    if now - _cache_down_warned_at >= _CACHE_DOWN_WARN_SECONDS:
+        _cache_down_warned_at = now
+        logger.warning(
+            "shared cache unreachable (%s in %s): client authentications are checked without throttling",
+            type(exc).__name__,
+            operation,
+        )
 
 
 def _digest(value: str) -> str:
@@ -135,6 +164,14 @@ def client_authenticate(*, address: str | None, client_id: str, secret: str) -> 
 
     Raises ``ClientAuthThrottled`` (answer 429 with ``Retry-After``) or ``SourceSystemAuthError`` (401).
     """
+    try:
+        return _throttled_authenticate(address=address, client_id=client_id, secret=secret)
+    except CACHE_DOWN as exc:
+        _cache_down("client_authenticate", exc)
+        return source_system_authenticate(client_id=client_id, secret=secret)
+
+
+def _throttled_authenticate(*, address: str | None, client_id: str, secret: str) -> SourceSystem:
     key = _remembered_key(client_id, secret)
     source = _remembered_source(key, client_id)
     if source is not None:
@@ -145,7 +182,13 @@ def client_authenticate(*, address: str | None, client_id: str, secret: str) -> 
     try:
         source = source_system_authenticate(client_id=client_id, secret=secret)
     except SourceSystemAuthError:
-        _failure_record(keys, address, client_id)
+        try:
+            _failure_record(keys, address, client_id)
+        except CACHE_DOWN as exc:
+            _cache_down("failure count", exc)
         raise
-    cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, settings.AUTH_REMEMBER_SECONDS)
+    try:
+        cache.set(key, {"id": source.pk, "stamp": _stamp(source)}, settings.AUTH_REMEMBER_SECONDS)
+    except CACHE_DOWN as exc:
+        _cache_down("remember", exc)
     return source

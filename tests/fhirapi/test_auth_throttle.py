@@ -185,3 +185,25 @@ def test_a_batch_entry_read_is_audited_with_the_same_forwarded_client_address(fe
     assert answer.status_code == 200, answer.content
     assert answer.json()["entry"][0]["response"]["status"].startswith("200")
     assert set(AccessEvent.objects.values_list("client_address", flat=True)) == {"198.51.100.7"}
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The shared cache as production has it (Redis), with its server unreachable (nothing listens there)."""
+    working = settings.CACHES
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    yield
+    settings.CACHES = working  # before the feed fixture's own teardown clears the cache
+
+
+def test_with_the_shared_cache_down_feeds_still_authenticate_and_wrong_secrets_are_401_not_500(
+    feed, cache_down, caplog
+):
+    caplog.set_level(logging.WARNING, logger="healthplatform.fhirapi.throttle")
+    assert search(feed.source.client_id, feed.secret).status_code == 200
+    assert token(feed.source.client_id, feed.secret).status_code == 200
+    assert search(feed.source.client_id, "wrong").status_code == 401
+    assert token(feed.source.client_id, "wrong").status_code == 401
+    assert "shared cache unreachable" in caplog.text
