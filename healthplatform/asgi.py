@@ -2,7 +2,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
-application = get_asgi_application()
+# What get_asgi_application() does, with the platform's request class (healthplatform/request_charset.py).
+django.setup(set_prefix=False)
+from healthplatform.request_charset import PlatformASGIHandler  # noqa: E402  (needs the settings)
+
+application = PlatformASGIHandler()

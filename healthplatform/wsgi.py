@@ -3,11 +3,16 @@
 import gc
 import os
 
+import django
 from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthplatform.settings")
-application = get_wsgi_application()
+# What get_wsgi_application() does, with the platform's request class: a declared charset that is no
+# character set is dropped, the query string is UTF-8 (healthplatform/request_charset.py; issue 18, attack).
+django.setup(set_prefix=False)
+from healthplatform.request_charset import PlatformWSGIHandler  # noqa: E402  (needs the settings)
+
+application = PlatformWSGIHandler()
 
 # After which of a worker's requests what they left alive is frozen too (see late_objects_freeze).
 FREEZE_AFTER_REQUESTS = frozenset({1, 10, 100, 1000})

@@ -18,6 +18,7 @@ may refer to (``references``).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,12 @@ from healthplatform.ingest.patients import patient_identity, patient_item, patie
 from healthplatform.ingest.references import references_check, references_rewrite
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.ingest.validation import resource_validated
+from healthplatform.unavailable import UNAVAILABLE, unavailable_logged
 from mpi import selectors as mpi
 from mpi.services import registration_confirmed
 from registry.models import SourceSystem
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # The most GET entries one Bundle may carry: each is a whole search or read, answered in one response.
@@ -798,10 +802,15 @@ def batch_apply(
     def submission_of():
         return submission
 
-    results = []
+    # An entry's unexpected failure is answered in its place too (issue 18, attack): raised out of the loop it
+    # made the whole batch a 500 while the entries before it stayed written, which the client could not know.
+    results, connection_lost = [], False
     for e in entries:
         if isinstance(e, PlatformError):
             results.append(EntryResult(None, error=e))
+            continue
+        if connection_lost:
+            results.append(EntryResult(e, error=_unavailable(e.path, "the batch stopped before this entry")))
             continue
         if deadline is not None and time.monotonic() > deadline:
             results.append(EntryResult(e, error=_past_budget(e.path, "the batch stopped before this entry")))
@@ -815,7 +824,25 @@ def batch_apply(
                 results.append(EntryResult(e, written=race_retried(_attempt(caller, [e], submission_of))[0]))
         except PlatformError as exc:
             results.append(EntryResult(e, error=exc))
+        except UNAVAILABLE as exc:
+            # The connection is gone: this entry rolled back with it, and no later one can be written.
+            unavailable_logged(exc, f"batch entry {e.path}")
+            connection_lost = True
+            results.append(EntryResult(e, error=_unavailable(e.path, "this entry was rolled back")))
+        except Exception:
+            logger.exception("batch entry %s failed unexpectedly; answered 500 in its place", e.path)
+            message = f"{e.path}: internal error, this entry was not written; the platform's operators have the details"
+            results.append(EntryResult(e, error=PlatformError.one(500, "exception", message, expression=e.path)))
     return results
+
+
+def _unavailable(where: str, what: str) -> PlatformError:
+    return PlatformError.one(
+        503,
+        "transient",
+        f"{where}: not processed, the database connection was lost ({what}); send it again",
+        expression=where,
+    )
 
 
 def resource_create(*, caller: Caller, resource_type: str, body: dict, if_none_exist: str | None, received: Received):

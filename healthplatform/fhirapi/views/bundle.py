@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest, QueryDict
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -17,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from healthplatform.errors import Issue
 from healthplatform.fhirapi.authentication import caller_of
 from healthplatform.fhirapi.media import FHIR_JSON
 from healthplatform.fhirapi.outcome import operation_outcome
@@ -73,7 +75,12 @@ class _Reader:
         sub.path = sub.path_info = f"/fhir/{path}"
         sub.META = {key: outer.META[key] for key in _INHERITED if key in outer.META}
         sub.META.update(REQUEST_METHOD="GET", QUERY_STRING=query, HTTP_ACCEPT=FHIR_JSON)
-        sub.GET = QueryDict(query)
+        try:
+            sub.GET = QueryDict(query)
+        except (SuspiciousOperation, BadRequest):  # more parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS
+            # What Django answers such a request itself (a 400), in the entry's place (issue 18, attack).
+            issue = Issue("too-costly", "the entry's URL has more search parameters than this server reads")
+            return {"response": {"status": "400 Bad Request", "outcome": operation_outcome([issue])}}
         # DRF authenticates a request with these as the given user and token (rest_framework.request):
         # the entry is read as the Bundle's caller, with its token's scopes.
         sub._force_auth_user = self.request.user
