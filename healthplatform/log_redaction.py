@@ -15,7 +15,8 @@ Patient data reaches log lines by four roads, each closed here in general rather
   The access log formats of gunicorn (``deploy/gunicorn.conf.py``) and of the development server leave it out
   in the first place; this is the net under them.
 - **Paths** are what the client typed (``/fhir/Patient/445102199008130367``, a name where an id goes): in a
-  path, percent-encoded and non-ASCII runs, resident identity numbers (GB 11643: 17 digits and a check
+  path, the segment where an id goes (after a resource type) unless it is one of the platform's own ids (a UUID,
+  a row number), percent-encoded and non-ASCII runs, resident identity numbers (GB 11643: 17 digits and a check
   character) and mainland mobile numbers (11 digits from 13–19) are masked. Those two shapes are masked in
   the rest of the message too, where no id, count or digest of ours has them.
 
@@ -85,8 +86,20 @@ def exception_text(error: BaseException) -> str:
     return "\n".join(lines)
 
 
+# The segment after a FHIR resource type (``/fhir/Patient/<id>``, ``/fhir/Observation/<id>/_history``) or the
+# viewer's ``/patient/``: where an id goes, a client types an MRN or a name as often as an id. Kept when it is
+# one of the platform's own ids (a UUID, a row number); operations (``$match``) and ``_history`` are not ids.
+_ID_SEGMENT = re.compile(r"(?<=/)(?P<kind>[A-Z][A-Za-z]+|patient)/(?P<id>[^/\s\"'$_][^/\s\"']*)")
+_OWN_ID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[0-9]{1,12}")
+
+
+def _id_masked(match: re.Match) -> str:
+    kept = _OWN_ID.fullmatch(match.group("id"))
+    return match.group(0) if kept else f"{match.group('kind')}/{MASK}"
+
+
 def _path_masked(match: re.Match) -> str:
-    return _ENCODED_OR_WIDE.sub(MASK, match.group(0))
+    return _ID_SEGMENT.sub(_id_masked, _ENCODED_OR_WIDE.sub(MASK, match.group(0)))
 
 
 def text_redacted(text: str) -> str:

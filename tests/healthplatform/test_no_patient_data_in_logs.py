@@ -166,6 +166,8 @@ def _every_route(base: str, auth: tuple[str, str]) -> list[int]:
     go("GET", f"{fhir}/Patient", params={"birthdate": PHONE, "nickname": NAME})
     go("GET", f"{fhir}/Patient", params={"identifier": f"{RESIDENT_ID}\x00"})
     go("GET", f"{fhir}/Patient/{RESIDENT_ID}")
+    go("GET", f"{fhir}/Patient/{MRN}")  # an MRN where an id goes: no shape of its own (attack finding)
+    go("GET", f"{fhir}/Observation/{MRN}/_history")
     go("GET", f"{fhir}/Patient/{quote(NAME)}")
     go("GET", f"{fhir}/{quote(NAME)}?phone={PHONE}")
     go("POST", f"{fhir}/Patient", data=body[:-5], headers={"Content-Type": FHIR})
