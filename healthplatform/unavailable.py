@@ -22,6 +22,29 @@ from django.http import HttpResponse
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+# The SQLSTATE classes of a refusal that passes (PostgreSQL Appendix A): connection exception, transaction
+# rollback (deadlock, serialization), insufficient resources, object not in prerequisite state (lock not
+# available), operator intervention (shutdown, cancel, statement timeout).
+_TRANSIENT_CLASSES = ("08", "40", "53", "55", "57")
+# SQLite's transient refusals (its OperationalError also says "no such table", which is a fault, not a wait).
+_SQLITE_TRANSIENT = ("database is locked", "disk I/O error", "unable to open database")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or refused for now (send again), not that the
+    statement is wrong: a lost connection (no SQLSTATE: the client saw it), a transient SQLSTATE class, an
+    interface error (a closed connection), SQLite's lock."""
+    if not isinstance(exc, UNAVAILABLE):
+        return False
+    cause = exc.__cause__ if isinstance(exc.__cause__, BaseException) else exc
+    if isinstance(cause, (InterfaceError, psycopg.InterfaceError)):
+        return True
+    if isinstance(cause, psycopg.Error):
+        sqlstate = cause.sqlstate
+        return sqlstate is None or sqlstate[:2] in _TRANSIENT_CLASSES
+    return any(text in str(cause) for text in _SQLITE_TRANSIENT)
+
+
 RETRY_AFTER_SECONDS = 5
 MESSAGE = (
     "the database is unavailable or the request's connection to it was lost; nothing of this request was stored: "
@@ -50,7 +73,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, UNAVAILABLE):
+        if not is_unavailable(exception):
             return None
         unavailable_logged(exception, request.path[:200])
         response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")

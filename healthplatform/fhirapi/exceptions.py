@@ -21,7 +21,7 @@ from rest_framework.views import set_rollback
 
 from healthplatform.fhirapi.outcome import FHIRError, Issue, operation_outcome
 from healthplatform.ingest.validation import validation_issues
-from healthplatform.unavailable import MESSAGE, RETRY_AFTER_SECONDS, UNAVAILABLE, unavailable_logged
+from healthplatform.unavailable import MESSAGE, RETRY_AFTER_SECONDS, is_unavailable, unavailable_logged
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def fhir_exception_handler(exc: Exception, context: dict) -> Response:
     elif isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         status, issues = 413, [Issue("too-costly", f"the request body is larger than {limit:,} bytes; split it")]
-    elif isinstance(exc, UNAVAILABLE):
+    elif is_unavailable(exc):
         unavailable_logged(exc, type(context.get("view")).__name__)
         status, issues = 503, [Issue("transient", MESSAGE)]
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

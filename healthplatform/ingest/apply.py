@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from ehr import selectors as archive
 from ehr.errors import ResourceError, WriteRace, lost_race
@@ -43,7 +43,7 @@ from healthplatform.ingest.patients import patient_identity, patient_item, patie
 from healthplatform.ingest.references import references_check, references_rewrite
 from healthplatform.ingest.terminology import CodeTranslation
 from healthplatform.ingest.validation import resource_validated
-from healthplatform.unavailable import UNAVAILABLE, unavailable_logged
+from healthplatform.unavailable import is_unavailable, unavailable_logged
 from mpi import selectors as mpi
 from mpi.services import registration_confirmed
 from registry.models import SourceSystem
@@ -824,12 +824,13 @@ def batch_apply(
                 results.append(EntryResult(e, written=race_retried(_attempt(caller, [e], submission_of))[0]))
         except PlatformError as exc:
             results.append(EntryResult(e, error=exc))
-        except UNAVAILABLE as exc:
-            # The connection is gone: this entry rolled back with it, and no later one can be written.
-            unavailable_logged(exc, f"batch entry {e.path}")
-            connection_lost = True
-            results.append(EntryResult(e, error=_unavailable(e.path, "this entry was rolled back")))
-        except Exception:
+        except Exception as exc:
+            if is_unavailable(exc):
+                # This entry rolled back; when the connection itself is gone, no later one can be written.
+                unavailable_logged(exc, f"batch entry {e.path}")
+                connection_lost = not connection.is_usable()
+                results.append(EntryResult(e, error=_unavailable(e.path, "this entry was rolled back")))
+                continue
             logger.exception("batch entry %s failed unexpectedly; answered 500 in its place", e.path)
             message = f"{e.path}: internal error, this entry was not written; the platform's operators have the details"
             results.append(EntryResult(e, error=PlatformError.one(500, "exception", message, expression=e.path)))
