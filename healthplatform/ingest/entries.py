@@ -16,7 +16,7 @@ from django.conf import settings
 
 from ehr.indexing import SPECS, reference_target
 from healthplatform.errors import PlatformError
-from healthplatform.ingest.validation import FHIR_ID, UNSTORABLE_TEXT, unstorable_at
+from healthplatform.ingest.validation import FHIR_ID, UNSTORABLE_TEXT, unstorable_at, unstorable_possible
 
 # Written to the document store (emr), not the archive: MHD ITI-65 content.
 DOCUMENT_TYPES = ("DocumentReference", "Binary")
@@ -136,21 +136,22 @@ def bundle_entries(bundle) -> tuple[str, list]:
             expression="Bundle.entry",
         )
     entries: list = []
+    clean = not unstorable_possible(raw)  # then no entry needs its own walk
     for index, item in enumerate(raw):
         try:
-            entries.append(bundle_entry(index, item))
+            entries.append(bundle_entry(index, item, unstorable_checked=clean))
         except PlatformError as exc:
             entries.append(exc)
     return kind, entries
 
 
-def bundle_entry(index: int, raw) -> Entry:
+def bundle_entry(index: int, raw, *, unstorable_checked: bool = False) -> Entry:
     """One ``Bundle.entry`` as an ``Entry`` (R4 bundle.html: request.method and request.url, the resource for
     POST and PUT, ifMatch and ifNoneExist)."""
     path = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict):
         raise _refuse(400, "structure", "expected an object", path)
-    where = unstorable_at(raw, path)
+    where = None if unstorable_checked else unstorable_at(raw, path)
     if where is not None:
         raise _refuse(400, "invalid", UNSTORABLE_TEXT, where)
     req = raw.get("request")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 
@@ -87,6 +88,17 @@ def unstorable_at(data, root: str = "") -> str | None:
         elif isinstance(node, list):
             stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
     return None
+
+
+def unstorable_possible(data) -> bool:
+    """Whether ``data`` may hold U+0000 or a lone surrogate anywhere, answered without a walk in Python: orjson
+    writes a NUL as the escape ``\\u0000`` and refuses a lone surrogate (or anything it cannot write: an integer
+    beyond 64 bits, a Decimal — then the answer is "maybe"). 40 µs on a 60-entry Bundle, where walking each
+    entry took 3.8 ms of the write path's ~80 (bench/fhir_speed.py profile)."""
+    try:
+        return b"\\u0000" in orjson.dumps(data)
+    except TypeError:
+        return True
 
 
 def unstorable_outside_entries(data) -> str | None:
