@@ -24,7 +24,7 @@ def healthz(request):
 def bad_request(request, exception=None):
     """Django's 400 (a request refused before any view ran, such as a Host header this platform does not
     serve): FHIR clients get it as an OperationOutcome, like every other FHIR error; the rest get Django's."""
-    if not request.path.startswith("/fhir/"):
+    if not (request.path == "/fhir" or request.path.startswith("/fhir/")):
         return defaults.bad_request(request, exception)
     from healthplatform.fhirapi.media import FHIR_JSON
     from healthplatform.fhirapi.outcome import Issue, operation_outcome
