@@ -13,7 +13,7 @@ from healthplatform.fhirapi.authentication import (
 )
 from healthplatform.fhirapi.oauth import SourceSystemTokenView
 from healthplatform.fhirapi.openapi import SchemaReadable
-from healthplatform.fhirapi.views.bundle import BundleView
+from healthplatform.fhirapi.views.bundle import BareBaseView
 from healthplatform.fhirapi.views.hl7v2 import HL7v2AcksView, HL7v2View
 from healthplatform.views import healthz
 
@@ -40,7 +40,7 @@ urlpatterns = [
     # POST [base] with the base as clients spell it, without the slash too: APPEND_SLASH would answer it with a
     # 301, which clients follow as a GET, losing the Bundle (R4 http.html#transaction). Every other path under
     # /fhir/ resolves (fhirapi.urls ends in a catch-all), so no FHIR request is ever redirected.
-    path("fhir", BundleView.as_view(), name="fhir-base"),
+    path("fhir", BareBaseView.as_view(), name="fhir-base"),
     path("fhir/", include("healthplatform.fhirapi.urls")),
     path("hl7v2", HL7v2View.as_view(), name="hl7v2"),
     path("hl7v2/acks", HL7v2AcksView.as_view(), name="hl7v2-acks"),

@@ -61,6 +61,12 @@ class BundleView(FHIRView):
         return Response(_response(f"{kind}-response", [_result(request, r, answer) for r in results]))
 
 
+@extend_schema(exclude=True)
+class BareBaseView(BundleView):
+    """``POST /fhir``, the base as clients spell it without the slash: the same endpoint, described once (as
+    ``/fhir/``) in the OpenAPI description."""
+
+
 class _Reader:
     """Reads a GET (or HEAD) entry by dispatching it to the view its URL names, as the Bundle's caller."""
 
