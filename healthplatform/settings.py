@@ -121,6 +121,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before routing: POST /fhir/[type]/_search becomes the GET search it is (healthplatform/fhirapi/search_post.py).
+    "healthplatform.fhirapi.search_post.SearchByPostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

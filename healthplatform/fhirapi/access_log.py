@@ -53,11 +53,14 @@ def access_log(request, response, elapsed_ms: float) -> None:
     client = client_name(user)
     count = resources_returned(getattr(response, "data", None))
     persons = list(getattr(response, "persons_read", ()))
+    # As received: a POST [type]/_search is answered as a GET search (healthplatform.fhirapi.search_post).
+    method, path = getattr(request, "fhir_received", None) or (request.method, request.path)
+    path = path[:MAX_PATH]
     logger.info(
         "fhir client=%s method=%s path=%s status=%s ms=%.1f resources=%d persons=%d read=%s",
         client,
-        request.method,
-        request.path[:MAX_PATH],
+        method,
+        path,
         response.status_code,
         elapsed_ms,
         count,
@@ -65,8 +68,8 @@ def access_log(request, response, elapsed_ms: float) -> None:
         persons_named(persons),
         extra={
             "client": client,
-            "method": request.method,
-            "path": request.path[:MAX_PATH],
+            "method": method,
+            "path": path,
             "status": response.status_code,
             "elapsed_ms": round(elapsed_ms, 1),
             "resources": count,

@@ -60,6 +60,9 @@ class FHIRView(APIView):
         # first), so every answer, a 406 included, is attributed in the log.
         self.perform_authentication(request)
         self.check_permissions(request)
+        # A request the middleware before routing refused (healthplatform.fhirapi.search_post), now attributed.
+        if (refused := getattr(request, "fhir_refused", None)) is not None:
+            raise refused
         _no_nul_in_query(request)
         super().initial(request, *args, **kwargs)
 
