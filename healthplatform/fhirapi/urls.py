@@ -27,6 +27,7 @@ from healthplatform.fhirapi.views.resources import (
     ResourceTypeView,
     ResourceVersionView,
 )
+from healthplatform.fhirapi.views.smart import smart_configuration_view
 
 app_name = "fhirapi"
 
@@ -38,6 +39,7 @@ ARCHIVED = r"(?P<type>Patient|" + "|".join(CLINICAL_TYPES) + ")"
 urlpatterns = [
     path("", BundleView.as_view(), name="base"),
     path("metadata", MetadataView.as_view(), name="metadata"),
+    path(".well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
     path("Patient", PatientTypeView.as_view(), name="patient-search"),
     # Operations as regexes with an escaped "$": path() routes lose the "$" in the OpenAPI description.
     re_path(r"^Patient/\$match$", PatientMatchView.as_view(), name="patient-match"),
