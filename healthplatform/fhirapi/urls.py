@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.audit import AuditEventReadView, AuditEventSearchView
-from healthplatform.fhirapi.views.base import UnknownEndpointView
+from healthplatform.fhirapi.views.base import NoTypeInteractionView, UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
 from healthplatform.fhirapi.views.detectedissue import DetectedIssueInstanceView, DetectedIssueTypeView
 from healthplatform.fhirapi.views.documents import (
@@ -55,6 +55,7 @@ urlpatterns = [
         name="document-vread",
     ),
     re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
+    re_path(r"^(?P<type>Binary)$", NoTypeInteractionView.as_view(), name="binary-type"),
     # The audit of reads (IHE BALP), for the platform's staff.
     path("AuditEvent", AuditEventSearchView.as_view(), name="audit-search"),
     re_path(rf"^AuditEvent/{ID}$", AuditEventReadView.as_view(), name="audit-read"),
