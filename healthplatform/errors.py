@@ -44,3 +44,10 @@ class PlatformError(Exception):
     @classmethod
     def one(cls, status: int, code: str, message: str, *, expression: str | None = None) -> PlatformError:
         return cls(status, [Issue(code, message, (expression,) if expression else ())])
+
+
+def reference_not_found(where: str, message: str) -> PlatformError:
+    """A reference inside a body that names nothing here: 422, not 404 (the request's own target exists; its
+    content refers to what does not: R4 http.html#create, "422 Unprocessable Entity"), naming the element.
+    Every unresolvable reference of the write corridor (literal, conditional, ``urn:uuid``, Patient) is this."""
+    return PlatformError.one(422, "not-found", f"{where}: {message}", expression=where)

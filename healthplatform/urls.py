@@ -15,6 +15,7 @@ from healthplatform.fhirapi.oauth import SourceSystemTokenView
 from healthplatform.fhirapi.openapi import SchemaReadable
 from healthplatform.fhirapi.views.bundle import BareBaseView
 from healthplatform.fhirapi.views.hl7v2 import HL7v2AcksView, HL7v2View
+from healthplatform.fhirapi.views.smart import smart_configuration_view
 from healthplatform.views import healthz
 
 admin.site.site_header = "区域健康信息平台 · Regional health information platform"
@@ -49,6 +50,8 @@ urlpatterns = [
     # Only DOT's token endpoint (client credentials for source systems): no authorize, application
     # management or introspection pages; source systems are registered in the admin's registry.
     path("oauth/token", SourceSystemTokenView.as_view(), name="oauth2-token"),
+    # SMART Backend Services discovery at the origin too (also under /fhir/, where SMART has clients look).
+    path(".well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
     # The API's description and its page (Swagger UI, its assets from drf-spectacular-sidecar under /static/:
     # hospital networks reach no CDN), for the API's own callers unless API_SCHEMA_PUBLIC.
     path("api/schema/", SpectacularAPIView.as_view(**_SCHEMA_ACCESS), name="openapi-schema"),

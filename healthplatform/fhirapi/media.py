@@ -183,17 +183,45 @@ class LegacyFHIRJSONParser(FHIRJSONParser):
 PARSERS = [FHIRJSONParser, PlainJSONParser, LegacyFHIRJSONParser]
 
 
+def _parameters(params: list[str]) -> dict[str, str]:
+    """A media type's parameters by lower-cased name (``fhirVersion=4.0``, ``q=0.5``), values unquoted."""
+    named = (p.partition("=") for p in params)
+    return {name.strip().lower(): value.strip().strip('"') for name, _, value in named}
+
+
+def _other_fhir_version(params: dict[str, str]) -> str | None:
+    """The FHIR version a media type asks for when it is not ours: R4 is ``fhirVersion=4.0`` (R4
+    http.html#version-parameter; a patch level such as 4.0.1 names the same version)."""
+    version = params.get("fhirversion")
+    if version is None or version == "4.0" or version.startswith("4.0."):
+        return None
+    return version
+
+
 def _accepts_json(accept: str) -> bool:
+    """Whether a media range of ``accept`` is FHIR JSON of R4: a range asking for another ``fhirVersion`` is
+    not (the answer would be R4 whatever its media type says)."""
     for media_range in accept.split(","):
         media_type, *params = (p.strip() for p in media_range.split(";"))
-        quality = next((p.split("=", 1)[1] for p in params if p.replace(" ", "").startswith("q=")), "1")
+        named = _parameters(params)
         try:
-            acceptable = float(quality) > 0
+            acceptable = float(named.get("q", "1")) > 0
         except ValueError:
             acceptable = True
-        if acceptable and media_type.lower() in _ACCEPT_JSON:
+        if acceptable and media_type.lower() in _ACCEPT_JSON and _other_fhir_version(named) is None:
             return True
     return False
+
+
+def _version_refused(where: str, value: str) -> NotAcceptable | None:
+    """The 406 of a ``_format`` or ``Accept`` whose only FHIR JSON asks for another FHIR version, naming it."""
+    for media_range in value.split(","):
+        version = _other_fhir_version(_parameters(media_range.split(";")[1:]))
+        if version is not None:
+            return NotAcceptable(
+                f"{where}: fhirVersion={version[:10]!r} is not served; this server is FHIR R4 (fhirVersion=4.0)"
+            )
+    return None
 
 
 class FHIRContentNegotiation(BaseContentNegotiation):
@@ -207,10 +235,16 @@ class FHIRContentNegotiation(BaseContentNegotiation):
         fmt = request.query_params.get("_format")
         if fmt is not None:
             # "application/fhir json" is how a "+" arrives when a client did not URL-encode it.
-            if fmt.strip().lower().replace(" ", "+") in _FORMAT_JSON:
-                return renderer, renderer.media_type
+            media_type = fmt.split(";", 1)[0]
+            if media_type.strip().lower().replace(" ", "+") in _FORMAT_JSON:
+                refused = _version_refused("_format", fmt)
+                if refused is None:
+                    return renderer, renderer.media_type
+                raise refused
             raise NotAcceptable(f"_format: {fmt[:40]!r} is not served; this server answers in FHIR JSON only")
         accept = request.META.get("HTTP_ACCEPT", "").strip()
         if not accept or _accepts_json(accept):
             return renderer, renderer.media_type
-        raise NotAcceptable("Accept: this server answers in FHIR JSON only (application/fhir+json)")
+        raise _version_refused("Accept", accept) or NotAcceptable(
+            "Accept: this server answers in FHIR JSON only (application/fhir+json)"
+        )

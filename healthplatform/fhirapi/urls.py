@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from ehr.indexing import CLINICAL_TYPES
 from healthplatform.fhirapi.views import directory
 from healthplatform.fhirapi.views.audit import AuditEventReadView, AuditEventSearchView
-from healthplatform.fhirapi.views.base import UnknownEndpointView
+from healthplatform.fhirapi.views.base import NoTypeInteractionView, UnknownEndpointView
 from healthplatform.fhirapi.views.bundle import BundleView
 from healthplatform.fhirapi.views.detectedissue import DetectedIssueInstanceView, DetectedIssueTypeView
 from healthplatform.fhirapi.views.documents import (
@@ -27,6 +27,7 @@ from healthplatform.fhirapi.views.resources import (
     ResourceTypeView,
     ResourceVersionView,
 )
+from healthplatform.fhirapi.views.smart import smart_configuration_view
 
 app_name = "fhirapi"
 
@@ -38,6 +39,7 @@ ARCHIVED = r"(?P<type>Patient|" + "|".join(CLINICAL_TYPES) + ")"
 urlpatterns = [
     path("", BundleView.as_view(), name="base"),
     path("metadata", MetadataView.as_view(), name="metadata"),
+    path(".well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
     path("Patient", PatientTypeView.as_view(), name="patient-search"),
     # Operations as regexes with an escaped "$": path() routes lose the "$" in the OpenAPI description.
     re_path(r"^Patient/\$match$", PatientMatchView.as_view(), name="patient-match"),
@@ -53,6 +55,7 @@ urlpatterns = [
         name="document-vread",
     ),
     re_path(rf"^Binary/{ID}$", BinaryView.as_view(), name="binary-read"),
+    re_path(r"^(?P<type>Binary)$", NoTypeInteractionView.as_view(), name="binary-type"),
     # The audit of reads (IHE BALP), for the platform's staff.
     path("AuditEvent", AuditEventSearchView.as_view(), name="audit-search"),
     re_path(rf"^AuditEvent/{ID}$", AuditEventReadView.as_view(), name="audit-read"),

@@ -19,7 +19,7 @@ from ehr.indexing import reference_target
 from ehr.models import Resource
 from ehr.selectors import identifier_criteria, resources_by_ids
 from ehr.services import WriteItem
-from healthplatform.errors import PlatformError
+from healthplatform.errors import PlatformError, reference_not_found
 from healthplatform.ingest.validation import resource_validated
 from mpi import selectors as mpi
 from mpi.demographics import Demographics, DemographicsError
@@ -161,12 +161,7 @@ def patient_identity(caller, reference: str, *, path: str) -> Identity:
                 expression=path,
             )
     if identity is None:
-        raise PlatformError.one(
-            404 if not reference.startswith("urn:") else 400,
-            "not-found",
-            f"{path}: the Patient {reference!r} is not known",
-            expression=path,
-        )
+        raise reference_not_found(path, f"the Patient {reference!r} is not known")
     if not caller.owns_identity(identity):
         raise PlatformError.one(
             403, "forbidden", f"{path}: that Patient is registered by another institution", expression=path

@@ -22,7 +22,7 @@ from ehr.indexing import SPECS, reference_target
 from ehr.models import Resource
 from ehr.selectors import conditional_matches, identifier_criteria
 from emr.selectors import document_sources
-from healthplatform.errors import PlatformError
+from healthplatform.errors import PlatformError, reference_not_found
 from healthplatform.ingest.entries import DOCUMENT_TYPES
 from healthplatform.ingest.patients import patient_by_criteria, patient_identity
 from mpi import selectors as mpi
@@ -43,10 +43,6 @@ class Literal:
     fhir_id: str
     node: dict
     key: str
-
-
-def _not_found(where: str, message: str) -> PlatformError:
-    return PlatformError.one(400, "not-found", f"{where}: {message}", expression=where)
 
 
 def references_rewrite(run, node, *, path: str) -> None:
@@ -81,7 +77,7 @@ def _rewrite(run, node, steps: tuple) -> None:
                 if child != (canonical := f"Patient/{run.patients[child].uuid}"):
                     run.rewrite(node, key, canonical)
             elif child.startswith(("urn:uuid:", "urn:oid:")):
-                raise _not_found("".join(steps) + ".reference", f"{child} is not an entry of this Bundle")
+                raise reference_not_found("".join(steps) + ".reference", f"{child} is not an entry of this Bundle")
             elif "?" in child:
                 # Resolved once per request: the same Practitioner?identifier=… recurs on every encounter.
                 run.local[child] = conditional_reference(run, child, path="".join(steps) + ".reference")
@@ -125,7 +121,7 @@ def conditional_reference(run, reference: str, *, path: str) -> str:
     if resource_type == "Patient":
         identity = patient_by_criteria(criteria, path=path)
         if identity is None:
-            raise _not_found(path, f"no Patient matches {reference}")
+            raise reference_not_found(path, f"no Patient matches {reference}")
         patient_identity(run.caller, f"Patient/{identity.uuid}", path=path)  # one of the writer's patients
         return f"Patient/{identity.uuid}"
     if resource_type in ("Organization", "Practitioner"):
@@ -136,7 +132,7 @@ def conditional_reference(run, reference: str, *, path: str) -> str:
         elif found is not None:
             target = registry.practitioner_id_by_identifier(*found)
         if target is None:
-            raise _not_found(path, f"no {resource_type} matches {reference}")
+            raise reference_not_found(path, f"no {resource_type} matches {reference}")
         return f"{resource_type}/{target}"
     if resource_type not in SPECS:
         raise PlatformError.one(
@@ -149,13 +145,11 @@ def conditional_reference(run, reference: str, *, path: str) -> str:
         matches = conditional_matches(resource_type, criteria, source_id=run.caller_source_id)
     except ResourceError as exc:
         raise PlatformError.one(exc.status, exc.code, f"{path}: {exc.message}", expression=path) from None
-    if len(matches) != 1:
-        raise PlatformError.one(
-            400 if not matches else 412,
-            "not-found" if not matches else "multiple-matches",
-            f"{path}: {reference} matches {len(matches)} of your resources (exactly one is needed)",
-            expression=path,
-        )
+    message = f"{reference} matches {len(matches)} of your resources (exactly one is needed)"
+    if not matches:
+        raise reference_not_found(path, message)
+    if len(matches) > 1:
+        raise PlatformError.one(412, "multiple-matches", f"{path}: {message}", expression=path)
     return f"{resource_type}/{matches[0].fhir_id}"
 
 
@@ -179,7 +173,7 @@ def references_check(run) -> None:
             for f in found:
                 known = sources.get(f.fhir_id)
                 if known is None:
-                    raise _not_found(f.where, f"{resource_type}/{f.fhir_id} is not a stored document")
+                    raise reference_not_found(f.where, f"{resource_type}/{f.fhir_id} is not a stored document")
                 if not caller.may_refer_to(known[1]):
                     raise _foreign(f)
                 if f.node[f.key] != (canonical := f"{resource_type}/{known[0]}"):
@@ -221,10 +215,10 @@ def _archive_check(caller, resource_type: str, found: list[Literal]) -> None:
     for f in found:
         row = rows.get(f.fhir_id)
         if row is None:
-            raise _not_found(f.where, f"{resource_type}/{f.fhir_id} is not known")
+            raise reference_not_found(f.where, f"{resource_type}/{f.fhir_id} is not known")
         source_id, identity_id, deleted = row
         if deleted:
-            raise _not_found(f.where, f"{resource_type}/{f.fhir_id} was deleted")
+            raise reference_not_found(f.where, f"{resource_type}/{f.fhir_id} was deleted")
         # What a staff member entered about one of the writer's own patients is the writer's to refer to.
         if not (caller.may_refer_to(source_id) or (source_id is None and owned.get(identity_id))):
             raise _foreign(f)
@@ -244,4 +238,4 @@ def _directory_check(resource_type: str, found: list[Literal]) -> None:
         known = sites | {f"{a}-{b}" for a, b in registry.department_keys_existing(pairs)}
     for f in found:
         if f.fhir_id not in known:
-            raise _not_found(f.where, f"{resource_type}/{f.fhir_id} is not in the directory")
+            raise reference_not_found(f.where, f"{resource_type}/{f.fhir_id} is not in the directory")

@@ -351,7 +351,8 @@ def test_bad_bundles_get_an_outcome(hosp):
     assert outcome(post(hosp.client, "", unknown), 400)[0]["expression"] == ["Bundle.entry[0].request.url"]
     dangling = history_bundle("A-70", 1)
     dangling["entry"][2]["resource"]["encounter"] = {"reference": "urn:uuid:nowhere"}
-    assert outcome(post(hosp.client, "", dangling), 400)[0]["code"] == "not-found"
+    # A reference in the content that names nothing: 422 (issue 19), not 400.
+    assert outcome(post(hosp.client, "", dangling), 422)[0]["code"] == "not-found"
     malformed = hosp.client.post("/fhir/", b"{not json", content_type=FHIR_JSON)
     assert outcome(malformed, 400)
 

@@ -10,18 +10,9 @@ from django.db.models import Sum
 from django.db.models.functions import Length
 
 from ehr.models import Resource, Submission
-from tests.fhirapi.client import FHIR_JSON, register_feed
+from tests.fhirapi.client import FHIR_JSON
 from tests.fhirapi.client import issues as outcome
-from tests.fhirapi.samples import patient_body, sample
-
-
-@pytest.fixture
-def hosp(db):
-    feed = register_feed(facility="HOSP-A")
-    response = feed.client.post("/fhir/Patient", patient_body("A-1"), content_type=FHIR_JSON)
-    assert response.status_code == 201, response.content
-    feed.patient_id = response.json()["id"]
-    return feed
+from tests.fhirapi.samples import sample
 
 
 def _bundle(kind: str, resources: list[dict]) -> dict:

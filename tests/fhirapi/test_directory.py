@@ -570,7 +570,7 @@ def test_a_conditional_practitioner_reference_follows_the_registry_as_it_changes
     def participant(response) -> str:
         return resource(response, 201)["participant"][0]["individual"]["reference"]
 
-    assert issues(post(hospital, "/fhir/Encounter", encounter()), 400)[0]["code"] == "not-found"
+    assert issues(post(hospital, "/fhir/Encounter", encounter()), 422)[0]["code"] == "not-found"
     first = PractitionerFactory(institution=region.ours, licence_number=licence)
     assert participant(post(hospital, "/fhir/Encounter", encounter())) == f"Practitioner/{first.pk}"
     first.licence_number = "330000000000778"
@@ -597,7 +597,7 @@ def test_a_source_patients_conditional_references_are_resolved_as_any_resources_
         **patient,
         "generalPractitioner": [{"reference": f"Practitioner?identifier={PRACTITIONER_LICENCE_SYSTEM}|1"}],
     }
-    assert issues(post(hospital, "/fhir/Patient", nobody), 400)[0]["code"] == "not-found"
+    assert issues(post(hospital, "/fhir/Patient", nobody), 422)[0]["code"] == "not-found"
 
 
 @pytest.mark.django_db

@@ -43,7 +43,7 @@ def test_a_squatted_business_identifier_does_not_capture_the_owners_writes(world
     report = sample("DiagnosticReport", f"Patient/{b.patient_id}", 500, hospital="hosp-b")
     report["encounter"] = {"reference": "Encounter?identifier=urn:hosp-b:encounter|Enc-500"}
     # B never sent Enc-500: only A's forged Encounter carries it, and B's reference must not resolve to it.
-    refusal = issues(post(b.client, "DiagnosticReport", report), 400)
+    refusal = issues(post(b.client, "DiagnosticReport", report), 422)
     assert refusal[0]["code"] == "not-found" and forged_encounter["id"] not in refusal[0]["diagnostics"]
     own = sample("Encounter", f"Patient/{b.patient_id}", 500, hospital="hosp-b")
     own_encounter = ok(post(b.client, "Encounter", own), 201)
@@ -120,7 +120,7 @@ def test_a_reference_to_nothing_is_refused_naming_the_element(world, reference):
     body["encounter" if reference.startswith("Encounter") else "performer"] = (
         {"reference": reference} if reference.startswith("Encounter") else [{"reference": reference}]
     )
-    refusal = issues(post(world.a.client, "Observation", body), 400)
+    refusal = issues(post(world.a.client, "Observation", body), 422)  # the content refers to nothing (issue 19)
     assert refusal[0]["code"] == "not-found"
     assert refusal[0]["expression"][0].startswith(("Observation.encounter", "Observation.performer[0]"))
 

@@ -98,6 +98,26 @@ def _archive_resource(resource_type: str) -> dict:
     }
 
 
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def smart_configuration(token_url: str) -> dict:
+    """``.well-known/smart-configuration`` (SMART App Launch 2.x conformance.html, as its Backend Services example
+    has it): only what is true. The token endpoint takes client credentials, the secret by HTTP Basic or in the
+    form (RFC 6749 §2.3.1: ``client-confidential-symmetric``; no signed JWT assertion, so no ``private_key_jwt``
+    nor ``client-confidential-asymmetric``); scopes are SMART v1's ``system/<type>.<read|write|*>``
+    (``permission-v1``). No authorization endpoint, PKCE or launch capability: there is no user-facing launch.
+    """
+    return {
+        "token_endpoint": token_url,
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": sorted(settings.FHIR_SCOPES),
+        "capabilities": ["client-confidential-symmetric", "permission-v1"],
+    }
+
+
 def capability_statement(base_url: str, token_url: str) -> dict:
     patient = {
         "type": "Patient",
@@ -135,16 +155,14 @@ def capability_statement(base_url: str, token_url: str) -> dict:
             {
                 "mode": "server",
                 "security": {
+                    # SMART App Launch 2.x conformance.html: the SMART-on-FHIR service and the token endpoint in
+                    # the oauth-uris extension, so a client finds it from /metadata too (no authorize: there is
+                    # no user-facing launch, only client credentials).
+                    "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]}],
                     "cors": False,
                     "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "OAuth",
-                                }
-                            ]
-                        }
+                        {"coding": [{"system": _SECURITY_SERVICE, "code": "SMART-on-FHIR"}]},
+                        {"coding": [{"system": _SECURITY_SERVICE, "code": "OAuth"}]},
                     ],
                     "description": f"OAuth2 client credentials (token endpoint {token_url}), scopes "
                     "system/*.read, system/*.write and per resource type; HTTP Basic for legacy feeds.",

@@ -70,6 +70,12 @@ class FHIRView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         if isinstance(response, Response):
             response.content_type = FHIR_JSON_CONTENT_TYPE
+        if response.status_code == 405:
+            # A view that refuses a method it defines (DetectedIssue's POST, Patient's DELETE, PUT on a type
+            # without criteria) would be listed by DRF's Allow: a 405's Allow never names the method refused
+            # (RFC 9110 §15.5.6).
+            refused = {request.method, "HEAD"} if request.method == "GET" else {request.method}
+            response["Allow"] = ", ".join(m for m in self.allowed_methods if m not in refused)
         return response
 
     def dispatch(self, request, *args, **kwargs):
@@ -108,3 +114,13 @@ class UnknownEndpointView(FHIRView):
         raise FHIRError.one(404, "not-supported", "this FHIR endpoint or resource type is not served (yet)")
 
     get = post = put = patch = delete = _not_supported
+
+
+@extend_schema(exclude=True)
+class NoTypeInteractionView(FHIRView):
+    """The type-level URL of a type served only by id (``Binary``: documents come in as DocumentReference, ITI-65,
+    and are read as ``Binary/{id}``): the route exists, so every method is 405 with an (empty) ``Allow`` (RFC 9110
+    §15.5.6 and §10.2.1), not the 404 of a URL that names nothing."""
+
+    def fhir_resource_type(self, request, **kwargs):
+        return kwargs.get("type")

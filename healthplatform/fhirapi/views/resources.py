@@ -26,6 +26,7 @@ from healthplatform.fhirapi.resources.bundle import SearchEntry, searchset
 from healthplatform.fhirapi.resources.bundle import history as history_bundle
 from healthplatform.fhirapi.resources.clinical import rendered
 from healthplatform.fhirapi.views.base import FHIRView
+from healthplatform.fhirapi.views.smart import token_endpoint
 from healthplatform.ingest.apply import Written, resource_create, resource_delete, resource_update
 from healthplatform.ingest.entries import Received
 from mpi.selectors import identity_ids_of_patient
@@ -478,4 +479,4 @@ class MetadataView(FHIRView):
         from healthplatform.fhirapi.resources.capability import capability_statement
 
         base = request.build_absolute_uri(reverse("fhirapi:base"))
-        return Response(capability_statement(base, request.build_absolute_uri("/oauth/token")))
+        return Response(capability_statement(base, token_endpoint(request)))
