@@ -26,7 +26,8 @@ def _transaction(resource: dict) -> dict:
 
 @pytest.mark.parametrize("resource_type", TYPES)
 @pytest.mark.parametrize(
-    "reference", [f"Patient/{uuid.uuid4()}", "Patient?identifier=urn:platform:authority:HOSP-A|NO-SUCH-MRN"]
+    "reference",
+    ["Patient/0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", "Patient?identifier=urn:platform:authority:HOSP-A|NO-SUCH-MRN"],
 )
 def test_a_create_about_an_unknown_patient_is_422_naming_the_reference(hosp, resource_type, reference):
     response = hosp.client.post(f"/fhir/{resource_type}", sample(resource_type, reference), content_type=FHIR_JSON)
@@ -36,7 +37,11 @@ def test_a_create_about_an_unknown_patient_is_422_naming_the_reference(hosp, res
 
 @pytest.mark.parametrize(
     "reference",
-    [f"Encounter/{uuid.uuid4()}", "Encounter?identifier=urn:hosp-a:encounter|NO-SUCH", "urn:uuid:" + "1" * 32],
+    [
+        "Encounter/0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6c",
+        "Encounter?identifier=urn:hosp-a:encounter|NO-SUCH",
+        "urn:uuid:" + "1" * 32,
+    ],
 )
 def test_a_reference_to_anything_unknown_is_422_in_a_single_create_and_in_a_transaction(hosp, reference):
     if reference.startswith("urn:uuid:"):
