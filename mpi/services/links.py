@@ -114,7 +114,7 @@ def contact_change_record(person_id: int, identity, replaced: dict, by: dict, *,
     )
 
 
-def person_refresh(person: Person, *, actor: str = "mpi") -> Person:
+def person_refresh(person: Person, *, actor: str = SYSTEM_ACTOR) -> Person:
     """Recomputes the golden demographics from every linked identity, by the survivorship rules above (after
     a link, an unlink, a merge or an update that changed what an identity holds)."""
     identities = list(
